@@ -1,0 +1,3 @@
+"""imagegen: serverless image generation with provider fallbacks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,139 @@
+"""Request, job and error models: the public API shapes and what the stores persist."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ProviderName = Literal["siliconflow", "huggingface", "horde", "pollinations", "placeholder"]
+PROVIDER_NAMES: tuple[str, ...] = ("siliconflow", "huggingface", "horde", "pollinations", "placeholder")
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+
+ExtraValue = str | int | float | bool
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StrictModel(BaseModel):
+    """Input model: unknown fields are rejected and types are not coerced ("1024" is not a width)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ImageRequest(StrictModel):
+    prompt: Annotated[str, Field(min_length=1, max_length=2000)]
+    negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
+    width: Annotated[int, Field(ge=64, le=2048)] = 1024
+    height: Annotated[int, Field(ge=64, le=2048)] = 1024
+    steps: Annotated[int | None, Field(ge=1, le=100)] = None
+    guidance: Annotated[float | None, Field(ge=0, le=30)] = None
+    seed: Annotated[int | None, Field(ge=0, le=4_294_967_295)] = None
+    model: Annotated[str | None, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")] = None
+    providers: Annotated[list[ProviderName] | None, Field(min_length=1, max_length=10)] = None
+    extra: Annotated[dict[str, ExtraValue] | None, Field(max_length=20)] = None
+    hedge: bool | None = None
+    on_refusal: Literal["stop", "fallback"] = "stop"
+    grounding: Literal["none", "web"] = "none"
+    webhook_url: Annotated[str | None, Field(max_length=2048, pattern=r"^https?://\S+$")] = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must contain a non-whitespace character")
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _providers_unique(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("must not name a provider twice")
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_keys(cls, value: dict[str, ExtraValue] | None) -> dict[str, ExtraValue] | None:
+        for key, item in (value or {}).items():
+            if not key or len(key) > 64:
+                raise ValueError("keys must be 1-64 characters")
+            if isinstance(item, str) and len(item) > 500:
+                raise ValueError(f"value of {key!r} is longer than 500 characters")
+        return value
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    hint: str | None = None
+    details: Any = None
+
+
+class Attempt(BaseModel):
+    """One link of the chain as it was tried (or skipped): what the provider answered, without secrets."""
+
+    provider: str
+    model: str | None = None
+    outcome: Literal["succeeded", "failed", "skipped", "retried", "pending", "canceled"]
+    error_class: str | None = None
+    status_code: int | None = None
+    message: str | None = None
+    dropped_params: list[str] = Field(default_factory=list)
+    latency_ms: int | None = None
+
+
+class ImageInfo(BaseModel):
+    url: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+
+class Job(BaseModel):
+    """The job as a client sees it."""
+
+    id: str
+    status: JobStatus
+    request: ImageRequest
+    batch_id: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    image: ImageInfo | None = None
+    error: ErrorInfo | None = None
+    warnings: list[str] = Field(default_factory=list)
+    grounding: dict[str, Any] | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class JobRecord(Job):
+    """The job as the store keeps it: the public job plus worker bookkeeping that never leaves the service."""
+
+    user_id: str
+    lease_token: str | None = None
+    lease_until: datetime | None = None
+    deliveries: int = 0
+    chain_state: dict[str, Any] = Field(default_factory=dict)
+    image_key: str | None = None
+    request_hash: str | None = None
+
+    def public(self) -> Job:
+        return Job.model_validate(self.model_dump(include=set(Job.model_fields)))
+
+
+class JobPage(BaseModel):
+    items: list[Job]
+    next_cursor: str | None = None
