@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("imagegen.local")
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagegen", description="imagegen command line")
@@ -72,7 +70,9 @@ def _configure_logging(verbose: bool) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("imagegen.local").setLevel(logging.DEBUG if verbose else logging.INFO)
+    from imagegen.local.logs import LOGGER_NAME
+
+    logging.getLogger(LOGGER_NAME).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _local(args: argparse.Namespace) -> int:
@@ -123,7 +123,6 @@ def _local_invoke(args: argparse.Namespace) -> int:
         serve_http=False,
         run_workers=False,
         run_schedules=False,
-        issue_tokens=False,
     )
     # Handlers log to stdout (Powertools does); keep stdout for the result alone, as `sam local invoke` does.
     with contextlib.redirect_stdout(sys.stderr):
@@ -138,18 +137,26 @@ def _local_invoke(args: argparse.Namespace) -> int:
         except LocalStackError as exc:
             print(f"imagegen local invoke: {exc}", file=sys.stderr)
             return 1
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported, as Lambda reports an invocation error
             # The shape Lambda reports an invocation error in.
             result = {
                 "errorMessage": str(exc),
                 "errorType": type(exc).__name__,
-                "stackTrace": traceback.format_tb(exc.__traceback__),
+                "stackTrace": _handler_frames(exc),
             }
             status = 1
         finally:
             stack.stop()
     print(json.dumps(result), file=stdout, flush=True)
     return status
+
+
+def _handler_frames(exc: BaseException) -> list[str]:
+    """The traceback from the handler down, without the local stack's own frames (Lambda shows no runtime frames)."""
+    local_package = str(Path(__file__).resolve().parent / "local")
+    frames = traceback.extract_tb(exc.__traceback__)
+    kept = [frame for frame in frames if not frame.filename.startswith(local_package) and frame.filename != __file__]
+    return traceback.format_list(kept)
 
 
 def _tokens_create(args: argparse.Namespace) -> int:

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from imagegen.local.logs import LOGGER_NAME
 from imagegen.local.spec import ApiSpec, AuthorizerSpec, RouteSpec
 
-log = logging.getLogger("imagegen.local")
+log = logging.getLogger(LOGGER_NAME)
 
 Invoke = Callable[[str, Any], Any]  # (function logical id, event) -> result; raises on invocation errors
 

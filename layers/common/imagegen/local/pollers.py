@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from imagegen.local.logs import LOGGER_NAME
 from imagegen.local.spec import ScheduleSpec, SqsSourceSpec
 
-log = logging.getLogger("imagegen.local")
+log = logging.getLogger(LOGGER_NAME)
 
 Invoke = Callable[[str, Any], Any]
 

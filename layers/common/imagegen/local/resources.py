@@ -15,8 +15,9 @@ from typing import Any
 import boto3
 
 from imagegen.local.cfn import Context, Physical, Resolver, TemplateError, references, scalar_string
+from imagegen.local.logs import LOGGER_NAME
 
-log = logging.getLogger("imagegen.local")
+log = logging.getLogger(LOGGER_NAME)
 
 
 @dataclass(frozen=True)

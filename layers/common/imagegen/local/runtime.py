@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from imagegen.local.logs import LOGGER_NAME
 from imagegen.local.spec import FunctionSpec
 
-log = logging.getLogger("imagegen.local")
+log = logging.getLogger(LOGGER_NAME)
 
 _module_counter = itertools.count(1)
 
@@ -52,7 +53,6 @@ class _Container:
 
     module_name: str
     handler: Callable[[Any, Any], Any]
-    invocations: int = 0
 
 
 @dataclass
@@ -64,6 +64,7 @@ class LocalFunction:
     _idle: list[_Container] = field(default_factory=list)
     _all: list[_Container] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _invocations: int = 0
 
     def invoke(self, event: Any, *, request_id: str | None = None) -> Any:
         """Runs the handler on event and returns its result; its exceptions propagate, as an invocation error."""
@@ -79,7 +80,6 @@ class LocalFunction:
             deadline=started + self.spec.timeout,
         )
         try:
-            container.invocations += 1
             result = container.handler(event, context)
         finally:
             self._checkin(container)
@@ -92,7 +92,12 @@ class LocalFunction:
 
     @property
     def containers(self) -> int:
+        """Execution environments created so far (each one was a cold start)."""
         return len(self._all)
+
+    @property
+    def invocations(self) -> int:
+        return self._invocations
 
     def close(self) -> None:
         with self._lock:
@@ -103,6 +108,7 @@ class LocalFunction:
 
     def _checkout(self) -> _Container:
         with self._lock:
+            self._invocations += 1
             if self._idle:
                 return self._idle.pop()
         # Load outside the lock: a cold start must not hold up warm containers being returned.

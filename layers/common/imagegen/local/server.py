@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from imagegen.local.gateway import MAX_PAYLOAD_BYTES, Gateway, HttpRequest, HttpResponse
+from imagegen.local.logs import LOGGER_NAME
 
-log = logging.getLogger("imagegen.local")
+log = logging.getLogger(LOGGER_NAME)
 
 
 class _BodyTooLarge(Exception):
@@ -132,7 +133,10 @@ class GatewayHttpServer(ThreadingHTTPServer):
                 self._connections.discard(connection)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="imagegen-local-http", daemon=True)
+        # A short poll interval makes shutdown() return quickly (the default waits up to 0.5 s).
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="imagegen-local-http", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

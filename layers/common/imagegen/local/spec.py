@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from imagegen.local.cfn import Context, Physical, Resolver, TemplateError, scalar_string
+from imagegen.local.logs import LOGGER_NAME
 
-log = logging.getLogger("imagegen.local")
+log = logging.getLogger(LOGGER_NAME)
 
 IMPLICIT_API = "ServerlessRestApi"  # the API SAM creates for Api events without a RestApiId
 FUNCTION_TYPES = ("AWS::Serverless::Function",)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import secrets
+import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -15,13 +17,14 @@ from typing import Any
 
 from imagegen.local.cfn import Context, Physical, TemplateError, evaluate_conditions, load_template, parameter_values
 from imagegen.local.gateway import Gateway
+from imagegen.local.logs import LOGGER_NAME
 from imagegen.local.pollers import QueuePoller, ScheduleRunner, rate_seconds
 from imagegen.local.resources import Clients, Settings, active_resources, create_resources
 from imagegen.local.runtime import LocalFunction
 from imagegen.local.server import GatewayHttpServer
 from imagegen.local.spec import StackSpec, build_spec
 
-log = logging.getLogger("imagegen.local")
+log = logging.getLogger(LOGGER_NAME)
 
 # Settings of the local stack itself (read from env_overrides, then the process environment).
 TOKENS_VAR = "IMAGEGEN_LOCAL_TOKENS"
@@ -50,6 +53,13 @@ def issue_with_token_store(table_name: str, dynamodb: Any, user_id: str, token: 
     from imagegen.adapters.tokens import TokenStore
 
     return TokenStore(table_name, dynamodb).issue(user_id, token)
+
+
+def _forget_service_caches() -> None:
+    # imagegen.wiring caches settings and clients per process, read from the environment this stack changes.
+    from imagegen import wiring
+
+    wiring.reset()
 
 
 def parse_tokens(spec: str) -> dict[str, str]:
@@ -156,6 +166,7 @@ class LocalStack:
         self.resources = context.resources
         self.spec = build_spec(template, active_resources(template, context), context, self.root)
         self._apply_function_environment()
+        _forget_service_caches()
         for path in dict.fromkeys(path for function in self.spec.functions.values() for path in function.layer_dirs):
             if str(path) not in sys.path:
                 sys.path.append(str(path))
@@ -200,11 +211,7 @@ class LocalStack:
         for function in self.functions.values():
             function.close()
         if self._moto is not None:
-            self._moto.stop()
-            # ThreadedMotoServer.stop() shuts the server down but leaves its socket open.
-            server = getattr(self._moto, "_server", None)
-            if server is not None:
-                server.server_close()
+            self._stop_emulator()
             self._moto = None
         for path in self._added_paths:
             if path in sys.path:
@@ -217,6 +224,7 @@ class LocalStack:
             os.environ.clear()
             os.environ.update(self._saved_env)
             self._saved_env = None
+            _forget_service_caches()
 
     # What tests and the CLI use
 
@@ -308,6 +316,20 @@ class LocalStack:
             if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
                 del os.environ[name]
         os.environ.update(aws)
+
+    def _stop_emulator(self) -> None:
+        host, port = self._moto.get_host_and_port()
+        stopper = threading.Thread(target=self._moto.stop, name="imagegen-local-moto-stop")
+        stopper.start()
+        # The emulator's server checks for shutdown between polls of 0.5 s; a connection attempt wakes it now.
+        while stopper.is_alive():
+            with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+                pass
+            stopper.join(0.05)
+        # ThreadedMotoServer.stop() leaves the listening socket open.
+        server = getattr(self._moto, "_server", None)
+        if server is not None:
+            server.server_close()
 
     def _apply_function_environment(self) -> None:
         template_env: dict[str, str] = {}
