@@ -352,13 +352,17 @@ class Gateway:
 
     def _integrate(self, route: _Route, event: dict[str, Any]) -> HttpResponse:
         started = time.monotonic()
+        failure: GatewayError | None = None
         try:
             result = self.invoke(route.spec.function, event)
         except Exception as exc:  # a function error is a 502, as in API Gateway
             log.error("%s failed: %s", route.spec.function, type(exc).__name__, exc_info=exc)
-            raise GatewayError("INTEGRATION_FAILURE") from exc
+            failure = GatewayError("INTEGRATION_FAILURE")
+        # API Gateway stops waiting at 29 s, whatever the function does afterwards.
         if time.monotonic() - started > INTEGRATION_TIMEOUT_SECONDS:
             raise GatewayError("INTEGRATION_TIMEOUT")
+        if failure is not None:
+            raise failure
         return _proxy_response(route.spec.function, result)
 
     def _gateway_response(self, api: ApiSpec | None, response_type: str, request_id: str) -> HttpResponse:
