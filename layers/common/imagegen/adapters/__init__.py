@@ -1,0 +1,1 @@
+"""Adapters: the AWS and HTTP implementations of the ports the domain declares."""
