@@ -455,3 +455,14 @@ def test_given_a_name_the_certificate_does_not_cover_when_fetched_over_tls_then_
         {"host": "other.blob.core.windows.net", "reason": "ConnectError"},
     )
     assert storage.request_count == 0
+
+
+def test_given_the_media_bucket_is_missing_when_a_large_body_is_proxied_then_503_and_the_upstream_was_read_once(
+    proxy: Proxy, storage: StorageDouble
+) -> None:
+    proxy.configure(BUCKET_NAME="imagegen-media-does-not-exist")
+    storage.put("big.png", size=12 * MiB)
+    answer = proxy.get(storage.url("big.png"))
+    assert answer.status == 503
+    assert answer.error == {"code": "service_unavailable", "message": "the media cache is unavailable"}
+    assert storage.request_count == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ class MediaCachePort(Protocol):
 
     def presigned_url(self, key: str, ttl_seconds: int) -> str: ...
 
-    def store(self, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+    def store(self, key: str, chunks: Iterable[bytes | bytearray], content_type: str) -> int:
         """Copy the chunks to `key` without holding the whole body; returns the byte count."""
         ...
 
@@ -96,21 +95,30 @@ class MediaProxy:
         if self._cache.exists(key):
             return CachedMedia(location=self._cache.presigned_url(key, self._ttl), key=key, from_cache=True)
         with self._source.stream(url) as body:
-            chunks = body.iter_bytes()
+            source = body.iter_bytes()
+            chunks: Iterator[bytes | bytearray] = source
             if body.content_length is None or body.content_length <= self._inline_max:
-                head, overflowed = _read_up_to(chunks, self._inline_max)
+                head, overflowed = _read_up_to(source, self._inline_max)
                 if not overflowed:
-                    return InlineMedia(content_type=body.content_type, data=head)
-                chunks = itertools.chain((head,), chunks)
+                    return InlineMedia(content_type=body.content_type, data=bytes(head))
+                chunks = _prepend(head, source)
+                del head  # the copy must not pin the first 4 MiB for the whole upload
             self._cache.store(key, chunks, body.content_type)
         return CachedMedia(location=self._cache.presigned_url(key, self._ttl), key=key, from_cache=False)
 
 
-def _read_up_to(chunks: Iterator[bytes], limit: int) -> tuple[bytes, bool]:
+def _read_up_to(chunks: Iterator[bytes], limit: int) -> tuple[bytearray, bool]:
     """Read until the body ends or passes `limit`; the bytes read and whether it passed."""
     buffer = bytearray()
     for chunk in chunks:
         buffer += chunk
         if len(buffer) > limit:
-            return bytes(buffer), True
-    return bytes(buffer), False
+            return buffer, True
+    return buffer, False
+
+
+def _prepend(first: bytearray, rest: Iterator[bytes]) -> Iterator[bytes | bytearray]:
+    held = [first]
+    del first  # only `held` refers to it, and it lets go once the consumer has it
+    yield held.pop()
+    yield from rest
