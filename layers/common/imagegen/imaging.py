@@ -37,7 +37,7 @@ def _dhash(image: object) -> str:
 
     assert isinstance(image, Image.Image)
     small = image.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-    pixels = list(small.getdata())
+    pixels = small.tobytes()  # mode "L": one byte per pixel
     bits = 0
     for row in range(8):
         for col in range(8):
