@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 
 import pytest
+from imagegen.imaging import InvalidImage, dhash_bytes, validate_image
 from PIL import Image
 
-from imagegen.imaging import InvalidImage, dhash_bytes, validate_image
 from tests.doubles.images import blank, branded_placeholder, picture
 
 

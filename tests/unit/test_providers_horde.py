@@ -6,12 +6,11 @@ import json
 
 import httpx
 import pytest
-from pydantic import SecretStr
-
 from imagegen.models import ImageRequest
 from imagegen.providers import horde
 from imagegen.providers.base import AsyncStatus, AsyncSubmitted, FallThrough, ImageBase64, Refused, ResultUrl
 from imagegen.providers.config import HordeSettings
+from pydantic import SecretStr
 
 SETTINGS = HordeSettings(client_agent="imagegen:0.1.0:ops@example.invalid")
 KEYED = HordeSettings(api_key=SecretStr("horde-unit-SECRET"), client_agent="imagegen:0.1.0:ops@example.invalid")

@@ -6,12 +6,11 @@ import json
 
 import httpx
 import pytest
-from pydantic import SecretStr, ValidationError
-
 from imagegen.models import ImageRequest
 from imagegen.providers import huggingface
 from imagegen.providers.base import FallThrough, ImageBytes, RetrySameLink
 from imagegen.providers.config import HuggingFaceSettings
+from pydantic import SecretStr, ValidationError
 
 TOKEN = "hf_unitSECRET"
 SETTINGS = HuggingFaceSettings(api_key=SecretStr(TOKEN))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from pydantic import SecretStr
-
 from imagegen.models import ImageRequest
 from imagegen.providers import pollinations
 from imagegen.providers.base import FallThrough, ImageBytes
 from imagegen.providers.config import PollinationsSettings, ProvidersSettings
+from pydantic import SecretStr
 
 LEGACY = ProvidersSettings.from_environ({}).pollinations
 KEYED = ProvidersSettings.from_environ({"POLLINATIONS_API_KEY": "sk_unitSECRET"}).pollinations

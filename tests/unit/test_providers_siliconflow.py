@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from pydantic import SecretStr
-
 from imagegen.models import ImageRequest
 from imagegen.providers import siliconflow
 from imagegen.providers.base import FallThrough, ResultUrl, RetrySameLink
 from imagegen.providers.config import SiliconFlowSettings
+from pydantic import SecretStr
 
 KEY = "sk-unit-SECRET-1"
 SETTINGS = SiliconFlowSettings(api_key=SecretStr(KEY), base_url="https://api.siliconflow.com/v1")
