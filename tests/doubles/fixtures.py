@@ -13,16 +13,10 @@ import pytest
 from tests.doubles.fetcher import PlainFetcher
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import HuggingFaceDouble
+from tests.doubles.keys import HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
 from tests.doubles.pollinations import PollinationsDouble
 from tests.doubles.signed_storage import SignedStorageDouble
 from tests.doubles.siliconflow import SiliconFlowDouble
-
-# Distinct, greppable keys: a test fails if any of them shows up where it must not.
-SF_KEY = "sk-sfSECRETkey0000000000000000000001"
-HF_TOKEN = "hf_SECRETtoken00000000000000000000002"
-HORDE_KEY = "hordeSECRETkey0003"
-POLLINATIONS_KEY = "sk_pollSECRETkey0004"
-ALL_KEYS = (SF_KEY, HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY)
 
 
 @pytest.fixture

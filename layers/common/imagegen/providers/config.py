@@ -237,6 +237,11 @@ class ProvidersSettings(_Settings):
         put(chain, "breaker_cooldown_s", "IMAGEGEN_BREAKER_COOLDOWN_S")
         put(chain, "placeholder_hashes", "IMAGEGEN_PLACEHOLDER_HASHES", csv)
 
+        hedge_delay = get("IMAGEGEN_HEDGE_DELAY_S")
+        if hedge_delay is not None:
+            for section in (sf, hf, horde, poll):
+                section["hedge_delay_s"] = hedge_delay
+
         return cls(
             siliconflow=SiliconFlowSettings(**sf),
             huggingface=HuggingFaceSettings(**hf),
