@@ -48,7 +48,7 @@ def render(plan: ProviderPlan) -> ImageBytes:
     for i in range(6):
         b = digest[6 + i * 4 : 10 + i * 4]
         cx, cy = b[0] * width // 255, b[1] * height // 255
-        r = max(4, b[2] * min(width, height) // 512)
+        r = max(4, b[2] * min(width, height) // 1024)
         colour = (b[3], 255 - b[0], b[1] ^ b[2])
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour, outline=(255, 255, 255))
     font_size = max(10, min(width, height) // 20)
