@@ -1,0 +1,27 @@
+"""Worker function: SQS batches of job messages, with partial batch failures reported."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from imagegen import wiring
+
+logger = Logger()
+# Report every failed record, even when all failed, instead of raising: SQS redelivers exactly those.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    wiring.worker().handle(
+        record.body,
+        receive_count=int(record.attributes.approximate_receive_count),
+        remaining_seconds=lambda_context.get_remaining_time_in_millis() / 1000,
+    )
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,40 @@
+"""The jobs queue: one message per unit of work, small JSON bodies the worker dispatches on `kind`."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+
+# SQS caps DelaySeconds at 15 minutes.
+MAX_DELAY_SECONDS = 900
+
+
+class JobQueue:
+    def __init__(self, queue_url: str, client: SQSClient) -> None:
+        self._url = queue_url
+        self._client = client
+
+    def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None:
+        self._client.send_message(
+            QueueUrl=self._url,
+            MessageBody=json.dumps(message, separators=(",", ":")),
+            DelaySeconds=max(0, min(delay_seconds, MAX_DELAY_SECONDS)),
+        )
+
+    def send_many(self, messages: list[dict[str, Any]]) -> None:
+        """Send in batches of ten (the SQS limit); a partial failure raises so nothing is silently lost."""
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            answer = self._client.send_message_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(index), "MessageBody": json.dumps(message, separators=(",", ":"))}
+                    for index, message in enumerate(chunk)
+                ],
+            )
+            failed = answer.get("Failed", [])
+            if failed:
+                raise RuntimeError(f"SQS refused {len(failed)} of {len(chunk)} messages: {failed[0].get('Code')}")

@@ -1,0 +1,332 @@
+"""Jobs in DynamoDB: one item per job, every state change a conditional write."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from imagegen.errors import BadRequest, Conflict, NotFound
+from imagegen.models import JobPage, JobRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+# Nested fields are stored as JSON strings: they are only ever read whole, and it keeps floats out of DynamoDB.
+_JSON_FIELDS = ("request", "attempts", "image", "error", "warnings", "chain_state", "grounding")
+_TIME_FIELDS = ("created_at", "started_at", "completed_at", "lease_until")
+_PLAIN_FIELDS = ("id", "status", "batch_id", "provider", "model", "user_id", "lease_token", "image_key", "request_hash")
+# Non-terminal jobs carry these, so the sweeper finds stuck jobs with one query on the `gsi1` index.
+ACTIVE_PARTITION = "ACTIVE"
+
+
+class ClaimRefused(Exception):
+    """The job cannot be claimed now; `job` says why (terminal, or another worker holds a live lease)."""
+
+    def __init__(self, job: JobRecord) -> None:
+        super().__init__(job.status)
+        self.job = job
+
+
+class LeaseLost(Exception):
+    """A write conditioned on our lease failed: the job was canceled or another worker took it over."""
+
+
+def _epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _job_key(user_id: str, job_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"JOB#{job_id}"}}
+
+
+def _active_sort_key(due: datetime, job_id: str) -> str:
+    return f"{_epoch(due):012d}#{job_id}"
+
+
+def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
+    data = record.model_dump(mode="json")
+    item: dict[str, Any] = _job_key(record.user_id, record.id)
+    for name in _PLAIN_FIELDS:
+        if data.get(name) is not None:
+            item[name] = {"S": str(data[name])}
+    for name in _TIME_FIELDS:
+        if data.get(name) is not None:
+            item[name] = {"S": data[name]}
+    for name in _JSON_FIELDS:
+        item[name] = {"S": json.dumps(data.get(name))}
+    item["deliveries"] = {"N": str(record.deliveries)}
+    if record.lease_until is not None:
+        item["lease_epoch"] = {"N": str(_epoch(record.lease_until))}
+    item["expires_at"] = {"N": str(_epoch(record.created_at) + ttl_seconds)}
+    if not record.terminal:
+        item["gsi1pk"] = {"S": ACTIVE_PARTITION}
+        item["gsi1sk"] = {"S": _active_sort_key(record.lease_until or record.created_at, record.id)}
+    return item
+
+
+def from_item(item: dict[str, Any]) -> JobRecord:
+    data: dict[str, Any] = {}
+    for name in (*_PLAIN_FIELDS, *_TIME_FIELDS):
+        if name in item:
+            data[name] = item[name]["S"]
+    for name in _JSON_FIELDS:
+        if name in item:
+            value = json.loads(item[name]["S"])
+            if value is not None:
+                data[name] = value
+    data["deliveries"] = int(item.get("deliveries", {"N": "0"})["N"])
+    return JobRecord.model_validate(data)
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class JobStore:
+    def __init__(self, table_name: str, client: DynamoDBClient, *, ttl_seconds: int) -> None:
+        self._table = table_name
+        self._client = client
+        self._ttl = ttl_seconds
+
+    def create(self, record: JobRecord, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
+        """Write a new job; with an idempotency key, a second create (even a racing one) returns the first job."""
+        put_job = {
+            "Put": {
+                "TableName": self._table,
+                "Item": to_item(record, self._ttl),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        if idempotency_key is None:
+            self._client.transact_write_items(TransactItems=[put_job])  # type: ignore[list-item]
+            return record, True
+        marker = {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    "pk": {"S": f"USER#{record.user_id}"},
+                    "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"},
+                    "job_id": {"S": record.id},
+                    "request_hash": {"S": record.request_hash or ""},
+                    "expires_at": {"N": str(_epoch(record.created_at) + self._ttl)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        try:
+            self._client.transact_write_items(TransactItems=[put_job, marker])  # type: ignore[list-item]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            return self._replay(record.user_id, idempotency_key, record.request_hash), False
+        return record, True
+
+    def _replay(self, user_id: str, idempotency_key: str, request_hash: str | None) -> JobRecord:
+        found = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"}},
+            ConsistentRead=True,
+        ).get("Item")
+        if found is None:  # the marker expired between the failed write and this read: a rare, retryable race
+            raise Conflict("Idempotency-Key is being reused; retry the request", hint="retry with the same key")
+        if found.get("request_hash", {}).get("S") != (request_hash or ""):
+            raise Conflict(
+                "Idempotency-Key was already used with a different request body",
+                hint="use a new Idempotency-Key for a different request",
+                details={"field": "Idempotency-Key"},
+            )
+        return self.get(user_id, found["job_id"]["S"])
+
+    def get(self, user_id: str, job_id: str) -> JobRecord:
+        item = self._client.get_item(TableName=self._table, Key=_job_key(user_id, job_id), ConsistentRead=True).get(
+            "Item"
+        )
+        if item is None:
+            raise NotFound(f"no image job with id {job_id}")
+        return from_item(item)
+
+    def list(self, user_id: str, limit: int, cursor: str | None) -> JobPage:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": f"USER#{user_id}"}, ":prefix": {"S": "JOB#"}},
+            "ScanIndexForward": False,  # ids sort by creation time, so this is newest first
+            "Limit": limit,
+        }
+        if cursor:
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, user_id)
+        answer = self._client.query(**query)
+        last = answer.get("LastEvaluatedKey")
+        return JobPage(
+            items=[from_item(item).public() for item in answer.get("Items", [])],
+            next_cursor=_encode_cursor(last) if last else None,
+        )
+
+    def claim(self, user_id: str, job_id: str, *, now: datetime, lease_seconds: int) -> JobRecord:
+        """queued → running (or take over a running job whose lease expired) under a fresh lease token."""
+        lease_until = datetime.fromtimestamp(_epoch(now) + lease_seconds, UTC)
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(user_id, job_id),
+                UpdateExpression=(
+                    "SET #status = :running, lease_token = :token, lease_until = :until, lease_epoch = :until_epoch,"
+                    " started_at = if_not_exists(started_at, :now), gsi1sk = :gsi1sk ADD deliveries :one"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (#status = :queued OR (#status = :running AND lease_epoch <= :now_epoch))"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":running": {"S": "running"},
+                    ":queued": {"S": "queued"},
+                    ":token": {"S": uuid.uuid4().hex},
+                    ":until": {"S": lease_until.isoformat()},
+                    ":until_epoch": {"N": str(_epoch(lease_until))},
+                    ":now": {"S": now.isoformat()},
+                    ":now_epoch": {"N": str(_epoch(now))},
+                    ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
+                    ":one": {"N": "1"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            raise ClaimRefused(self.get(user_id, job_id)) from error
+        return from_item(answer["Attributes"])
+
+    def claim_check(
+        self, user_id: str, job_id: str, check_token: str, *, now: datetime, lease_seconds: int
+    ) -> JobRecord:
+        """Take a job left pending by an async provider, if `check_token` is still the one it was left with."""
+        lease_until = datetime.fromtimestamp(_epoch(now) + lease_seconds, UTC)
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(user_id, job_id),
+                UpdateExpression=(
+                    "SET lease_token = :token, lease_until = :until, lease_epoch = :until_epoch, gsi1sk = :gsi1sk"
+                    " ADD deliveries :one"
+                ),
+                ConditionExpression="#status = :running AND lease_token = :check",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":running": {"S": "running"},
+                    ":check": {"S": check_token},
+                    ":token": {"S": uuid.uuid4().hex},
+                    ":until": {"S": lease_until.isoformat()},
+                    ":until_epoch": {"N": str(_epoch(lease_until))},
+                    ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
+                    ":one": {"N": "1"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            raise ClaimRefused(self.get(user_id, job_id)) from error
+        return from_item(answer["Attributes"])
+
+    def finish(self, job: JobRecord, lease_token: str) -> JobRecord:
+        """Write a terminal job (succeeded or failed), only while we still hold the lease."""
+        if not job.terminal:
+            raise ValueError("finish() takes a terminal job")
+        return self._replace(job, "#status = :running AND lease_token = :lease", lease_token)
+
+    def park(self, job: JobRecord, lease_token: str) -> JobRecord:
+        """Save a running job's progress (async provider pending) under the job's new lease token."""
+        return self._replace(job, "#status = :running AND lease_token = :lease", lease_token)
+
+    def release(self, user_id: str, job_id: str, lease_token: str, *, now: datetime) -> None:
+        """Give the lease back so a redelivery can claim at once (used when a delivery fails)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(user_id, job_id),
+                UpdateExpression="SET lease_epoch = :now_epoch, lease_until = :now, gsi1sk = :gsi1sk",
+                ConditionExpression="#status = :running AND lease_token = :lease",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":running": {"S": "running"},
+                    ":lease": {"S": lease_token},
+                    ":now": {"S": now.isoformat()},
+                    ":now_epoch": {"N": str(_epoch(now))},
+                    ":gsi1sk": {"S": _active_sort_key(now, job_id)},
+                },
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            # Someone else already moved the job on (canceled, or took it over): nothing of ours to release.
+
+    def cancel(self, user_id: str, job_id: str, *, now: datetime) -> JobRecord:
+        """queued|running → canceled; canceling a canceled job returns it (idempotent)."""
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(user_id, job_id),
+                UpdateExpression="SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
+                ConditionExpression="#status IN (:queued, :running)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":canceled": {"S": "canceled"},
+                    ":queued": {"S": "queued"},
+                    ":running": {"S": "running"},
+                    ":now": {"S": now.isoformat()},
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            current = self.get(user_id, job_id)
+            if current.status == "canceled":
+                return current
+            raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled") from error
+        # The old image carries the chain state the caller needs to cancel a remote request.
+        before = from_item(answer["Attributes"])
+        return before.model_copy(update={"status": "canceled", "completed_at": now, "lease_token": None})
+
+    def _replace(self, job: JobRecord, condition: str, lease_token: str) -> JobRecord:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_item(job, self._ttl),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":running": {"S": "running"}, ":lease": {"S": lease_token}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            raise LeaseLost(job.id) from error
+        return job
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
+    bad = BadRequest("cursor is not valid", hint="pass next_cursor from a previous page", details={"field": "cursor"})
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise bad from error
+    # A cursor is only ever a key of the caller's own partition; anything else is forged.
+    if (
+        not isinstance(key, dict)
+        or set(key) != {"pk", "sk"}
+        or key.get("pk") != {"S": f"USER#{user_id}"}
+        or not isinstance(key.get("sk"), dict)
+        or not str(key["sk"].get("S", "")).startswith("JOB#")
+    ):
+        raise bad
+    return key

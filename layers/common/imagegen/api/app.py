@@ -1,0 +1,93 @@
+"""The API resolver: routers, error mapping, OpenAPI, and the request-size guard."""
+
+from __future__ import annotations
+
+import base64
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from imagegen import __version__
+from imagegen.api import errors, images
+from imagegen.errors import ImagegenError
+
+MAX_BODY_BYTES = 64 * 1024
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(images.router)
+app.enable_swagger(
+    path="/docs",
+    title="imagegen",
+    version=__version__,
+    description="Image generation with provider fallbacks. Every route but /v1/health, /openapi.json and /docs "
+    "needs `Authorization: Bearer <api token>`.",
+    security_schemes={"bearer": HTTPBearer(description="An imagegen API token")},
+    security=[{"bearer": []}],
+)
+
+
+@app.get("/v1/health", summary="Liveness", security=[])
+def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@app.get("/openapi.json", summary="This API's OpenAPI 3.1 document", security=[], include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=app.get_openapi_json_schema(title="imagegen", version=__version__),
+    )
+
+
+@app.exception_handler(ImagegenError)
+def _domain_error(error: ImagegenError) -> Response[Any]:
+    return errors.from_domain(error)
+
+
+@app.exception_handler(RequestValidationError)
+def _validation_error(error: RequestValidationError) -> Response[Any]:
+    return errors.from_validation(error.errors())
+
+
+@app.not_found
+def _not_found(_: NotFoundError) -> Response[Any]:
+    event = app.current_event
+    return errors.error_response(404, "not_found", f"no route {event.http_method} {event.path}")
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response[Any]:
+    return errors.unexpected(error)
+
+
+def _body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(base64.b64decode(body, validate=False))
+    return len(body.encode())
+
+
+def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if _body_size(event) > MAX_BODY_BYTES:
+        # Refused before routing: nothing this large is parsed, validated or logged.
+        body = {
+            "error": {
+                "code": "payload_too_large",
+                "message": f"body: the request body is larger than {MAX_BODY_BYTES // 1024} KB",
+                "details": [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
+            }
+        }
+        return {
+            "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": json.dumps(body),
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)

@@ -1,0 +1,72 @@
+"""Every error the API answers, in one shape: {"error": {"code", "message", "hint"?, "details"?}}."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+from imagegen.errors import ImagegenError
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    hint: str | None = None,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if hint:
+        error["hint"] = hint
+    if details is not None:
+        error["details"] = details
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": error}, headers=headers
+    )
+
+
+def from_domain(error: ImagegenError) -> Response[Any]:
+    return error_response(error.status, error.code, error.message, hint=error.hint, details=error.details)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    # loc is ("body", "prompt") or ("query", "limit") or ("body", "extra", "lora"): name the field the client sent.
+    parts = [str(part) for part in loc[1:] if not isinstance(part, int) or loc[0] != "body" or len(loc) > 2]
+    return ".".join(parts) or str(loc[0])
+
+
+def from_validation(errors: Sequence[dict[str, Any]]) -> Response[Any]:
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return error_response(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_json",
+            "body: the request body is not valid JSON",
+            hint="send a JSON object with Content-Type: application/json",
+            details=[{"field": "body", "message": "not valid JSON"}],
+        )
+    fields = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") == "missing" and loc == ("body",):
+            fields.append({"field": "body", "message": "a JSON object is required"})
+            continue
+        message = str(error.get("msg", "is not valid"))
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        fields.append({"field": _field(loc), "message": message})
+    summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields[:5])
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", summary, details=fields)
+
+
+def unexpected(error: Exception) -> Response[Any]:
+    # Never echo str(error): it may carry internals. The log has the stack; the client gets the request id.
+    logger.exception("unhandled error")
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "something went wrong on our side")

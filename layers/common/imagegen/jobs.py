@@ -1,0 +1,123 @@
+"""Creating, reading, waiting on, canceling and retrying jobs: what the API routes call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from imagegen.adapters.job_store import JobStore
+from imagegen.errors import BadRequest, Conflict
+from imagegen.ids import new_id
+from imagegen.models import ImageRequest, Job, JobPage, JobRecord, utcnow
+
+logger = logging.getLogger(__name__)
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+WAIT_POLL_SECONDS = 0.5
+
+
+class Queue(Protocol):
+    def send(self, message: dict[str, object], *, delay_seconds: int = 0) -> None: ...
+
+
+class Presigner(Protocol):
+    def presigned_url(self, key: str, expires_in: int) -> str: ...
+
+
+def request_hash(request: ImageRequest) -> str:
+    canonical = json.dumps(request.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        queue: Queue,
+        images: Presigner,
+        *,
+        content_url_seconds: int = 300,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._images = images
+        self._content_url_seconds = content_url_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    def create(self, user_id: str, request: ImageRequest, idempotency_key: str | None = None) -> tuple[Job, bool]:
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise BadRequest(
+                "Idempotency-Key must be 1-255 printable ASCII characters without spaces",
+                details={"field": "Idempotency-Key"},
+            )
+        record = JobRecord(
+            id=new_id("img"),
+            status="queued",
+            request=request,
+            user_id=user_id,
+            created_at=self._clock(),
+            request_hash=request_hash(request),
+        )
+        stored, created = self._store.create(record, idempotency_key)
+        if created:
+            self._enqueue(stored)
+        return stored.public(), created
+
+    def _enqueue(self, job: JobRecord) -> None:
+        # The job is already durable; if SQS refuses, the sweeper re-enqueues jobs left queued too long.
+        try:
+            self._queue.send({"kind": "generate", "user_id": job.user_id, "job_id": job.id})
+        except Exception:
+            logger.exception("could not enqueue job %s; the sweeper will pick it up", job.id)
+
+    def get(self, user_id: str, job_id: str) -> Job:
+        return self._store.get(user_id, job_id).public()
+
+    def wait(self, user_id: str, job_id: str, seconds: float) -> Job:
+        """The job once it is terminal, or as it is after `seconds`."""
+        deadline = self._monotonic() + seconds
+        job = self.get(user_id, job_id)
+        while not job.terminal and self._monotonic() + WAIT_POLL_SECONDS <= deadline:
+            self._sleep(WAIT_POLL_SECONDS)
+            job = self.get(user_id, job_id)
+        return job
+
+    def list(self, user_id: str, limit: int, cursor: str | None) -> JobPage:
+        return self._store.list(user_id, limit, cursor)
+
+    def content_url(self, user_id: str, job_id: str) -> str:
+        job = self._store.get(user_id, job_id)
+        if job.status != "succeeded" or not job.image_key:
+            raise Conflict(
+                f"job {job_id} is {job.status}; its image is available once it has succeeded",
+                hint="poll GET /v1/images/{id} until status is succeeded",
+            )
+        return self._images.presigned_url(job.image_key, self._content_url_seconds)
+
+    def cancel(self, user_id: str, job_id: str) -> Job:
+        job = self._store.cancel(user_id, job_id, now=self._clock())
+        if job.chain_state:
+            # A provider may still be working on it (async); the worker cancels the remote request.
+            try:
+                self._queue.send({"kind": "cancel", "user_id": user_id, "job_id": job_id})
+            except Exception:
+                logger.exception("could not queue remote cancel for job %s", job_id)
+        return job.public()
+
+    def retry(self, user_id: str, job_id: str) -> Job:
+        job = self._store.get(user_id, job_id)
+        if not job.terminal:
+            raise Conflict(f"job {job_id} is {job.status}; only a finished job can be retried")
+        new, _ = self.create(user_id, job.request)
+        return new

@@ -1,0 +1,42 @@
+"""One settings model per function, read from the environment once at cold start."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+
+class FunctionSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    table_name: str = Field(min_length=1)
+    aws_region: str = Field("us-east-1", validation_alias=AliasChoices("aws_region", "aws_default_region"))
+    # Set only locally (the embedded emulator) and in tests; in AWS, boto3 finds the real endpoints.
+    aws_endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        return cls.model_validate({key.lower(): value for key, value in environ.items() if value != ""})
+
+
+class AuthorizerSettings(FunctionSettings):
+    pass
+
+
+class JobSettings(FunctionSettings):
+    bucket_name: str = Field(min_length=1)
+    queue_url: str = Field(min_length=1)
+    job_ttl_days: int = Field(30, ge=1, le=3650)
+
+
+class ApiSettings(JobSettings):
+    max_wait_seconds: int = Field(25, ge=0, le=28)
+    content_url_seconds: int = Field(300, ge=30, le=3600)
+
+
+class WorkerSettings(JobSettings):
+    job_lease_seconds: int = Field(150, ge=1)
+    worker_deadline_seconds: int = Field(100, ge=1)
+    job_max_receive_count: int = Field(4, ge=1)

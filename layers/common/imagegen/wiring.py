@@ -1,0 +1,96 @@
+"""Adapters and services built once per container from the function's settings; tests call reset()."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from imagegen.adapters.image_store import ImageStore
+from imagegen.adapters.job_queue import JobQueue
+from imagegen.adapters.job_store import JobStore
+from imagegen.adapters.tokens import TokenStore
+from imagegen.generation import Generator
+from imagegen.jobs import JobService
+from imagegen.offline import PlaceholderGenerator
+from imagegen.settings import ApiSettings, AuthorizerSettings, FunctionSettings, JobSettings, WorkerSettings
+from imagegen.work import Worker, WorkerConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sqs.client import SQSClient
+
+# Explicit timeouts and bounded retries: a slow AWS call must not eat the whole Lambda timeout.
+_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+
+
+def dynamodb(settings: FunctionSettings) -> DynamoDBClient:
+    return _dynamodb(settings.aws_region, settings.aws_endpoint_url)
+
+
+@cache
+def _dynamodb(region: str, endpoint: str | None) -> DynamoDBClient:
+    return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+
+
+@cache
+def _s3(region: str, endpoint: str | None) -> S3Client:
+    return boto3.client("s3", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+
+
+@cache
+def _sqs(region: str, endpoint: str | None) -> SQSClient:
+    return boto3.client("sqs", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+
+
+def _job_adapters(settings: JobSettings) -> tuple[JobStore, JobQueue, ImageStore]:
+    region, endpoint = settings.aws_region, settings.aws_endpoint_url
+    return (
+        JobStore(settings.table_name, _dynamodb(region, endpoint), ttl_seconds=settings.job_ttl_days * 86400),
+        JobQueue(settings.queue_url, _sqs(region, endpoint)),
+        ImageStore(settings.bucket_name, _s3(region, endpoint)),
+    )
+
+
+@cache
+def api_settings() -> ApiSettings:
+    return ApiSettings.from_env(os.environ)
+
+
+@cache
+def job_service() -> JobService:
+    settings = api_settings()
+    store, queue, images = _job_adapters(settings)
+    return JobService(store, queue, images, content_url_seconds=settings.content_url_seconds)
+
+
+@cache
+def token_store() -> TokenStore:
+    settings = AuthorizerSettings.from_env(os.environ)
+    return TokenStore(settings.table_name, dynamodb(settings))
+
+
+def generator(settings: WorkerSettings) -> Generator:
+    return PlaceholderGenerator()
+
+
+@cache
+def worker() -> Worker:
+    settings = WorkerSettings.from_env(os.environ)
+    store, queue, images = _job_adapters(settings)
+    config = WorkerConfig(
+        lease_seconds=settings.job_lease_seconds,
+        deadline_seconds=settings.worker_deadline_seconds,
+        max_receive_count=settings.job_max_receive_count,
+    )
+    return Worker(store, images, queue, generator(settings), config)
+
+
+def reset() -> None:
+    """Forget every cached setting and client (the environment changed: tests, the local stack)."""
+    for cached in (_dynamodb, _s3, _sqs, api_settings, job_service, token_store, worker):
+        cached.cache_clear()

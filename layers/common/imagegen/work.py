@@ -1,0 +1,198 @@
+"""One queue message's worth of work: claim the job, run the chain, store the image, settle the job."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
+from imagegen.generation import ChainOutcome, ChainPending, ChainSucceeded, Generator, RunContext
+from imagegen.models import ErrorInfo, ImageInfo, JobRecord, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """Leave the message on the queue: it comes back after the visibility timeout."""
+
+
+class Queue(Protocol):
+    def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None: ...
+
+
+class Images(Protocol):
+    def put(self, user_id: str, job_id: str, data: bytes, content_type: str) -> str: ...
+
+
+class TerminalListener(Protocol):
+    def __call__(self, job: JobRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    lease_seconds: int
+    deadline_seconds: int
+    max_receive_count: int
+
+
+class Worker:
+    def __init__(
+        self,
+        store: JobStore,
+        images: Images,
+        queue: Queue,
+        generator: Generator,
+        config: WorkerConfig,
+        *,
+        on_terminal: list[TerminalListener] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._images = images
+        self._queue = queue
+        self._generator = generator
+        self._config = config
+        self._on_terminal = on_terminal or []
+        self._clock = clock
+        self._monotonic = monotonic
+
+    def handle(self, body: str, *, receive_count: int, remaining_seconds: float) -> None:
+        try:
+            message = json.loads(body)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            logger.error("dropping a message that is not a JSON object")
+            return
+        kind = message.get("kind")
+        user_id, job_id = str(message.get("user_id", "")), str(message.get("job_id", ""))
+        if not user_id or not job_id:
+            logger.error("dropping malformed message (kind=%s)", kind)
+            return
+        if kind == "cancel":
+            self._cancel_remote(user_id, job_id)
+            return
+        if kind not in ("generate", "check"):
+            logger.error("dropping message of unknown kind %r for job %s", kind, job_id)
+            return
+        job = self._claim(user_id, job_id, kind, str(message.get("check_token", "")))
+        if job is None:
+            return
+        lease = job.lease_token or ""
+        try:
+            ctx = RunContext(
+                job_id=job.id,
+                user_id=user_id,
+                deadline=self._monotonic() + min(self._config.deadline_seconds, max(1.0, remaining_seconds - 10)),
+            )
+            if kind == "check":
+                outcome = self._generator.resume(job.request, job.chain_state, ctx)
+            else:
+                outcome = self._generator.start(job.request, ctx)
+            self._settle(job, lease, outcome)
+        except LeaseLost:
+            # Canceled while we worked (or a sweeper handed it on): our result is discarded, nothing is stored.
+            logger.info("job %s changed hands while running; result discarded", job_id)
+        except Exception as error:
+            if receive_count >= self._config.max_receive_count:
+                logger.exception("job %s failed on its last delivery", job_id)
+                self._fail_last_delivery(job, lease, error)
+                return
+            logger.exception("job %s failed on delivery %d; it will be redelivered", job_id, receive_count)
+            self._store.release(user_id, job_id, lease, now=self._clock())
+            raise
+
+    def _claim(self, user_id: str, job_id: str, kind: str, check_token: str) -> JobRecord | None:
+        now = self._clock()
+        try:
+            if kind == "check":
+                return self._store.claim_check(
+                    user_id, job_id, check_token, now=now, lease_seconds=self._config.lease_seconds
+                )
+            return self._store.claim(user_id, job_id, now=now, lease_seconds=self._config.lease_seconds)
+        except ClaimRefused as refused:
+            if refused.job.terminal or kind == "check":
+                # A duplicate or late delivery: the job is done, or a newer check owns it.
+                logger.info("job %s is %s; message acknowledged without work", job_id, refused.job.status)
+                return None
+            raise RetryLater(f"job {job_id} is held by another worker") from refused
+
+    def _settle(self, job: JobRecord, lease: str, outcome: ChainOutcome) -> None:
+        now = self._clock()
+        if isinstance(outcome, ChainPending):
+            check_token = uuid.uuid4().hex
+            parked = job.model_copy(
+                update={
+                    "chain_state": outcome.state,
+                    "attempts": outcome.attempts,
+                    "lease_token": check_token,
+                    # Long enough that neither a redelivery nor the sweeper takes the job before its check is due.
+                    "lease_until": now + timedelta(seconds=outcome.delay_seconds + self._config.lease_seconds),
+                }
+            )
+            self._store.park(parked, lease)
+            self._queue.send(
+                {"kind": "check", "user_id": job.user_id, "job_id": job.id, "check_token": check_token},
+                delay_seconds=outcome.delay_seconds,
+            )
+            return
+        if isinstance(outcome, ChainSucceeded):
+            image = outcome.image
+            key = self._images.put(job.user_id, job.id, image.data, image.content_type)
+            done = job.model_copy(
+                update={
+                    "status": "succeeded",
+                    "provider": image.provider,
+                    "model": image.model,
+                    "attempts": outcome.attempts,
+                    "warnings": [*job.warnings, *outcome.warnings],
+                    "image_key": key,
+                    "image": ImageInfo(
+                        url=f"/v1/images/{job.id}/content",
+                        content_type=image.content_type,
+                        width=image.width,
+                        height=image.height,
+                        bytes=len(image.data),
+                        sha256=hashlib.sha256(image.data).hexdigest(),
+                    ),
+                }
+            )
+        else:
+            done = job.model_copy(update={"status": "failed", "attempts": outcome.attempts, "error": outcome.error})
+        self._finish(done, lease, now)
+
+    def _finish(self, job: JobRecord, lease: str, now: datetime) -> None:
+        final = job.model_copy(update={"completed_at": now, "lease_token": None, "lease_until": None})
+        self._store.finish(final, lease)
+        for listener in self._on_terminal:
+            listener(final)
+
+    def _fail_last_delivery(self, job: JobRecord, lease: str, error: Exception) -> None:
+        failed = job.model_copy(
+            update={
+                "status": "failed",
+                "error": ErrorInfo(
+                    code="worker_error",
+                    message=f"the worker failed on each of {self._config.max_receive_count} deliveries "
+                    f"({type(error).__name__})",
+                    hint="retry the job; if it keeps failing, the service logs name the cause",
+                ),
+            }
+        )
+        try:
+            self._finish(failed, lease, self._clock())
+        except LeaseLost:
+            logger.info("job %s changed hands before it could be failed", job.id)
+
+    def _cancel_remote(self, user_id: str, job_id: str) -> None:
+        job = self._store.get(user_id, job_id)
+        if job.status == "canceled" and job.chain_state:
+            self._generator.cancel(job.chain_state)

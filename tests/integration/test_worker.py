@@ -1,0 +1,235 @@
+"""The worker against moto's server: claims, duplicates, crashes, redelivery and the last delivery."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from imagegen import wiring
+from imagegen.adapters.image_store import ImageStore
+from imagegen.adapters.job_queue import JobQueue
+from imagegen.adapters.job_store import JobStore
+from imagegen.generation import ChainFailed, ChainOutcome, ChainPending, RunContext
+from imagegen.models import Attempt, ErrorInfo, ImageRequest, utcnow
+from imagegen.offline import PlaceholderGenerator
+from imagegen.work import Worker, WorkerConfig
+
+from tests.conftest import Aws
+
+pytestmark = pytest.mark.integration
+
+
+class WorkerDied(BaseException):
+    """Stands for the Lambda process dying: no except clause of ours runs, nothing is cleaned up."""
+
+
+class DyingImages:
+    def __init__(self, real: ImageStore) -> None:
+        self.real = real
+        self.die_next = True
+
+    def put(self, user_id: str, job_id: str, data: bytes, content_type: str) -> str:
+        if self.die_next:
+            self.die_next = False
+            raise WorkerDied
+        return self.real.put(user_id, job_id, data, content_type)
+
+
+class CountingGenerator(PlaceholderGenerator):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def start(self, request: ImageRequest, ctx: RunContext) -> ChainOutcome:
+        self.calls += 1
+        return super().start(request, ctx)
+
+
+class BrokenGenerator(PlaceholderGenerator):
+    def start(self, request: ImageRequest, ctx: RunContext) -> ChainOutcome:
+        raise ConnectionError("the chain's own dependency is down")
+
+
+def _worker(aws: Aws, generator: Any, *, images: Any = None, lease: int = 60, max_receive: int = 3) -> Worker:
+    settings = wiring.WorkerSettings.from_env(
+        {
+            "TABLE_NAME": aws.table,
+            "BUCKET_NAME": aws.bucket,
+            "QUEUE_URL": aws.queue_url,
+            "AWS_ENDPOINT_URL": aws.endpoint,
+        }
+    )
+    store, queue, real_images = wiring._job_adapters(settings)
+    config = WorkerConfig(lease_seconds=lease, deadline_seconds=30, max_receive_count=max_receive)
+    return Worker(store, images or real_images, queue, generator, config)
+
+
+def _store(aws: Aws) -> JobStore:
+    return JobStore(aws.table, aws.client("dynamodb"), ttl_seconds=86400)
+
+
+def _image_count(aws: Aws) -> int:
+    return int(aws.client("s3").list_objects_v2(Bucket=aws.bucket).get("KeyCount", 0))
+
+
+def test_given_each_message_delivered_twice_when_worked_then_one_generation_and_one_image(call_api, aws: Aws):
+    job_ids = [
+        call_api("POST", "/v1/images", body={"prompt": f"twice {n}", "width": 64, "height": 64}).body["id"]
+        for n in range(2)
+    ]
+    bodies = [m["Body"] for m in aws.receive()]
+    generator = CountingGenerator()
+    worker = _worker(aws, generator)
+
+    for body in bodies + bodies:
+        worker.handle(body, receive_count=1, remaining_seconds=60)
+
+    assert generator.calls == 2
+    assert _image_count(aws) == 2
+    assert {call_api("GET", f"/v1/images/{job_id}").body["status"] for job_id in job_ids} == {"succeeded"}
+
+
+def test_given_duplicate_in_one_sqs_batch_when_handler_runs_then_no_failures_and_one_image(call_api, run_worker, aws):
+    call_api("POST", "/v1/images", body={"prompt": "dup", "width": 64, "height": 64})
+    message = aws.receive()[0]
+    duplicate = {**message, "MessageId": message["MessageId"] + "-dup"}
+
+    result = run_worker([message, duplicate], delete=False)
+
+    assert result["batchItemFailures"] == []
+    assert _image_count(aws) == 1
+
+
+def test_given_worker_dies_after_provider_call_when_redelivered_then_job_ends_with_one_image(call_api, aws: Aws):
+    job_id = call_api("POST", "/v1/images", body={"prompt": "crash", "width": 64, "height": 64}).body["id"]
+    body = aws.receive()[0]["Body"]
+    generator = CountingGenerator()
+    real_images = ImageStore(aws.bucket, aws.client("s3"))
+    images = DyingImages(real_images)
+    worker = _worker(aws, generator, images=images, lease=1)
+
+    with pytest.raises(WorkerDied):
+        worker.handle(body, receive_count=1, remaining_seconds=60)
+    running = call_api("GET", f"/v1/images/{job_id}").body
+    time.sleep(1.1)  # the dead worker's lease runs out, as SQS's visibility timeout would
+    worker.handle(body, receive_count=2, remaining_seconds=60)
+
+    assert running["status"] == "running"
+    assert generator.calls == 2
+    assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "succeeded"
+    assert _image_count(aws) == 1
+
+
+def test_given_live_lease_when_duplicate_arrives_then_message_is_left_for_redelivery(call_api, run_worker, aws):
+    job_id = call_api("POST", "/v1/images", body={"prompt": "busy"}).body["id"]
+    message = aws.receive(visibility=0)[0]
+    _store(aws).claim("alice", job_id, now=utcnow(), lease_seconds=120)
+
+    result = run_worker([message])
+
+    assert result["batchItemFailures"] == [{"itemIdentifier": message["MessageId"]}]
+    assert len(aws.receive()) == 1
+
+
+def test_given_failing_chain_when_not_last_delivery_then_redelivered_and_lease_released(call_api, run_worker, aws):
+    job_id = call_api("POST", "/v1/images", body={"prompt": "flaky"}).body["id"]
+    body = aws.receive()[0]["Body"]
+    worker = _worker(aws, BrokenGenerator(), max_receive=3)
+
+    with pytest.raises(ConnectionError):
+        worker.handle(body, receive_count=1, remaining_seconds=60)
+    # The lease was given back, so the next delivery claims at once instead of waiting it out.
+    _worker(aws, PlaceholderGenerator()).handle(body, receive_count=2, remaining_seconds=60)
+
+    assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "succeeded"
+
+
+def test_given_failing_chain_when_last_delivery_then_job_failed_with_reason(call_api, aws: Aws):
+    job_id = call_api("POST", "/v1/images", body={"prompt": "doomed"}).body["id"]
+    body = aws.receive()[0]["Body"]
+
+    _worker(aws, BrokenGenerator(), max_receive=3).handle(body, receive_count=3, remaining_seconds=60)
+
+    job = call_api("GET", f"/v1/images/{job_id}").body
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "worker_error"
+    assert "3 deliveries" in job["error"]["message"]
+    assert "dependency is down" not in json.dumps(job)
+
+
+def test_given_failing_handler_when_redelivered_past_max_then_message_lands_in_dlq(
+    call_api, run_worker, aws, monkeypatch
+):
+    call_api("POST", "/v1/images", body={"prompt": "to the dlq"})
+    monkeypatch.setattr(wiring, "generator", lambda settings: BrokenGenerator())
+    monkeypatch.setenv("JOB_MAX_RECEIVE_COUNT", "99")  # the worker never gives up by itself here: SQS must redrive
+    wiring.reset()
+
+    for _ in range(3):
+        batch = aws.receive(wait=1, visibility=0)
+        assert len(batch) == 1
+        assert run_worker(batch)["batchItemFailures"] == [{"itemIdentifier": batch[0]["MessageId"]}]
+
+    assert aws.receive(visibility=0) == []
+    assert len(aws.receive(aws.dlq_url)) == 1
+
+
+def test_given_chain_failure_when_worked_then_job_failed_with_attempts(call_api, aws: Aws):
+    class FailingChain(PlaceholderGenerator):
+        def start(self, request: ImageRequest, ctx: RunContext) -> ChainOutcome:
+            attempt = Attempt(provider="horde", outcome="failed", error_class="server_error", status_code=503)
+            return ChainFailed(ErrorInfo(code="all_providers_failed", message="horde: 503"), [attempt])
+
+    job_id = call_api("POST", "/v1/images", body={"prompt": "nope"}).body["id"]
+    _worker(aws, FailingChain()).handle(aws.receive()[0]["Body"], receive_count=1, remaining_seconds=60)
+
+    job = call_api("GET", f"/v1/images/{job_id}").body
+    assert job["status"] == "failed"
+    assert job["error"] == {"code": "all_providers_failed", "message": "horde: 503", "hint": None, "details": None}
+    assert job["attempts"][0]["status_code"] == 503
+
+
+def test_given_async_provider_pending_when_worked_then_check_message_delayed_and_resume_completes(call_api, aws: Aws):
+    class AsyncChain(PlaceholderGenerator):
+        def start(self, request: ImageRequest, ctx: RunContext) -> ChainOutcome:
+            return ChainPending(
+                state={"remote_id": "r-1"}, delay_seconds=1, attempts=[Attempt(provider="horde", outcome="pending")]
+            )
+
+        def resume(self, request: ImageRequest, state: dict[str, Any], ctx: RunContext) -> ChainOutcome:
+            assert state == {"remote_id": "r-1"}
+            return super().start(request, ctx)
+
+    job_id = call_api("POST", "/v1/images", body={"prompt": "slow", "width": 64, "height": 64}).body["id"]
+    worker = _worker(aws, AsyncChain())
+    worker.handle(aws.receive()[0]["Body"], receive_count=1, remaining_seconds=60)
+
+    assert aws.receive() == []  # delayed: not visible yet
+    check = aws.receive(wait=3)
+    assert [json.loads(m["Body"])["kind"] for m in check] == ["check"]
+    assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "running"
+    worker.handle(check[0]["Body"], receive_count=1, remaining_seconds=60)
+    worker.handle(check[0]["Body"], receive_count=2, remaining_seconds=60)  # a duplicate check is a no-op
+
+    job = call_api("GET", f"/v1/images/{job_id}").body
+    assert job["status"] == "succeeded"
+    assert _image_count(aws) == 1
+
+
+@pytest.mark.parametrize(
+    "body", ["not json", "[1,2]", '{"kind":"generate"}', '{"kind":"explode","user_id":"a","job_id":"b"}']
+)
+def test_given_malformed_message_when_worked_then_dropped_without_error(aws: Aws, body: str):
+    worker = _worker(aws, CountingGenerator())
+
+    worker.handle(body, receive_count=1, remaining_seconds=60)
+
+    assert _image_count(aws) == 0
+
+
+def test_given_job_queue_adapter_when_delay_exceeds_sqs_limit_then_clamped(aws: Aws):
+    JobQueue(aws.queue_url, aws.client("sqs")).send({"kind": "noop"}, delay_seconds=5000)
+
+    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=aws.queue_url, AttributeNames=["All"])["Attributes"]
+    assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 1
