@@ -415,3 +415,14 @@ class TestMetrics:
         assert values["ProviderFallbacks"] == 1
         assert values["siliconflow.Failures.server_error"] == 1
         assert values["placeholder.Successes"] == 1
+
+
+class TestResumeState:
+    def test_given_a_corrupt_state_when_resumed_then_bad_chain_state_without_any_call(self) -> None:
+        h = make()
+        outcome = h.chain.resume(
+            req(), {"links": [["dalle", None, False]], "attempts": [], "link_index": 0, "remote_id": "x"}, ctx(h.clock)
+        )
+        assert isinstance(outcome, ChainFailed)
+        assert (outcome.error.code, outcome.attempts) == ("bad_chain_state", [])
+        assert h.hosts.seen == []

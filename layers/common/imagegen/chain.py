@@ -240,6 +240,8 @@ class Chain:
             attempts = [Attempt.model_validate(a) for a in state["attempts"]]
             index = int(state["link_index"])
             remote_id = str(state["remote_id"])
+            if not 0 <= index < len(links) or any(link.provider not in self.registry for link in links):
+                raise ValueError("links do not match this deployment's providers")
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             error = ErrorInfo(
                 code="bad_chain_state", message=f"the stored chain state is unusable ({type(exc).__name__})"
@@ -423,7 +425,10 @@ class Chain:
                     continue
                 for future in done:
                     finished_index, _, _ = running.pop(future)
-                    results[finished_index] = future.result()
+                    finished = results[finished_index] = future.result()
+                    # Record a provider-wide failure now, so links not yet started skip that provider.
+                    if finished.error is not None and finished.error.scope == "provider":
+                        run.failed_providers[run.links[finished_index].provider] = finished.error
                 winner = next((i for i in sorted(results) if results[i].image is not None), None)
                 if winner is not None:
                     for other_index, started, event in running.values():
