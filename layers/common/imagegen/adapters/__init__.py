@@ -1,1 +1,1 @@
-"""Adapters: the AWS and HTTP implementations of the ports the domain declares."""
+"""Adapters: AWS-backed implementations of the domain's ports."""
