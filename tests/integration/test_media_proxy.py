@@ -258,10 +258,22 @@ def test_given_strict_settings_when_the_double_on_loopback_is_proxied_then_400_a
     assert storage.request_count == 0
 
 
-def test_given_the_metadata_event_when_invoked_then_400(proxy: Proxy) -> None:
-    answer = proxy.get(None, event_file="media_proxy_metadata.json")
-    assert answer.status == 400
-    assert answer.error["code"] == "url_not_allowed"
+@pytest.mark.parametrize(
+    ("event_file", "status", "code"),
+    [
+        ("media_proxy_metadata.json", 400, "url_not_allowed"),
+        ("media_proxy_expired.json", 410, "expired"),
+        ("media_proxy_missing_url.json", 422, "validation_error"),
+    ],
+)
+def test_given_a_sample_event_as_is_when_invoked_then_its_documented_answer_without_network(
+    proxy: Proxy, event_file: str, status: int, code: str
+) -> None:
+    # Given strict settings, as deployed; When the events/ file is invoked unchanged
+    proxy.configure(MEDIA_ALLOW_PRIVATE_NETWORKS="false")
+    answer = proxy.get(None, event_file=event_file)
+    # Then the answer each sample exists to show
+    assert (answer.status, answer.error["code"]) == (status, code)
 
 
 def test_given_an_event_without_url_when_invoked_then_422_naming_url(proxy: Proxy) -> None:
