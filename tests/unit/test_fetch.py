@@ -499,6 +499,13 @@ def test_given_an_expired_link_when_fetched_then_link_expired_and_no_request() -
     assert upstream.requests == []
 
 
+def test_given_an_expired_link_on_a_refused_host_when_fetched_then_url_not_allowed_wins() -> None:
+    upstream = Upstream()
+    with pytest.raises(UrlNotAllowed):
+        upstream.fetcher().fetch_bytes("https://evil.example/x.png?se=2026-01-01T11%3A00%3A00Z&sig=a")
+    assert upstream.requests == []
+
+
 @pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/json", "image/svg+xml", ""])
 def test_given_a_body_that_is_not_media_when_fetched_then_unsupported_media_type_502(content_type: str) -> None:
     upstream = Upstream(httpx.Response(200, headers={"content-type": content_type}, content=b"<html>"))

@@ -585,6 +585,7 @@ class SafeFetcher:
         deadline = time.monotonic() + self.policy.total_timeout
         current = url
         for hop in range(self.policy.max_redirects + 1):
+            parse_url(current, self.policy)  # a refused URL is a 400 even when it has also expired
             check_not_expired(current, self._clock())
             checked = self.check(current)
             client, response = self._send(checked, deadline)
