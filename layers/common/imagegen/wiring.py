@@ -12,11 +12,20 @@ from botocore.config import Config
 from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
+from imagegen.adapters.media_cache import MediaCache
 from imagegen.adapters.tokens import TokenStore
 from imagegen.generation import Generator
 from imagegen.jobs import JobService
+from imagegen.media import MediaProxy
 from imagegen.offline import PlaceholderGenerator
-from imagegen.settings import ApiSettings, AuthorizerSettings, FunctionSettings, JobSettings, WorkerSettings
+from imagegen.settings import (
+    ApiSettings,
+    AuthorizerSettings,
+    FunctionSettings,
+    JobSettings,
+    MediaProxySettings,
+    WorkerSettings,
+)
 from imagegen.work import Worker, WorkerConfig
 
 if TYPE_CHECKING:
@@ -90,7 +99,29 @@ def worker() -> Worker:
     return Worker(store, images, queue, generator(settings), config)
 
 
+@cache
+def media_proxy() -> MediaProxy:
+    # Imported here: only the MediaProxy function needs httpx, and the other functions' cold starts should not pay.
+    from imagegen.fetch import FetchPolicy, SafeFetcher
+
+    settings = MediaProxySettings.from_env(os.environ)
+    policy = FetchPolicy.from_settings(
+        settings.media_allowed_hosts,
+        settings.media_allow_private_networks,
+        settings.media_max_bytes,
+        connect_timeout=settings.media_connect_timeout_seconds,
+        read_timeout=settings.media_read_timeout_seconds,
+        total_timeout=settings.media_total_timeout_seconds,
+    )
+    return MediaProxy(
+        SafeFetcher(policy),
+        MediaCache(settings.bucket_name, _s3(settings.aws_region, settings.aws_endpoint_url)),
+        inline_max_bytes=settings.media_inline_max_bytes,
+        presign_ttl_seconds=settings.media_presign_ttl_seconds,
+    )
+
+
 def reset() -> None:
     """Forget every cached setting and client (the environment changed: tests, the local stack)."""
-    for cached in (_dynamodb, _s3, _sqs, api_settings, job_service, token_store, worker):
+    for cached in (_dynamodb, _s3, _sqs, api_settings, job_service, token_store, worker, media_proxy):
         cached.cache_clear()
