@@ -12,6 +12,7 @@ import pytest
 from imagegen.local.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
+# The functions of the job path; checks that hold for every function (later ones too) use _functions().
 FUNCTIONS = ("ApiFunction", "AuthorizerFunction", "WorkerFunction")
 
 
@@ -28,6 +29,10 @@ def _props(template: dict[str, Any], name: str) -> dict[str, Any]:
     return template["Resources"][name]["Properties"]
 
 
+def _functions(template: dict[str, Any]) -> list[str]:
+    return sorted(_resources(template, "AWS::Serverless::Function"))
+
+
 def _default(template: dict[str, Any], parameter: str) -> int:
     return int(template["Parameters"][parameter]["Default"])
 
@@ -39,8 +44,8 @@ def test_given_the_globals_when_read_then_every_function_runs_python313_on_arm64
     assert function_globals["Architectures"] == ["arm64"]
     assert function_globals["Tracing"] == "Active"
     assert function_globals["Layers"] == [{"Ref": "CommonLayer"}]
-    assert set(_resources(template, "AWS::Serverless::Function")) == set(FUNCTIONS)
-    for name in FUNCTIONS:
+    assert set(FUNCTIONS) <= set(_functions(template))
+    for name in _functions(template):
         overridden = {"Runtime", "Architectures", "Tracing", "Layers"} & set(_props(template, name))
         assert overridden == set(), f"{name} overrides {overridden}"
 
@@ -59,9 +64,9 @@ def test_given_the_layer_when_read_then_sam_builds_it_for_python313_on_arm64(tem
 def test_given_each_function_when_read_then_it_logs_to_its_own_group_with_parameterised_retention(template):
     groups = _resources(template, "AWS::Logs::LogGroup")
 
-    targets = [_props(template, name)["LoggingConfig"]["LogGroup"] for name in FUNCTIONS]
+    targets = [_props(template, name)["LoggingConfig"]["LogGroup"] for name in _functions(template)]
 
-    assert targets == [{"Ref": f"{name}LogGroup"} for name in FUNCTIONS]
+    assert targets == [{"Ref": f"{name}LogGroup"} for name in _functions(template)]
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert _default(template, "LogRetentionDays") == 30
@@ -70,6 +75,7 @@ def test_given_each_function_when_read_then_it_logs_to_its_own_group_with_parame
 def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_they_read(template):
     shared = {
         "POWERTOOLS_SERVICE_NAME": "imagegen",
+        "POWERTOOLS_METRICS_NAMESPACE": "imagegen",
         "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
         "LOG_LEVEL": {"Ref": "LogLevel"},
         "TABLE_NAME": {"Ref": "Table"},
@@ -165,8 +171,13 @@ def test_given_the_policies_when_read_then_each_is_a_policy_template_scoped_to_o
 
     for name in FUNCTIONS:
         policies = _props(template, name)["Policies"]
-        assert all(isinstance(policy, dict) and len(policy) == 1 for policy in policies), name
         assert {key: value for policy in policies for key, value in policy.items()} == expected[name]
+    for name in _functions(template):
+        for policy in _props(template, name).get("Policies", []):
+            # A SAM policy template whose every argument names one resource of this stack.
+            assert isinstance(policy, dict) and len(policy) == 1, f"{name}: {policy}"
+            [arguments] = policy.values()
+            assert all(set(value) <= {"Ref", "Fn::GetAtt"} for value in arguments.values()), f"{name}: {policy}"
 
 
 def test_given_the_whole_template_when_read_then_no_policy_grants_everything(template):
@@ -307,7 +318,7 @@ def test_given_the_functions_when_read_then_handlers_and_timeouts_fit_their_trig
     }
     # API Gateway gives up after 29 s; `Prefer: wait=25` must fit inside the Api function's timeout.
     assert _props(template, "ApiFunction")["Timeout"] >= 29
-    for name in FUNCTIONS:
+    for name in _functions(template):
         assert (ROOT / _props(template, name)["CodeUri"] / "app.py").is_file()
 
 
