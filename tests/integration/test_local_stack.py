@@ -669,7 +669,19 @@ def test_given_a_function_name_when_invoked_directly_then_its_result_comes_back(
 # The repository's own stack, end to end
 
 
-def test_given_the_local_stack_when_an_image_is_created_over_http_then_it_succeeds_and_downloads_as_png(local_stack):
+@pytest.fixture
+def template_only_stack(local_stack_factory, monkeypatch) -> LocalStack:
+    """The repository's stack configured by the template alone: the suite's own Powertools settings removed."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    return local_stack_factory(
+        env_overrides={"IMAGEGEN_PROVIDERS": "placeholder", "IMAGEGEN_LOCAL_VISIBILITY_TIMEOUT": "3"}
+    )
+
+
+def test_given_the_local_stack_when_an_image_is_created_over_http_then_it_succeeds_and_downloads_as_png(
+    template_only_stack,
+):
+    local_stack = template_only_stack
     created = http(
         "POST",
         f"{local_stack.url}/v1/images",
@@ -696,6 +708,11 @@ def test_given_the_local_stack_when_an_image_is_created_over_http_then_it_succee
     assert redirect.status == 302
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert local_stack.function("WorkerFunction").invocations == 1
+    assert [local_stack.function(name).errors for name in ("ApiFunction", "AuthorizerFunction", "WorkerFunction")] == [
+        0,
+        0,
+        0,
+    ]
     other = http("GET", f"{local_stack.url}/v1/images/{job_id}", token="igk_not-a-token")
     assert other.status == 401
 

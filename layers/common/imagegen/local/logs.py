@@ -1,5 +1,5 @@
 """The local stack's logger name."""
 
-# Not "imagegen.local": Powertools' Logger(service="imagegen") owns the "imagegen" logger, and its
-# handler would format these lines as if they came from the last function that ran.
-LOGGER_NAME = "imagegen-local"
+# Without "imagegen" in it: Powertools' Logger(service="imagegen") owns the "imagegen" logger, and it puts a
+# filter on the root logger's handlers that drops every record whose logger name contains "imagegen".
+LOGGER_NAME = "local-stack"

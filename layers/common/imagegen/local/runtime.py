@@ -65,6 +65,7 @@ class LocalFunction:
     _all: list[_Container] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _invocations: int = 0
+    _errors: int = 0
 
     def invoke(self, event: Any, *, request_id: str | None = None) -> Any:
         """Runs the handler on event and returns its result; its exceptions propagate, as an invocation error."""
@@ -81,10 +82,14 @@ class LocalFunction:
         )
         try:
             result = container.handler(event, context)
+        except BaseException:
+            self._count_error()
+            raise
         finally:
             self._checkin(container)
         elapsed = time.monotonic() - started
         if elapsed > self.spec.timeout:
+            self._count_error()
             raise FunctionTimedOut(
                 f"{self.spec.logical_id} ran {elapsed:.1f} s, past its Timeout of {self.spec.timeout} s"
             )
@@ -98,6 +103,15 @@ class LocalFunction:
     @property
     def invocations(self) -> int:
         return self._invocations
+
+    @property
+    def errors(self) -> int:
+        """Invocations that raised or ran past the Timeout (what Lambda counts as Errors)."""
+        return self._errors
+
+    def _count_error(self) -> None:
+        with self._lock:
+            self._errors += 1
 
     def close(self) -> None:
         with self._lock:
