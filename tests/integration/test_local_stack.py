@@ -728,3 +728,50 @@ def test_given_an_event_file_when_invoked_from_the_cli_then_the_result_json_is_p
     assert status == 0
     result = json.loads(out)
     assert (result["statusCode"], json.loads(result["body"])["status"]) == (200, "ok")
+
+
+def test_given_the_sample_events_when_invoked_on_the_local_stack_then_each_handler_accepts_its_event(
+    local_stack_factory,
+):
+    events = Path(__file__).resolve().parents[2] / "events"
+    stack = local_stack_factory(
+        serve_http=False,
+        run_workers=False,
+        run_schedules=False,
+        env_overrides={"IMAGEGEN_LOCAL_TOKENS": "alice:igk_example-token-not-real"},
+    )
+
+    api = {
+        path.name: stack.invoke("ApiFunction", json.loads(path.read_text()))["statusCode"]
+        for path in sorted(events.glob("api_*.json"))
+    }
+    policy = stack.invoke("AuthorizerFunction", json.loads((events / "authorizer_request.json").read_text()))
+    batch = json.loads((events / "worker_sqs_batch.json").read_text())
+    worked = stack.invoke("WorkerFunction", batch)
+
+    assert api == {
+        "api_cancel_image.json": 404,  # the sample job does not exist in a fresh stack
+        "api_create_image.json": 202,
+        "api_get_image.json": 404,
+        "api_get_image_content.json": 404,
+        "api_health.json": 200,
+        "api_list_images.json": 200,
+        "api_openapi.json": 200,
+        "api_retry_image.json": 404,
+    }
+    assert (policy["principalId"], policy["context"]) == ("alice", {"user_id": "alice"})
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    ids = {record["messageId"] for record in batch["Records"]}
+    assert {failure["itemIdentifier"] for failure in worked["batchItemFailures"]} <= ids
+
+
+def test_given_a_running_stack_when_a_token_is_created_from_the_cli_then_the_api_accepts_it(local_stack, capsys):
+    from imagegen.cli import main
+
+    status = main(["tokens", "create", "--user", "bob"])  # TABLE_NAME and the endpoint come from the stack
+    token = capsys.readouterr().out.strip()
+
+    assert status == 0
+    assert token.startswith("igk_")
+    listed = http("GET", f"{local_stack.url}/v1/images", token=token)
+    assert (listed.status, listed.json()) == (200, {"items": [], "next_cursor": None})

@@ -188,7 +188,9 @@ class LocalStack:
             self._http = GatewayHttpServer((self.host, self.port), gateway)
             self._http.start()
         if self.run_workers:
-            concurrency = self._int_setting(CONCURRENCY_VAR, DEFAULT_CONCURRENCY) or DEFAULT_CONCURRENCY
+            concurrency = self._int_setting(CONCURRENCY_VAR, DEFAULT_CONCURRENCY) or 0
+            if concurrency < 1:
+                raise LocalStackError(f"{CONCURRENCY_VAR} must be at least 1")
             sqs = self.clients.client("sqs")
             for source in self.spec.sqs_sources:
                 poller = QueuePoller(source, self.invoke, sqs, self.region, concurrency, self._stop)
@@ -294,7 +296,10 @@ class LocalStack:
         return value
 
     def _start_emulator(self) -> None:
-        from moto.server import ThreadedMotoServer
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError as exc:
+            raise LocalStackError("the local stack needs moto's server: pip install 'moto[server]'") from exc
 
         # The emulator logs every request through werkzeug; the SQS pollers alone would flood the console.
         werkzeug = logging.getLogger("werkzeug")
