@@ -1,7 +1,6 @@
-"""pytest fixtures that run the local stack (`imagegen local`) in the test process.
+"""pytest fixtures that run the local stack (`imagegen local`) in the test process."""
 
-Use with `pytest_plugins = ["tests.doubles.local_stack"]` in a test module.
-"""
+# Use from a test module with: pytest_plugins = ["tests.doubles.local_stack"]
 
 from __future__ import annotations
 

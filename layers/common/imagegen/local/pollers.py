@@ -109,7 +109,6 @@ class QueuePoller:
         self._slots = threading.Semaphore(concurrency)
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"sqs-{source.function}")
         self._thread = threading.Thread(target=self._receive_loop, name=f"sqs-receive-{source.function}", daemon=True)
-        self.invocations = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -148,7 +147,6 @@ class QueuePoller:
         try:
             records = [sqs_record(message, self.source.queue_arn, self._region) for message in messages]
             ids = [record["messageId"] for record in records]
-            self.invocations += 1
             try:
                 result = self._invoke(self.source.function, {"Records": records})
             except Exception as exc:  # an invocation error leaves the whole batch for redelivery
@@ -222,7 +220,6 @@ class ScheduleRunner:
         self._account_id = account_id
         self._stop = stop
         self._thread = threading.Thread(target=self._loop, name=f"schedule-{schedule.name}", daemon=True)
-        self.invocations = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -232,7 +229,6 @@ class ScheduleRunner:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.period_seconds):
-            self.invocations += 1
             try:
                 self._invoke(self.schedule.function, scheduled_event(self.schedule, self._region, self._account_id))
             except Exception as exc:  # EventBridge only records a failed invocation
