@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from imagegen.adapters.batch_store import BatchStore
 from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
 from imagegen.adapters.tokens import TokenStore
+from imagegen.batches import BatchService, BatchTracker
 from imagegen.generation import Generator
 from imagegen.jobs import JobService
 from imagegen.offline import PlaceholderGenerator
@@ -61,11 +63,34 @@ def api_settings() -> ApiSettings:
     return ApiSettings.from_env(os.environ)
 
 
+def _batch_store(settings: JobSettings) -> BatchStore:
+    client = _dynamodb(settings.aws_region, settings.aws_endpoint_url)
+    return BatchStore(settings.table_name, client, ttl_seconds=settings.job_ttl_days * 86400)
+
+
+def _terminal_listeners(settings: JobSettings, store: JobStore) -> list[BatchTracker]:
+    """What happens when a job ends, in the API (cancel) and in the worker alike: its batch learns of it."""
+    return [BatchTracker(_batch_store(settings), store)]
+
+
 @cache
 def job_service() -> JobService:
     settings = api_settings()
     store, queue, images = _job_adapters(settings)
-    return JobService(store, queue, images, content_url_seconds=settings.content_url_seconds)
+    return JobService(
+        store,
+        queue,
+        images,
+        content_url_seconds=settings.content_url_seconds,
+        on_terminal=list(_terminal_listeners(settings, store)),
+    )
+
+
+@cache
+def batch_service() -> BatchService:
+    settings = api_settings()
+    store, queue, _ = _job_adapters(settings)
+    return BatchService(store, _batch_store(settings), queue, job_service())
 
 
 @cache
@@ -87,10 +112,12 @@ def worker() -> Worker:
         deadline_seconds=settings.worker_deadline_seconds,
         max_receive_count=settings.job_max_receive_count,
     )
-    return Worker(store, images, queue, generator(settings), config)
+    return Worker(
+        store, images, queue, generator(settings), config, on_terminal=list(_terminal_listeners(settings, store))
+    )
 
 
 def reset() -> None:
     """Forget every cached setting and client (the environment changed: tests, the local stack)."""
-    for cached in (_dynamodb, _s3, _sqs, api_settings, job_service, token_store, worker):
+    for cached in (_dynamodb, _s3, _sqs, api_settings, job_service, batch_service, token_store, worker):
         cached.cache_clear()

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
 from imagegen.generation import ChainOutcome, ChainPending, ChainSucceeded, Generator, RunContext
+from imagegen.jobs import notify_terminal
 from imagegen.models import ErrorInfo, ImageInfo, JobRecord, utcnow
 
 logger = logging.getLogger(__name__)
@@ -172,8 +173,7 @@ class Worker:
     def _finish(self, job: JobRecord, lease: str, now: datetime) -> None:
         final = job.model_copy(update={"completed_at": now, "lease_token": None, "lease_until": None})
         self._store.finish(final, lease)
-        for listener in self._on_terminal:
-            listener(final)
+        notify_terminal(self._on_terminal, final)
 
     def _fail_last_delivery(self, job: JobRecord, lease: str, error: Exception) -> None:
         failed = job.model_copy(
