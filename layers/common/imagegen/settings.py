@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 
 class FunctionSettings(BaseModel):
@@ -40,3 +40,7 @@ class WorkerSettings(JobSettings):
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)
+    # Web grounding (grounding: "web"). Without a key the search is skipped with a warning on the job.
+    tavily_api_key: SecretStr | None = None
+    tavily_base_url: str = Field("https://api.tavily.com", pattern=r"^https?://\S+$")
+    grounding_timeout_seconds: float = Field(8.0, gt=0, le=60)

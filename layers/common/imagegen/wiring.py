@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 import boto3
@@ -13,9 +13,11 @@ from imagegen.adapters.batch_store import BatchStore
 from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
+from imagegen.adapters.tavily_search import TavilySearch
 from imagegen.adapters.tokens import TokenStore
 from imagegen.batches import BatchService, BatchTracker
 from imagegen.generation import Generator
+from imagegen.grounding import WebSearch, ground
 from imagegen.jobs import JobService
 from imagegen.offline import PlaceholderGenerator
 from imagegen.settings import ApiSettings, AuthorizerSettings, FunctionSettings, JobSettings, WorkerSettings
@@ -103,6 +105,14 @@ def generator(settings: WorkerSettings) -> Generator:
     return PlaceholderGenerator()
 
 
+def web_search(settings: WorkerSettings) -> WebSearch | None:
+    """Tavily when a key is configured, else None (grounding then warns): never tavily-python's keyless mode."""
+    key = settings.tavily_api_key.get_secret_value() if settings.tavily_api_key else ""
+    if not key.strip():
+        return None
+    return TavilySearch(key.strip(), settings.tavily_base_url, timeout_seconds=settings.grounding_timeout_seconds)
+
+
 @cache
 def worker() -> Worker:
     settings = WorkerSettings.from_env(os.environ)
@@ -113,7 +123,13 @@ def worker() -> Worker:
         max_receive_count=settings.job_max_receive_count,
     )
     return Worker(
-        store, images, queue, generator(settings), config, on_terminal=list(_terminal_listeners(settings, store))
+        store,
+        images,
+        queue,
+        generator(settings),
+        config,
+        on_terminal=list(_terminal_listeners(settings, store)),
+        grounder=partial(ground, search=web_search(settings)),
     )
 
 
