@@ -31,12 +31,21 @@ class JobSettings(FunctionSettings):
     job_ttl_days: int = Field(30, ge=1, le=3650)
 
 
-class ApiSettings(JobSettings):
+class WebhookSettings(FunctionSettings):
+    # The webhook queue; unset, no webhook is queued (jobs run as ever).
+    webhook_queue_url: str | None = None
+    # For local test doubles only: webhook URLs may be http and loopback/private (never metadata or link-local).
+    media_allow_private_networks: bool = False
+    # Seconds before each delivery attempt (comma-separated); the default is imagegen.webhooks.RETRY_DELAYS.
+    webhook_retry_delays: str | None = Field(None, pattern=r"^\d{1,3}(,\d{1,3}){0,19}$")
+
+
+class ApiSettings(JobSettings, WebhookSettings):
     max_wait_seconds: int = Field(25, ge=0, le=28)
     content_url_seconds: int = Field(300, ge=30, le=3600)
 
 
-class WorkerSettings(JobSettings):
+class WorkerSettings(JobSettings, WebhookSettings):
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)

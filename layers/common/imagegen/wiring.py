@@ -15,12 +15,22 @@ from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
 from imagegen.adapters.tavily_search import TavilySearch
 from imagegen.adapters.tokens import TokenStore
+from imagegen.adapters.webhook_http import WebhookHttpSender, url_check
+from imagegen.adapters.webhook_secrets import WebhookSecretStore
 from imagegen.batches import BatchService, BatchTracker
 from imagegen.generation import Generator
 from imagegen.grounding import WebSearch, ground
-from imagegen.jobs import JobService
+from imagegen.jobs import JobService, TerminalListener
 from imagegen.offline import PlaceholderGenerator
-from imagegen.settings import ApiSettings, AuthorizerSettings, FunctionSettings, JobSettings, WorkerSettings
+from imagegen.settings import (
+    ApiSettings,
+    AuthorizerSettings,
+    FunctionSettings,
+    JobSettings,
+    WebhookSettings,
+    WorkerSettings,
+)
+from imagegen.webhooks import RETRY_DELAYS, WebhookDelivery, WebhookNotifier, WebhookSecrets
 from imagegen.work import Worker, WorkerConfig
 
 if TYPE_CHECKING:
@@ -70,9 +80,19 @@ def _batch_store(settings: JobSettings) -> BatchStore:
     return BatchStore(settings.table_name, client, ttl_seconds=settings.job_ttl_days * 86400)
 
 
-def _terminal_listeners(settings: JobSettings, store: JobStore) -> list[BatchTracker]:
-    """What happens when a job ends, in the API (cancel) and in the worker alike: its batch learns of it."""
-    return [BatchTracker(_batch_store(settings), store)]
+def _webhook_queue(settings: WebhookSettings) -> JobQueue | None:
+    if not settings.webhook_queue_url:
+        return None
+    return JobQueue(settings.webhook_queue_url, _sqs(settings.aws_region, settings.aws_endpoint_url))
+
+
+def _terminal_listeners(settings: ApiSettings | WorkerSettings, store: JobStore) -> list[TerminalListener]:
+    """What happens when a job ends, in the API (cancel) and in the worker alike: its batch learns of it, and
+    its webhook (and the batch's, for a batch's last item) is queued."""
+    queue = _webhook_queue(settings)
+    notifier = WebhookNotifier(queue) if queue is not None else None
+    tracker = BatchTracker(_batch_store(settings), store, notifier.batch_ended if notifier else None)
+    return [tracker, notifier] if notifier else [tracker]
 
 
 @cache
@@ -84,7 +104,33 @@ def job_service() -> JobService:
         queue,
         images,
         content_url_seconds=settings.content_url_seconds,
-        on_terminal=list(_terminal_listeners(settings, store)),
+        on_terminal=_terminal_listeners(settings, store),
+        url_check=url_check(settings.media_allow_private_networks),
+    )
+
+
+@cache
+def webhook_secrets() -> WebhookSecrets:
+    settings = api_settings()
+    return WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings)))
+
+
+@cache
+def webhook_delivery() -> WebhookDelivery:
+    settings = WebhookSettings.from_env(os.environ)
+    queue = _webhook_queue(settings)
+    if queue is None:
+        raise RuntimeError("WEBHOOK_QUEUE_URL is required by the webhook function")
+    delays = (
+        tuple(int(part) for part in settings.webhook_retry_delays.split(","))
+        if settings.webhook_retry_delays
+        else RETRY_DELAYS
+    )
+    return WebhookDelivery(
+        WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings))),
+        WebhookHttpSender(allow_private=settings.media_allow_private_networks),
+        queue,
+        delays=delays,
     )
 
 
@@ -128,12 +174,23 @@ def worker() -> Worker:
         queue,
         generator(settings),
         config,
-        on_terminal=list(_terminal_listeners(settings, store)),
+        on_terminal=_terminal_listeners(settings, store),
         grounder=partial(ground, search=web_search(settings)),
     )
 
 
 def reset() -> None:
     """Forget every cached setting and client (the environment changed: tests, the local stack)."""
-    for cached in (_dynamodb, _s3, _sqs, api_settings, job_service, batch_service, token_store, worker):
+    for cached in (
+        _dynamodb,
+        _s3,
+        _sqs,
+        api_settings,
+        job_service,
+        batch_service,
+        webhook_secrets,
+        webhook_delivery,
+        token_store,
+        worker,
+    ):
         cached.cache_clear()

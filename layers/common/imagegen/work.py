@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
 from imagegen.generation import ChainOutcome, ChainPending, ChainSucceeded, Generator, RunContext
 from imagegen.grounding import GroundingResult, apply, ground
-from imagegen.jobs import notify_terminal
+from imagegen.jobs import TerminalListener, notify_terminal
 from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, utcnow
 
 logger = logging.getLogger(__name__)
@@ -31,10 +31,6 @@ class Queue(Protocol):
 
 class Images(Protocol):
     def put(self, user_id: str, job_id: str, data: bytes, content_type: str) -> str: ...
-
-
-class TerminalListener(Protocol):
-    def __call__(self, job: JobRecord) -> None: ...
 
 
 class Grounder(Protocol):
