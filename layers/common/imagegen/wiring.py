@@ -15,8 +15,8 @@ from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
 from imagegen.adapters.tavily_search import TavilySearch
 from imagegen.adapters.tokens import TokenStore
-from imagegen.adapters.webhook_http import WebhookHttpSender, url_check
 from imagegen.adapters.webhook_secrets import WebhookSecretStore
+from imagegen.adapters.webhook_url import url_check
 from imagegen.batches import BatchService, BatchTracker
 from imagegen.generation import Generator
 from imagegen.grounding import WebSearch, ground
@@ -126,6 +126,9 @@ def webhook_delivery() -> WebhookDelivery:
         if settings.webhook_retry_delays
         else RETRY_DELAYS
     )
+    # Imported here: httpx is only needed by the webhook function, and every import is cold-start time elsewhere.
+    from imagegen.adapters.webhook_http import WebhookHttpSender
+
     return WebhookDelivery(
         WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings))),
         WebhookHttpSender(allow_private=settings.media_allow_private_networks),
