@@ -1,4 +1,4 @@
-"""pytest fixtures for the provider doubles, the no-auth fetcher and a DynamoDB breaker table on moto's server."""
+"""pytest fixtures for the provider and storage doubles, the no-auth fetcher, tables and buckets on moto's server."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from imagegen import wiring
 
 from tests.doubles.fetcher import PlainFetcher
 from tests.doubles.horde import HordeDouble
@@ -17,6 +18,7 @@ from tests.doubles.keys import HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
 from tests.doubles.pollinations import PollinationsDouble
 from tests.doubles.signed_storage import SignedStorageDouble
 from tests.doubles.siliconflow import SiliconFlowDouble
+from tests.doubles.storage import StorageDouble
 
 
 @pytest.fixture
@@ -130,3 +132,33 @@ def breaker_table(dynamodb_client: Any) -> str:
         BillingMode="PAY_PER_REQUEST",
     )
     return name
+
+
+@pytest.fixture
+def storage() -> Iterator[StorageDouble]:
+    """The signed-storage double of tests/doubles/storage.py on 127.0.0.1 (plain HTTP, random port)."""
+    with StorageDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def s3_client(moto_endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def media_bucket(moto_endpoint: str, s3_client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A new, empty bucket per test, and the MediaProxy function's environment pointing at it."""
+    name = f"imagegen-media-{uuid.uuid4().hex[:10]}"
+    s3_client.create_bucket(Bucket=name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("BUCKET_NAME", name)
+    wiring.reset()
+    yield name
+    wiring.reset()

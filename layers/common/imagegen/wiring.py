@@ -13,6 +13,7 @@ from imagegen.adapters.batch_store import BatchStore
 from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
+from imagegen.adapters.media_cache import MediaCache
 from imagegen.adapters.tavily_search import TavilySearch
 from imagegen.adapters.tokens import TokenStore
 from imagegen.adapters.webhook_secrets import WebhookSecretStore
@@ -21,12 +22,14 @@ from imagegen.batches import BatchService, BatchTracker
 from imagegen.generation import Generator
 from imagegen.grounding import WebSearch, ground
 from imagegen.jobs import JobService, TerminalListener
+from imagegen.media import MediaProxy
 from imagegen.offline import PlaceholderGenerator
 from imagegen.settings import (
     ApiSettings,
     AuthorizerSettings,
     FunctionSettings,
     JobSettings,
+    MediaProxySettings,
     WebhookSettings,
     WorkerSettings,
 )
@@ -182,6 +185,28 @@ def worker() -> Worker:
     )
 
 
+@cache
+def media_proxy() -> MediaProxy:
+    # Imported here: only the MediaProxy function needs httpx, and the other functions' cold starts should not pay.
+    from imagegen.fetch import FetchPolicy, SafeFetcher
+
+    settings = MediaProxySettings.from_env(os.environ)
+    policy = FetchPolicy.from_settings(
+        settings.media_allowed_hosts,
+        settings.media_allow_private_networks,
+        settings.media_max_bytes,
+        connect_timeout=settings.media_connect_timeout_seconds,
+        read_timeout=settings.media_read_timeout_seconds,
+        total_timeout=settings.media_total_timeout_seconds,
+    )
+    return MediaProxy(
+        SafeFetcher(policy),
+        MediaCache(settings.bucket_name, _s3(settings.aws_region, settings.aws_endpoint_url)),
+        inline_max_bytes=settings.media_inline_max_bytes,
+        presign_ttl_seconds=settings.media_presign_ttl_seconds,
+    )
+
+
 def reset() -> None:
     """Forget every cached setting and client (the environment changed: tests, the local stack)."""
     for cached in (
@@ -195,5 +220,6 @@ def reset() -> None:
         webhook_delivery,
         token_store,
         worker,
+        media_proxy,
     ):
         cached.cache_clear()

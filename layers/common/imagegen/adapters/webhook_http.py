@@ -33,7 +33,7 @@ class WebhookHttpSender:
         except HostUnresolvable:
             raise DeliveryFailed("the receiver's host does not resolve") from None
         extensions: dict[str, object] = {"target": target.target.encode("ascii")}
-        if target.host not in target.addresses:
+        if target.literal is None:
             extensions["sni_hostname"] = target.host
         last: str = "no address"
         for address in target.addresses:
