@@ -11,9 +11,9 @@ from imagegen import wiring
 from imagegen.batch_models import BatchCreate
 from imagegen.generation import ChainFailed, ChainOutcome, RunContext
 from imagegen.models import Attempt, ErrorInfo, ImageRequest
-from imagegen.offline import PlaceholderGenerator
 
 from tests.conftest import Aws
+from tests.doubles.generators import PlaceholderGenerator
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from imagegen.adapters.tavily_search import TavilySearch
 from imagegen.generation import ChainOutcome, RunContext
 from imagegen.grounding import MAX_ADDED_CHARS, ground
 from imagegen.models import ImageRequest
-from imagegen.offline import PlaceholderGenerator
 
 from tests.conftest import Aws
+from tests.doubles.generators import PlaceholderGenerator
 from tests.doubles.tavily import TavilyDouble, running_tavily
 
 pytestmark = pytest.mark.integration

@@ -48,7 +48,21 @@ class ApiSettings(JobSettings, WebhookSettings):
     content_url_seconds: int = Field(300, ge=30, le=3600)
 
 
-class WorkerSettings(JobSettings, WebhookSettings):
+class FetchSettings(BaseModel):
+    """How every fetch of an outside URL is checked: the media proxy's and the worker's (provider result URLs)."""
+
+    # Host suffixes; empty means imagegen.fetch's defaults, a list replaces them.
+    media_allowed_hosts: str | None = None
+    # Local test doubles only: also admits plain http and loopback/private addresses (never metadata).
+    media_allow_private_networks: bool = False
+    media_max_bytes: int = Field(20 * 1024 * 1024, gt=0, le=1024**3)
+    media_connect_timeout_seconds: float = Field(5.0, gt=0, le=30)
+    media_read_timeout_seconds: float = Field(15.0, gt=0, le=60)
+    # Below API Gateway's 29 s integration limit, so the caller gets our 504 rather than the gateway's.
+    media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)
+
+
+class WorkerSettings(JobSettings, FetchSettings, WebhookSettings):
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)
@@ -58,19 +72,10 @@ class WorkerSettings(JobSettings, WebhookSettings):
     grounding_timeout_seconds: float = Field(8.0, gt=0, le=60)
 
 
-class MediaProxySettings(AwsSettings):
+class MediaProxySettings(AwsSettings, FetchSettings):
     """The MediaProxy function: no table, only the bucket that holds copies of large media."""
 
     bucket_name: str = Field(min_length=1)
-    # Host suffixes for every fetch of an outside URL; empty means imagegen.fetch's defaults, a list replaces them.
-    media_allowed_hosts: str | None = None
-    # Local test doubles only: also admits plain http and loopback/private addresses (never metadata).
-    media_allow_private_networks: bool = False
-    media_max_bytes: int = Field(20 * 1024 * 1024, gt=0, le=1024**3)
     # Lambda answers at most 6 MB and base64 adds a third: 4.5 MB is the most that still fits.
     media_inline_max_bytes: int = Field(4 * 1024 * 1024, gt=0, le=4_500_000)
     media_presign_ttl_seconds: int = Field(900, ge=60, le=43_200)
-    media_connect_timeout_seconds: float = Field(5.0, gt=0, le=30)
-    media_read_timeout_seconds: float = Field(15.0, gt=0, le=60)
-    # Below API Gateway's 29 s integration limit, so the caller gets our 504 rather than the gateway's.
-    media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)

@@ -23,10 +23,10 @@ from imagegen.generation import Generator
 from imagegen.grounding import WebSearch, ground
 from imagegen.jobs import JobService, TerminalListener
 from imagegen.media import MediaProxy
-from imagegen.offline import PlaceholderGenerator
 from imagegen.settings import (
     ApiSettings,
     AuthorizerSettings,
+    FetchSettings,
     FunctionSettings,
     JobSettings,
     MediaProxySettings,
@@ -37,9 +37,12 @@ from imagegen.webhooks import RETRY_DELAYS, WebhookDelivery, WebhookNotifier, We
 from imagegen.work import Worker, WorkerConfig
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_sqs.client import SQSClient
+
+    from imagegen.fetch import SafeFetcher
 
 # Explicit timeouts and bounded retries: a slow AWS call must not eat the whole Lambda timeout.
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
@@ -153,8 +156,39 @@ def token_store() -> TokenStore:
     return TokenStore(settings.table_name, dynamodb(settings))
 
 
+def _fetcher(settings: FetchSettings) -> SafeFetcher:
+    # Imported here: only the worker and the MediaProxy function fetch outside URLs (httpx is cold-start time).
+    from imagegen.fetch import FetchPolicy, SafeFetcher
+
+    policy = FetchPolicy.from_settings(
+        settings.media_allowed_hosts,
+        settings.media_allow_private_networks,
+        settings.media_max_bytes,
+        connect_timeout=settings.media_connect_timeout_seconds,
+        read_timeout=settings.media_read_timeout_seconds,
+        total_timeout=settings.media_total_timeout_seconds,
+    )
+    return SafeFetcher(policy)
+
+
+@cache
+def metrics() -> Metrics:
+    """One EMF metrics set per container; the worker handler flushes it after each invocation."""
+    from aws_lambda_powertools import Metrics
+
+    return Metrics()
+
+
 def generator(settings: WorkerSettings) -> Generator:
-    return PlaceholderGenerator()
+    from imagegen.providers.wiring import build_chain
+
+    return build_chain(
+        os.environ,
+        fetcher=_fetcher(settings),
+        table_name=settings.table_name,
+        dynamodb_client=_dynamodb(settings.aws_region, settings.aws_endpoint_url),
+        metrics=metrics(),
+    )
 
 
 def web_search(settings: WorkerSettings) -> WebSearch | None:
@@ -187,20 +221,9 @@ def worker() -> Worker:
 
 @cache
 def media_proxy() -> MediaProxy:
-    # Imported here: only the MediaProxy function needs httpx, and the other functions' cold starts should not pay.
-    from imagegen.fetch import FetchPolicy, SafeFetcher
-
     settings = MediaProxySettings.from_env(os.environ)
-    policy = FetchPolicy.from_settings(
-        settings.media_allowed_hosts,
-        settings.media_allow_private_networks,
-        settings.media_max_bytes,
-        connect_timeout=settings.media_connect_timeout_seconds,
-        read_timeout=settings.media_read_timeout_seconds,
-        total_timeout=settings.media_total_timeout_seconds,
-    )
     return MediaProxy(
-        SafeFetcher(policy),
+        _fetcher(settings),
         MediaCache(settings.bucket_name, _s3(settings.aws_region, settings.aws_endpoint_url)),
         inline_max_bytes=settings.media_inline_max_bytes,
         presign_ttl_seconds=settings.media_presign_ttl_seconds,
@@ -221,5 +244,6 @@ def reset() -> None:
         token_store,
         worker,
         media_proxy,
+        metrics,
     ):
         cached.cache_clear()

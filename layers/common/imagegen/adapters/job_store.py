@@ -233,6 +233,40 @@ class JobStore:
 
     def claim(self, user_id: str, job_id: str, *, now: datetime, lease_seconds: int) -> JobRecord:
         """queued → running (or take over a running job whose lease expired) under a fresh lease token."""
+        return self._take_lease(
+            user_id,
+            job_id,
+            now=now,
+            lease_seconds=lease_seconds,
+            condition=(
+                "attribute_exists(pk) AND (#status = :queued OR (#status = :running AND lease_epoch <= :now_epoch))"
+            ),
+            values={":queued": {"S": "queued"}, ":now_epoch": {"N": str(_epoch(now))}},
+        )
+
+    def claim_check(
+        self, user_id: str, job_id: str, check_token: str, *, now: datetime, lease_seconds: int
+    ) -> JobRecord:
+        """Take a job left pending by an async provider, if `check_token` is still the one it was left with."""
+        return self._take_lease(
+            user_id,
+            job_id,
+            now=now,
+            lease_seconds=lease_seconds,
+            condition="#status = :running AND lease_token = :check",
+            values={":check": {"S": check_token}},
+        )
+
+    def _take_lease(
+        self,
+        user_id: str,
+        job_id: str,
+        *,
+        now: datetime,
+        lease_seconds: int,
+        condition: str,
+        values: dict[str, Any],
+    ) -> JobRecord:
         lease_until = datetime.fromtimestamp(_epoch(now) + lease_seconds, UTC)
         try:
             answer = self._client.update_item(
@@ -242,52 +276,17 @@ class JobStore:
                     "SET #status = :running, lease_token = :token, lease_until = :until, lease_epoch = :until_epoch,"
                     " started_at = if_not_exists(started_at, :now), gsi1sk = :gsi1sk ADD deliveries :one"
                 ),
-                ConditionExpression=(
-                    "attribute_exists(pk) AND (#status = :queued OR (#status = :running AND lease_epoch <= :now_epoch))"
-                ),
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":running": {"S": "running"},
-                    ":queued": {"S": "queued"},
                     ":token": {"S": uuid.uuid4().hex},
                     ":until": {"S": lease_until.isoformat()},
                     ":until_epoch": {"N": str(_epoch(lease_until))},
                     ":now": {"S": now.isoformat()},
-                    ":now_epoch": {"N": str(_epoch(now))},
                     ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
                     ":one": {"N": "1"},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            raise ClaimRefused(self.get(user_id, job_id)) from error
-        return from_item(answer["Attributes"])
-
-    def claim_check(
-        self, user_id: str, job_id: str, check_token: str, *, now: datetime, lease_seconds: int
-    ) -> JobRecord:
-        """Take a job left pending by an async provider, if `check_token` is still the one it was left with."""
-        lease_until = datetime.fromtimestamp(_epoch(now) + lease_seconds, UTC)
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(user_id, job_id),
-                UpdateExpression=(
-                    "SET lease_token = :token, lease_until = :until, lease_epoch = :until_epoch, gsi1sk = :gsi1sk"
-                    " ADD deliveries :one"
-                ),
-                ConditionExpression="#status = :running AND lease_token = :check",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":running": {"S": "running"},
-                    ":check": {"S": check_token},
-                    ":token": {"S": uuid.uuid4().hex},
-                    ":until": {"S": lease_until.isoformat()},
-                    ":until_epoch": {"N": str(_epoch(lease_until))},
-                    ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
-                    ":one": {"N": "1"},
+                    **values,
                 },
                 ReturnValues="ALL_NEW",
             )

@@ -8,14 +8,11 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
 from imagegen.api import batches, errors, images, webhooks
-from imagegen.errors import ImagegenError
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -48,25 +45,7 @@ def openapi() -> Response[str]:
     )
 
 
-@app.exception_handler(ImagegenError)
-def _domain_error(error: ImagegenError) -> Response[Any]:
-    return errors.from_domain(error)
-
-
-@app.exception_handler(RequestValidationError)
-def _validation_error(error: RequestValidationError) -> Response[Any]:
-    return errors.from_validation(error.errors())
-
-
-@app.not_found
-def _not_found(_: NotFoundError) -> Response[Any]:
-    event = app.current_event
-    return errors.error_response(404, "not_found", f"no route {event.http_method} {event.path}")
-
-
-@app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response[Any]:
-    return errors.unexpected(error)
+errors.register(app)
 
 
 def _body_size(event: dict[str, Any]) -> int:
