@@ -20,12 +20,14 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _results import write_section
 from imagegen import wiring
 from imagegen.batch_models import BatchCreate
 from imagegen.generation import ChainOutcome, RunContext
 from imagegen.models import ImageRequest
-from imagegen.offline import PlaceholderGenerator
+
+from tests.doubles.generators import PlaceholderGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
