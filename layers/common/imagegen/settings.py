@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 
 class AwsSettings(BaseModel):
@@ -34,7 +34,16 @@ class JobSettings(FunctionSettings):
     job_ttl_days: int = Field(30, ge=1, le=3650)
 
 
-class ApiSettings(JobSettings):
+class WebhookSettings(FunctionSettings):
+    # The webhook queue; unset, no webhook is queued (jobs run as ever).
+    webhook_queue_url: str | None = None
+    # For local test doubles only: webhook URLs may be http and loopback/private (never metadata or link-local).
+    media_allow_private_networks: bool = False
+    # Seconds before each delivery attempt (comma-separated); the default is imagegen.webhooks.RETRY_DELAYS.
+    webhook_retry_delays: str | None = Field(None, pattern=r"^\d{1,3}(,\d{1,3}){0,19}$")
+
+
+class ApiSettings(JobSettings, WebhookSettings):
     max_wait_seconds: int = Field(25, ge=0, le=28)
     content_url_seconds: int = Field(300, ge=30, le=3600)
 
@@ -53,10 +62,14 @@ class FetchSettings(BaseModel):
     media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)
 
 
-class WorkerSettings(JobSettings, FetchSettings):
+class WorkerSettings(JobSettings, FetchSettings, WebhookSettings):
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)
+    # Web grounding (grounding: "web"). Without a key the search is skipped with a warning on the job.
+    tavily_api_key: SecretStr | None = None
+    tavily_base_url: str = Field("https://api.tavily.com", pattern=r"^https?://\S+$")
+    grounding_timeout_seconds: float = Field(8.0, gt=0, le=60)
 
 
 class MediaProxySettings(AwsSettings, FetchSettings):

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import os
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
+from imagegen.adapters.batch_store import BatchStore
 from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
 from imagegen.adapters.media_cache import MediaCache
+from imagegen.adapters.tavily_search import TavilySearch
 from imagegen.adapters.tokens import TokenStore
+from imagegen.adapters.webhook_secrets import WebhookSecretStore
+from imagegen.adapters.webhook_url import url_check
+from imagegen.batches import BatchService, BatchTracker
 from imagegen.generation import Generator
-from imagegen.jobs import JobService
+from imagegen.grounding import WebSearch, ground
+from imagegen.jobs import JobService, TerminalListener
 from imagegen.media import MediaProxy
 from imagegen.settings import (
     ApiSettings,
@@ -24,8 +30,10 @@ from imagegen.settings import (
     FunctionSettings,
     JobSettings,
     MediaProxySettings,
+    WebhookSettings,
     WorkerSettings,
 )
+from imagegen.webhooks import RETRY_DELAYS, WebhookDelivery, WebhookNotifier, WebhookSecrets
 from imagegen.work import Worker, WorkerConfig
 
 if TYPE_CHECKING:
@@ -73,11 +81,73 @@ def api_settings() -> ApiSettings:
     return ApiSettings.from_env(os.environ)
 
 
+def _batch_store(settings: JobSettings) -> BatchStore:
+    client = _dynamodb(settings.aws_region, settings.aws_endpoint_url)
+    return BatchStore(settings.table_name, client, ttl_seconds=settings.job_ttl_days * 86400)
+
+
+def _webhook_queue(settings: WebhookSettings) -> JobQueue | None:
+    if not settings.webhook_queue_url:
+        return None
+    return JobQueue(settings.webhook_queue_url, _sqs(settings.aws_region, settings.aws_endpoint_url))
+
+
+def _terminal_listeners(settings: ApiSettings | WorkerSettings, store: JobStore) -> list[TerminalListener]:
+    """What happens when a job ends, in the API (cancel) and in the worker alike: its batch learns of it, and
+    its webhook (and the batch's, for a batch's last item) is queued."""
+    queue = _webhook_queue(settings)
+    notifier = WebhookNotifier(queue) if queue is not None else None
+    tracker = BatchTracker(_batch_store(settings), store, notifier.batch_ended if notifier else None)
+    return [tracker, notifier] if notifier else [tracker]
+
+
 @cache
 def job_service() -> JobService:
     settings = api_settings()
     store, queue, images = _job_adapters(settings)
-    return JobService(store, queue, images, content_url_seconds=settings.content_url_seconds)
+    return JobService(
+        store,
+        queue,
+        images,
+        content_url_seconds=settings.content_url_seconds,
+        on_terminal=_terminal_listeners(settings, store),
+        url_check=url_check(settings.media_allow_private_networks),
+    )
+
+
+@cache
+def webhook_secrets() -> WebhookSecrets:
+    settings = api_settings()
+    return WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings)))
+
+
+@cache
+def webhook_delivery() -> WebhookDelivery:
+    settings = WebhookSettings.from_env(os.environ)
+    queue = _webhook_queue(settings)
+    if queue is None:
+        raise RuntimeError("WEBHOOK_QUEUE_URL is required by the webhook function")
+    delays = (
+        tuple(int(part) for part in settings.webhook_retry_delays.split(","))
+        if settings.webhook_retry_delays
+        else RETRY_DELAYS
+    )
+    # Imported here: httpx is only needed by the webhook function, and every import is cold-start time elsewhere.
+    from imagegen.adapters.webhook_http import WebhookHttpSender
+
+    return WebhookDelivery(
+        WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings))),
+        WebhookHttpSender(allow_private=settings.media_allow_private_networks),
+        queue,
+        delays=delays,
+    )
+
+
+@cache
+def batch_service() -> BatchService:
+    settings = api_settings()
+    store, queue, _ = _job_adapters(settings)
+    return BatchService(store, _batch_store(settings), queue, job_service())
 
 
 @cache
@@ -121,6 +191,14 @@ def generator(settings: WorkerSettings) -> Generator:
     )
 
 
+def web_search(settings: WorkerSettings) -> WebSearch | None:
+    """Tavily when a key is configured, else None (grounding then warns): never tavily-python's keyless mode."""
+    key = settings.tavily_api_key.get_secret_value() if settings.tavily_api_key else ""
+    if not key.strip():
+        return None
+    return TavilySearch(key.strip(), settings.tavily_base_url, timeout_seconds=settings.grounding_timeout_seconds)
+
+
 @cache
 def worker() -> Worker:
     settings = WorkerSettings.from_env(os.environ)
@@ -130,7 +208,15 @@ def worker() -> Worker:
         deadline_seconds=settings.worker_deadline_seconds,
         max_receive_count=settings.job_max_receive_count,
     )
-    return Worker(store, images, queue, generator(settings), config)
+    return Worker(
+        store,
+        images,
+        queue,
+        generator(settings),
+        config,
+        on_terminal=_terminal_listeners(settings, store),
+        grounder=partial(ground, search=web_search(settings)),
+    )
 
 
 @cache
@@ -146,5 +232,18 @@ def media_proxy() -> MediaProxy:
 
 def reset() -> None:
     """Forget every cached setting and client (the environment changed: tests, the local stack)."""
-    for cached in (_dynamodb, _s3, _sqs, api_settings, job_service, token_store, worker, media_proxy, metrics):
+    for cached in (
+        _dynamodb,
+        _s3,
+        _sqs,
+        api_settings,
+        job_service,
+        batch_service,
+        webhook_secrets,
+        webhook_delivery,
+        token_store,
+        worker,
+        media_proxy,
+        metrics,
+    ):
         cached.cache_clear()

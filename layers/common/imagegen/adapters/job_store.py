@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,11 @@ if TYPE_CHECKING:
 _JSON_FIELDS = ("request", "attempts", "image", "error", "warnings", "chain_state", "grounding")
 _TIME_FIELDS = ("created_at", "started_at", "completed_at", "lease_until")
 _PLAIN_FIELDS = ("id", "status", "batch_id", "provider", "model", "user_id", "lease_token", "image_key", "request_hash")
+# DynamoDB's limits: BatchGetItem takes 100 keys; TransactWriteItems 100 actions in AWS, but 25 in the emulator.
+BATCH_GET_KEYS = 100
+TRANSACT_CHUNK = 25
+# Unprocessed keys come back under throttling; a few rounds with a short backoff, then the caller sees an error.
+_UNPROCESSED_ROUNDS = 5
 # Non-terminal jobs carry these, so the sweeper finds stuck jobs with one query on the `gsi1` index.
 ACTIVE_PARTITION = "ACTIVE"
 
@@ -142,6 +149,62 @@ class JobStore:
                 details={"field": "Idempotency-Key"},
             )
         return self.get(user_id, found["job_id"]["S"])
+
+    def create_many(self, records: list[JobRecord]) -> None:
+        """Write new jobs, all-or-nothing per chunk of 25; an id that already exists fails its chunk."""
+        for start in range(0, len(records), TRANSACT_CHUNK):
+            chunk = records[start : start + TRANSACT_CHUNK]
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": to_item(record, self._ttl),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                    for record in chunk
+                ]
+            )
+
+    def delete_queued(self, records: Iterable[JobRecord]) -> None:
+        """Remove jobs this caller wrote and never enqueued (it lost a race); a job that already moved on stays."""
+        for record in records:
+            try:
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=_job_key(record.user_id, record.id),
+                    ConditionExpression="#status = :queued",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":queued": {"S": "queued"}},
+                )
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise
+
+    def get_many(self, user_id: str, job_ids: list[str]) -> dict[str, JobRecord]:
+        """The jobs that exist among job_ids (BatchGetItem, 100 keys a call), keyed by id."""
+        found: dict[str, JobRecord] = {}
+        unique = list(dict.fromkeys(job_ids))
+        for start in range(0, len(unique), BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [_job_key(user_id, job_id) for job_id in unique[start : start + BATCH_GET_KEYS]],
+                    "ConsistentRead": True,
+                }
+            }
+            for round_ in range(_UNPROCESSED_ROUNDS):
+                answer = self._client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    record = from_item(item)
+                    found[record.id] = record
+                request = dict(answer.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(0.05 * 2**round_)
+            else:
+                raise RuntimeError(f"DynamoDB left {len(request[self._table]['Keys'])} keys unprocessed")
+        return found
 
     def get(self, user_id: str, job_id: str) -> JobRecord:
         item = self._client.get_item(TableName=self._table, Key=_job_key(user_id, job_id), ConsistentRead=True).get(
@@ -267,6 +330,10 @@ class JobStore:
 
     def cancel(self, user_id: str, job_id: str, *, now: datetime) -> JobRecord:
         """queued|running → canceled; canceling a canceled job returns it (idempotent)."""
+        return self.cancel_changed(user_id, job_id, now=now)[0]
+
+    def cancel_changed(self, user_id: str, job_id: str, *, now: datetime) -> tuple[JobRecord, bool]:
+        """As cancel(), and whether this call made the change (so a terminal event is raised once)."""
         try:
             answer = self._client.update_item(
                 TableName=self._table,
@@ -287,11 +354,11 @@ class JobStore:
                 raise
             current = self.get(user_id, job_id)
             if current.status == "canceled":
-                return current
+                return current, False
             raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled") from error
         # The old image carries the chain state the caller needs to cancel a remote request.
         before = from_item(answer["Attributes"])
-        return before.model_copy(update={"status": "canceled", "completed_at": now, "lease_token": None})
+        return before.model_copy(update={"status": "canceled", "completed_at": now, "lease_token": None}), True
 
     def _replace(self, job: JobRecord, condition: str, lease_token: str) -> JobRecord:
         try:
