@@ -90,6 +90,7 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
     assert variables("ApiFunction") == {
         "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
         "IMAGEGEN_PROVIDERS": {"Ref": "DefaultProviders"},
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
     }
     assert variables("AuthorizerFunction") == {}
     assert variables("WorkerFunction") == {
@@ -99,7 +100,10 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "IMAGEGEN_PROVIDERS": {"Ref": "DefaultProviders"},
         "MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"},
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
     }
+    assert variables("MediaProxyFunction") == {"MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"}}
+    assert variables("WebhookFunction") == {"WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"}}
     assert template["Parameters"]["DefaultProviders"]["Default"] == "siliconflow,huggingface,horde,pollinations"
     # Base URLs have defaults in code and are overridden from the process environment, never the template.
     assert "_BASE_URL" not in json.dumps(template)
@@ -145,39 +149,60 @@ def test_given_the_worker_when_read_then_it_reports_partial_batch_failures(templ
             "Type": "SQS",
             "Properties": {
                 "Queue": {"Fn::GetAtt": ["JobsQueue", "Arn"]},
-                "BatchSize": 5,
-                "MaximumBatchingWindowInSeconds": 1,
+                "BatchSize": 1,
                 "FunctionResponseTypes": ["ReportBatchItemFailures"],
             },
         }
     }
 
 
-def test_given_the_policies_when_read_then_each_is_a_policy_template_scoped_to_one_resource(template):
+def _stack_reference(value: Any, resources: set[str]) -> bool:
+    """A Ref / GetAtt / Sub that names a resource of this stack (never a wildcard or another account's)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    [(function, argument)] = value.items()
+    if function == "Ref":
+        return argument in resources
+    if function == "Fn::GetAtt":
+        return argument[0] in resources
+    if function == "Fn::Sub":
+        names = re.findall(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z]+)?\}", argument)
+        return bool(names) and all(name in resources for name in names)
+    return False
+
+
+def test_given_the_policies_when_read_then_each_is_scoped_to_resources_of_this_stack(template):
+    resources = set(template["Resources"])
     expected = {
-        "ApiFunction": {
-            "DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}},
-            "S3ReadPolicy": {"BucketName": {"Ref": "ImagesBucket"}},
-            "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}},
-        },
-        "AuthorizerFunction": {"DynamoDBReadPolicy": {"TableName": {"Ref": "Table"}}},
-        "WorkerFunction": {
-            "DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}},
-            "S3CrudPolicy": {"BucketName": {"Ref": "ImagesBucket"}},
-            "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}},
-            "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "ProviderKeysSecret"}},
-        },
+        "ApiFunction": ["DynamoDBCrudPolicy", "S3ReadPolicy", "SQSSendMessagePolicy", "SQSSendMessagePolicy"],
+        "AuthorizerFunction": ["DynamoDBReadPolicy"],
+        "WorkerFunction": [
+            "DynamoDBCrudPolicy",
+            "S3CrudPolicy",
+            "SQSSendMessagePolicy",
+            "AWSSecretsManagerGetSecretValuePolicy",
+            "SQSSendMessagePolicy",
+        ],
+        "MediaProxyFunction": ["Statement"],
+        "WebhookFunction": ["DynamoDBCrudPolicy", "SQSSendMessagePolicy"],
     }
 
-    for name in FUNCTIONS:
-        policies = _props(template, name)["Policies"]
-        assert {key: value for policy in policies for key, value in policy.items()} == expected[name]
+    for name, kinds in expected.items():
+        assert [next(iter(policy)) for policy in _props(template, name)["Policies"]] == kinds, name
     for name in _functions(template):
         for policy in _props(template, name).get("Policies", []):
-            # A SAM policy template whose every argument names one resource of this stack.
             assert isinstance(policy, dict) and len(policy) == 1, f"{name}: {policy}"
-            [arguments] = policy.values()
-            assert all(set(value) <= {"Ref", "Fn::GetAtt"} for value in arguments.values()), f"{name}: {policy}"
+            [(kind, arguments)] = policy.items()
+            if kind == "Statement":
+                # Inline statements: every resource is one of ours, never "*".
+                for statement in arguments:
+                    targets = (
+                        statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                    )
+                    assert all(_stack_reference(target, resources) for target in targets), f"{name}: {statement}"
+            else:
+                # A SAM policy template whose every argument names one resource of this stack.
+                assert all(_stack_reference(value, resources) for value in arguments.values()), f"{name}: {policy}"
 
 
 def test_given_the_whole_template_when_read_then_no_policy_grants_everything(template):
@@ -331,13 +356,15 @@ def test_given_the_secret_when_read_then_only_the_worker_reads_it_and_its_name_i
 
 
 def test_given_the_outputs_when_read_then_clients_and_tests_find_every_resource(template):
-    assert set(template["Outputs"]) == {
+    assert set(template["Outputs"]) >= {
         "ApiUrl",
         "ImagesBucketName",
         "TableName",
         "JobsQueueUrl",
         "JobsDeadLetterQueueUrl",
         "ProviderKeysSecretName",
+        "WebhooksQueueUrl",
+        "WebhooksDeadLetterQueueUrl",
     }
     assert re.fullmatch(r"https://\$\{Api\}\.execute-api\..*/api", template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"])
 
