@@ -405,6 +405,26 @@ class TestHordeAsync:
         assert len(horde_double.server.calls("GET", "/generate/status/")) == 1
         assert [r.headers.get("authorization") for r in storage_double.requests] == [None]
 
+    def test_given_a_queued_horde_request_when_the_job_is_canceled_then_the_horde_gets_delete_and_nothing_revives_it(
+        self, start_api: StartApi, horde_double: HordeDouble
+    ) -> None:
+        horde_double.checks_until_done = 1000  # never done: only the cancel can end this job
+        api = start_api()
+        job_id = api.create(providers=["horde"])
+        wait_for(lambda: [a["outcome"] for a in api.get_raw(job_id).json()["attempts"]] == ["pending"])
+
+        canceled = api.client.post(f"/v1/images/{job_id}/cancel")
+        (remote,) = horde_double.jobs.values()
+        wait_for(lambda: remote.canceled)
+        # generate, cancel, and the check that was already queued (before or after the cancel, whichever came first).
+        wait_for(lambda: api.worker_invocations == 3)
+
+        assert (canceled.status_code, canceled.json()["status"]) == (200, "canceled")
+        (delete,) = horde_double.server.calls("DELETE")
+        assert (delete.path, delete.headers["apikey"]) == (f"/api/v2/generate/status/{remote.id}", HORDE_KEY)
+        assert remote.status_calls == 0
+        assert api.get_raw(job_id).json()["status"] == "canceled"
+
     def test_given_a_censored_horde_generation_when_collected_then_the_job_is_not_a_success(
         self, start_api: StartApi, horde_double: HordeDouble
     ) -> None:
