@@ -15,6 +15,7 @@ from imagegen.adapters.job_store import JobStore
 from imagegen.errors import BadRequest, Conflict
 from imagegen.ids import new_id
 from imagegen.models import ImageRequest, Job, JobPage, JobRecord, utcnow
+from imagegen.quota import DailyQuota
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ class Presigner(Protocol):
     def presigned_url(self, key: str, expires_in: int) -> str: ...
 
 
+class TerminalListener(Protocol):
+    def __call__(self, job: JobRecord) -> None: ...
+
+
 def request_hash(request: ImageRequest) -> str:
     canonical = json.dumps(request.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -43,6 +48,8 @@ class JobService:
         images: Presigner,
         *,
         content_url_seconds: int = 300,
+        quota: DailyQuota | None = None,
+        on_terminal: list[TerminalListener] | None = None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -51,6 +58,8 @@ class JobService:
         self._queue = queue
         self._images = images
         self._content_url_seconds = content_url_seconds
+        self._quota = quota
+        self._on_terminal = on_terminal or []
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
@@ -61,18 +70,37 @@ class JobService:
                 "Idempotency-Key must be 1-255 printable ASCII characters without spaces",
                 details={"field": "Idempotency-Key"},
             )
+        digest = request_hash(request)
+        if self._quota is not None and self._quota.enabled and idempotency_key is not None:
+            # A replay returns the first job without touching the quota (even when the quota is used up).
+            replayed = self._store.find_replay(user_id, idempotency_key, digest)
+            if replayed is not None:
+                return replayed.public(), False
+        day = self._quota.reserve(user_id) if self._quota is not None else None
         record = JobRecord(
             id=new_id("img"),
             status="queued",
             request=request,
             user_id=user_id,
             created_at=self._clock(),
-            request_hash=request_hash(request),
+            request_hash=digest,
+            quota_day=day,
         )
-        stored, created = self._store.create(record, idempotency_key)
+        try:
+            stored, created = self._store.create(record, idempotency_key)
+        except Exception:
+            self._release(user_id, day)
+            raise
+        if not created:
+            # Lost a race with a create under the same idempotency key: that job holds the unit, not this one.
+            self._release(user_id, day)
         if created:
             self._enqueue(stored)
         return stored.public(), created
+
+    def _release(self, user_id: str, day: str | None) -> None:
+        if self._quota is not None:
+            self._quota.release(user_id, day)
 
     def _enqueue(self, job: JobRecord) -> None:
         # The job is already durable; if SQS refuses, the sweeper re-enqueues jobs left queued too long.
@@ -107,6 +135,8 @@ class JobService:
 
     def cancel(self, user_id: str, job_id: str) -> Job:
         job = self._store.cancel(user_id, job_id, now=self._clock())
+        for listener in self._on_terminal:
+            listener(job)
         if job.chain_state:
             # A provider may still be working on it (async); the worker cancels the remote request.
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 
 class FunctionSettings(BaseModel):
@@ -25,18 +25,64 @@ class AuthorizerSettings(FunctionSettings):
     pass
 
 
+class KeySettings(FunctionSettings):
+    """Where provider keys come from, how they are checked, and the default chain."""
+
+    # Name of the Secrets Manager secret holding the deployment's keys (a JSON map); unset: keys from the env below.
+    provider_keys_secret: str | None = None
+    provider_keys_max_age_seconds: int = Field(300, ge=0, le=86400)
+    # KMS key that encrypts users' own keys; unset: PUT /v1/keys answers 503.
+    keys_kms_key_id: str | None = None
+    # Deployment keys when PROVIDER_KEYS_SECRET is unset (locally and in tests).
+    siliconflow_api_key: SecretStr | None = None
+    hf_token: SecretStr | None = None
+    horde_api_key: SecretStr | None = None
+    pollinations_api_key: SecretStr | None = None
+    tavily_api_key: SecretStr | None = None
+    # Key-check hosts (test doubles and regional hosts override them).
+    siliconflow_base_url: str = "https://api.siliconflow.com/v1"
+    hf_endpoint: str = "https://huggingface.co"
+    horde_base_url: str = "https://aihorde.net/api/v2"
+    # The balance check lives on the keyed gateway, not on the keyless legacy host of POLLINATIONS_BASE_URL.
+    pollinations_gen_url: str = "https://gen.pollinations.ai"
+    tavily_base_url: str = "https://api.tavily.com"
+    keycheck_timeout_seconds: float = Field(4.0, gt=0, le=20)
+    # A key checked (conclusively or not) more recently than this is not checked again by the schedule.
+    keycheck_interval_seconds: int = Field(3600, ge=0)
+    # HF whoami-v2 is strictly rate-limited: at most one call per key per this many seconds.
+    hf_whoami_interval_seconds: int = Field(86400, ge=0)
+    imagegen_providers: str = Field("siliconflow,huggingface,horde,pollinations", min_length=1)
+
+    @property
+    def provider_order(self) -> list[str]:
+        return [name.strip() for name in self.imagegen_providers.split(",") if name.strip()]
+
+
 class JobSettings(FunctionSettings):
     bucket_name: str = Field(min_length=1)
     queue_url: str = Field(min_length=1)
     job_ttl_days: int = Field(30, ge=1, le=3650)
 
 
-class ApiSettings(JobSettings):
+class ApiSettings(JobSettings, KeySettings):
     max_wait_seconds: int = Field(25, ge=0, le=28)
     content_url_seconds: int = Field(300, ge=30, le=3600)
+    # Images per user per UTC day; 0 (or unset) turns quotas off.
+    daily_image_quota: int = Field(0, ge=0)
 
 
-class WorkerSettings(JobSettings):
+class WorkerSettings(JobSettings, KeySettings):
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)
+
+
+class ScheduledSettings(KeySettings):
+    queue_url: str = Field(min_length=1)
+    job_ttl_days: int = Field(30, ge=1, le=3650)
+    job_max_receive_count: int = Field(4, ge=1)
+    # A job still queued this long after it was created gets its message sent again.
+    queued_requeue_seconds: int = Field(300, ge=1)
+    # Bounds on one run, so a run always ends well inside the function timeout.
+    sweep_max_jobs: int = Field(500, ge=1)
+    keycheck_max_per_run: int = Field(100, ge=0)

@@ -7,21 +7,46 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
+import httpx
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
+from imagegen.adapters.breakers import DynamoBreakers
+from imagegen.adapters.deployment_keys import EnvDeploymentKeys, SecretDeploymentKeys
 from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
+from imagegen.adapters.key_store import KeyStore
+from imagegen.adapters.metrics import EmfMetrics
+from imagegen.adapters.quota_store import DynamoQuotaStore
 from imagegen.adapters.tokens import TokenStore
+from imagegen.chain_status import ChainStatus
 from imagegen.generation import Generator
 from imagegen.jobs import JobService
+from imagegen.key_health import HealthService
+from imagegen.keycheck import KeyChecker, KeyCheckUrls, new_client
+from imagegen.keys import DeploymentKeys, KeyResolver
 from imagegen.offline import PlaceholderGenerator
-from imagegen.settings import ApiSettings, AuthorizerSettings, FunctionSettings, JobSettings, WorkerSettings
+from imagegen.quota import DailyQuota, QuotaRefunds
+from imagegen.scheduled import ScheduledRun
+from imagegen.settings import (
+    ApiSettings,
+    AuthorizerSettings,
+    FunctionSettings,
+    JobSettings,
+    KeySettings,
+    ScheduledSettings,
+    WorkerSettings,
+)
+from imagegen.sweeper import SweepConfig, Sweeper
+from imagegen.user_keys import UserKeyService
 from imagegen.work import Worker, WorkerConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_kms.client import KMSClient
     from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
 # Explicit timeouts and bounded retries: a slow AWS call must not eat the whole Lambda timeout.
@@ -47,6 +72,73 @@ def _sqs(region: str, endpoint: str | None) -> SQSClient:
     return boto3.client("sqs", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
 
 
+@cache
+def _kms(region: str, endpoint: str | None) -> KMSClient:
+    return boto3.client("kms", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+
+
+@cache
+def _secretsmanager(region: str, endpoint: str | None) -> SecretsManagerClient:
+    return boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+
+
+@cache
+def _keycheck_client(timeout_seconds: float) -> httpx.Client:
+    return new_client(timeout_seconds)
+
+
+@cache
+def _secret_keys(name: str, max_age: int, region: str, endpoint: str | None) -> SecretDeploymentKeys:
+    # Cached per container: the Powertools provider's own cache (max_age) must outlive one invocation.
+    return SecretDeploymentKeys(name, SecretsProvider(boto3_client=_secretsmanager(region, endpoint)), max_age=max_age)
+
+
+def deployment_keys(settings: KeySettings) -> DeploymentKeys:
+    """One Secrets Manager secret when PROVIDER_KEYS_SECRET is set; else the environment (local, tests)."""
+    if settings.provider_keys_secret:
+        return _secret_keys(
+            settings.provider_keys_secret,
+            settings.provider_keys_max_age_seconds,
+            settings.aws_region,
+            settings.aws_endpoint_url,
+        )
+    return EnvDeploymentKeys(settings)
+
+
+def key_store(settings: KeySettings) -> KeyStore:
+    region, endpoint = settings.aws_region, settings.aws_endpoint_url
+    return KeyStore(settings.table_name, _dynamodb(region, endpoint), _kms(region, endpoint), settings.keys_kms_key_id)
+
+
+def key_resolver(settings: KeySettings) -> KeyResolver:
+    """A fresh resolver: it caches decrypted user keys, so build one per invocation (or per job run)."""
+    store = key_store(settings)
+    return KeyResolver(store, deployment_keys(settings), store)
+
+
+def health_service(settings: KeySettings) -> HealthService:
+    store = key_store(settings)
+    urls = KeyCheckUrls(
+        siliconflow=settings.siliconflow_base_url,
+        huggingface=settings.hf_endpoint,
+        horde=settings.horde_base_url,
+        pollinations=settings.pollinations_gen_url,
+        tavily=settings.tavily_base_url,
+    )
+    return HealthService(
+        KeyChecker(_keycheck_client(settings.keycheck_timeout_seconds), urls),
+        store,
+        store,
+        EmfMetrics(),
+        interval_seconds=settings.keycheck_interval_seconds,
+        hf_interval_seconds=settings.hf_whoami_interval_seconds,
+    )
+
+
+def quota_refunds(settings: FunctionSettings) -> QuotaRefunds:
+    return QuotaRefunds(DynamoQuotaStore(settings.table_name, dynamodb(settings)))
+
+
 def _job_adapters(settings: JobSettings) -> tuple[JobStore, JobQueue, ImageStore]:
     region, endpoint = settings.aws_region, settings.aws_endpoint_url
     return (
@@ -65,7 +157,31 @@ def api_settings() -> ApiSettings:
 def job_service() -> JobService:
     settings = api_settings()
     store, queue, images = _job_adapters(settings)
-    return JobService(store, queue, images, content_url_seconds=settings.content_url_seconds)
+    quota = DailyQuota(DynamoQuotaStore(settings.table_name, dynamodb(settings)), settings.daily_image_quota)
+    return JobService(
+        store,
+        queue,
+        images,
+        content_url_seconds=settings.content_url_seconds,
+        quota=quota,
+        on_terminal=[quota_refunds(settings)],
+    )
+
+
+@cache
+def user_key_service() -> UserKeyService:
+    settings = api_settings()
+    return UserKeyService(key_store(settings), health_service(settings))
+
+
+@cache
+def chain_status() -> ChainStatus:
+    settings = api_settings()
+    return ChainStatus(
+        lambda: key_resolver(settings),
+        DynamoBreakers(settings.table_name, dynamodb(settings)),
+        settings.provider_order,
+    )
 
 
 @cache
@@ -87,10 +203,51 @@ def worker() -> Worker:
         deadline_seconds=settings.worker_deadline_seconds,
         max_receive_count=settings.job_max_receive_count,
     )
-    return Worker(store, images, queue, generator(settings), config)
+    return Worker(store, images, queue, generator(settings), config, on_terminal=[quota_refunds(settings)])
+
+
+@cache
+def scheduled_run() -> ScheduledRun:
+    settings = ScheduledSettings.from_env(os.environ)
+    region, endpoint = settings.aws_region, settings.aws_endpoint_url
+    refunds = quota_refunds(settings)
+    sweeper = Sweeper(
+        JobStore(settings.table_name, _dynamodb(region, endpoint), ttl_seconds=settings.job_ttl_days * 86400),
+        JobQueue(settings.queue_url, _sqs(region, endpoint)),
+        SweepConfig(
+            max_receive_count=settings.job_max_receive_count,
+            queued_requeue_seconds=settings.queued_requeue_seconds,
+            max_jobs=settings.sweep_max_jobs,
+        ),
+        on_terminal=[refunds],
+    )
+    return ScheduledRun(
+        sweeper,
+        health_service(settings),
+        deployment_keys(settings),
+        key_store(settings),
+        EmfMetrics(),
+        max_key_checks=settings.keycheck_max_per_run,
+        check_timeout_seconds=settings.keycheck_timeout_seconds,
+    )
 
 
 def reset() -> None:
     """Forget every cached setting and client (the environment changed: tests, the local stack)."""
-    for cached in (_dynamodb, _s3, _sqs, api_settings, job_service, token_store, worker):
+    for cached in (
+        _dynamodb,
+        _s3,
+        _sqs,
+        _kms,
+        _secretsmanager,
+        _keycheck_client,
+        _secret_keys,
+        api_settings,
+        job_service,
+        token_store,
+        worker,
+        user_key_service,
+        chain_status,
+        scheduled_run,
+    ):
         cached.cache_clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 import uuid
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from imagegen.errors import BadRequest, Conflict, NotFound
-from imagegen.models import JobPage, JobRecord
+from imagegen.models import ErrorInfo, JobPage, JobRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -20,7 +21,18 @@ if TYPE_CHECKING:
 # Nested fields are stored as JSON strings: they are only ever read whole, and it keeps floats out of DynamoDB.
 _JSON_FIELDS = ("request", "attempts", "image", "error", "warnings", "chain_state", "grounding")
 _TIME_FIELDS = ("created_at", "started_at", "completed_at", "lease_until")
-_PLAIN_FIELDS = ("id", "status", "batch_id", "provider", "model", "user_id", "lease_token", "image_key", "request_hash")
+_PLAIN_FIELDS = (
+    "id",
+    "status",
+    "batch_id",
+    "provider",
+    "model",
+    "user_id",
+    "lease_token",
+    "image_key",
+    "request_hash",
+    "quota_day",
+)
 # Non-terminal jobs carry these, so the sweeper finds stuck jobs with one query on the `gsi1` index.
 ACTIVE_PARTITION = "ACTIVE"
 
@@ -61,6 +73,7 @@ def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
     for name in _JSON_FIELDS:
         item[name] = {"S": json.dumps(data.get(name))}
     item["deliveries"] = {"N": str(record.deliveries)}
+    item["requeues"] = {"N": str(record.requeues)}
     if record.lease_until is not None:
         item["lease_epoch"] = {"N": str(_epoch(record.lease_until))}
     item["expires_at"] = {"N": str(_epoch(record.created_at) + ttl_seconds)}
@@ -81,6 +94,7 @@ def from_item(item: dict[str, Any]) -> JobRecord:
             if value is not None:
                 data[name] = value
     data["deliveries"] = int(item.get("deliveries", {"N": "0"})["N"])
+    data["requeues"] = int(item.get("requeues", {"N": "0"})["N"])
     return JobRecord.model_validate(data)
 
 
@@ -142,6 +156,15 @@ class JobStore:
                 details={"field": "Idempotency-Key"},
             )
         return self.get(user_id, found["job_id"]["S"])
+
+    def find_replay(self, user_id: str, idempotency_key: str, request_hash: str | None) -> JobRecord | None:
+        """The job an earlier create stored under this idempotency key, or None when the key is new."""
+        marker = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return None if marker is None else self._replay(user_id, idempotency_key, request_hash)
 
     def get(self, user_id: str, job_id: str) -> JobRecord:
         item = self._client.get_item(TableName=self._table, Key=_job_key(user_id, job_id), ConsistentRead=True).get(
@@ -308,6 +331,90 @@ class JobStore:
                 raise
             raise LeaseLost(job.id) from error
         return job
+
+    # The sweeper's reads and writes: every write is conditioned on the job being exactly as the sweeper saw it.
+
+    def due_active(self, now: datetime, limit: int) -> builtins.list[JobRecord]:
+        """Non-terminal jobs whose lease ran out (running) or that were created (queued) by `now`, oldest first."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :active AND gsi1sk <= :due",
+            # "~" sorts after every job id character, so every job due in this very second is included.
+            "ExpressionAttributeValues": {":active": {"S": ACTIVE_PARTITION}, ":due": {"S": f"{_epoch(now):012d}#~"}},
+            "Limit": min(limit, 100),
+        }
+        jobs: builtins.list[JobRecord] = []
+        while len(jobs) < limit:
+            answer = self._client.query(**query)
+            jobs.extend(from_item(item) for item in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                break
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return jobs[:limit]
+
+    def mark_requeued(self, job: JobRecord, *, now: datetime) -> bool:
+        """Count one sweeper re-queue; False when the job moved on since it was read (nothing to do)."""
+        condition, names, values = _as_seen(job, now)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(job.user_id, job.id),
+                UpdateExpression="ADD requeues :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, ":one": {"N": "1"}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return False
+        return True
+
+    def fail_stuck(self, job: JobRecord, error: ErrorInfo, *, now: datetime) -> JobRecord | None:
+        """Fail a job the sweeper found stuck; None when the job moved on since it was read."""
+        condition, names, values = _as_seen(job, now)
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(job.user_id, job.id),
+                UpdateExpression=(
+                    "SET #status = :failed, #error = :error, completed_at = :now_iso"
+                    " REMOVE gsi1pk, gsi1sk, lease_token, lease_until, lease_epoch"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={**names, "#error": "error"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":failed": {"S": "failed"},
+                    ":error": {"S": json.dumps(error.model_dump(mode="json"))},
+                    ":now_iso": {"S": now.isoformat()},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as failure:
+            if not _is_condition_failure(failure):
+                raise
+            return None
+        return from_item(answer["Attributes"])
+
+
+def _as_seen(job: JobRecord, now: datetime) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A condition that holds only while the job is still in the state the sweeper read."""
+    names = {"#status": "status"}
+    if job.status == "queued":
+        return "#status = :queued", names, {":queued": {"S": "queued"}}
+    if job.status != "running" or job.lease_token is None:
+        raise ValueError(f"the sweeper only acts on queued or leased running jobs, not {job.status}")
+    return (
+        "#status = :running AND lease_token = :lease AND lease_epoch <= :now_epoch",
+        names,
+        {
+            ":running": {"S": "running"},
+            ":lease": {"S": job.lease_token},
+            ":now_epoch": {"N": str(_epoch(now))},
+        },
+    )
 
 
 def _encode_cursor(key: dict[str, Any]) -> str:

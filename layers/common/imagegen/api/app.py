@@ -14,13 +14,14 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
-from imagegen.api import errors, images
+from imagegen.api import errors, images, keys
 from imagegen.errors import ImagegenError
 
 MAX_BODY_BYTES = 64 * 1024
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(images.router)
+app.include_router(keys.router)
 app.enable_swagger(
     path="/docs",
     title="imagegen",
