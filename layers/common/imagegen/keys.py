@@ -33,17 +33,26 @@ DEPLOYMENT_KEY_NAMES: dict[str, str] = {
 _KEY_CHARS = r"[A-Za-z0-9_-]"
 # (pattern, what a client is told was expected) per provider.
 _FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
-    "siliconflow": (re.compile(rf"^sk-{_KEY_CHARS}{{8,200}}$"), "a SiliconFlow API key: sk- followed by 8-200 letters"),
-    "huggingface": (re.compile(rf"^hf_{_KEY_CHARS}{{8,200}}$"), "a Hugging Face token: hf_ followed by 8-200 letters"),
+    "siliconflow": (
+        re.compile(rf"^sk-{_KEY_CHARS}{{8,200}}$"),
+        "a SiliconFlow API key: sk- followed by 8-200 letters, digits, _ or -",
+    ),
+    "huggingface": (
+        re.compile(rf"^hf_{_KEY_CHARS}{{8,200}}$"),
+        "a Hugging Face token: hf_ followed by 8-200 letters, digits, _ or -",
+    ),
     "horde": (
         re.compile(rf"^{_KEY_CHARS}{{10,64}}$"),
         "an AI Horde API key: 10-64 characters of A-Z a-z 0-9 _ - (not the anonymous 0000000000)",
     ),
     "pollinations": (
         re.compile(rf"^(sk|pk)_{_KEY_CHARS}{{8,200}}$"),
-        "a Pollinations key: sk_ (secret) or pk_ (publishable) followed by 8-200 letters",
+        "a Pollinations key: sk_ (secret) or pk_ (publishable) followed by 8-200 letters, digits, _ or -",
     ),
-    "tavily": (re.compile(rf"^tvly-{_KEY_CHARS}{{8,200}}$"), "a Tavily API key: tvly- followed by 8-200 letters"),
+    "tavily": (
+        re.compile(rf"^tvly-{_KEY_CHARS}{{8,200}}$"),
+        "a Tavily API key: tvly- followed by 8-200 letters, digits, _ or -",
+    ),
 }
 
 

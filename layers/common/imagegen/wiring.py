@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ from imagegen.jobs import JobService
 from imagegen.key_health import HealthService
 from imagegen.keycheck import KeyChecker, KeyCheckUrls, new_client
 from imagegen.keys import DeploymentKeys, KeyResolver
+from imagegen.models import utcnow
 from imagegen.offline import PlaceholderGenerator
 from imagegen.quota import DailyQuota, QuotaRefunds
 from imagegen.scheduled import ScheduledRun
@@ -116,7 +119,7 @@ def key_resolver(settings: KeySettings) -> KeyResolver:
     return KeyResolver(store, deployment_keys(settings), store)
 
 
-def health_service(settings: KeySettings) -> HealthService:
+def health_service(settings: KeySettings, *, clock: Callable[[], datetime] = utcnow) -> HealthService:
     store = key_store(settings)
     urls = KeyCheckUrls(
         siliconflow=settings.siliconflow_base_url,
@@ -132,6 +135,7 @@ def health_service(settings: KeySettings) -> HealthService:
         EmfMetrics(),
         interval_seconds=settings.keycheck_interval_seconds,
         hf_interval_seconds=settings.hf_whoami_interval_seconds,
+        clock=clock,
     )
 
 
