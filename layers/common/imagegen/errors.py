@@ -73,3 +73,23 @@ class ServiceUnavailable(ImagegenError):
 class UrlNotAllowed(ImagegenError):
     status = 400
     code = "url_not_allowed"
+
+
+class LinkExpired(ImagegenError):
+    """A signed URL whose signature has run out: only regenerating the image gives a fresh one."""
+
+    status = 410
+    code = "expired"
+
+    def __init__(self, message: str, *, hint: str | None = "regenerate the image", details: Any = None) -> None:
+        super().__init__(message, hint=hint, details=details)
+
+
+class UnsupportedMediaType(UpstreamError):
+    """The upstream answered 200 with something that is not an image or a video (an HTML login page, JSON)."""
+
+    code = "unsupported_media_type"
+
+
+class TooManyRedirects(UpstreamError):
+    code = "too_many_redirects"

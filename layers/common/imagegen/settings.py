@@ -8,10 +8,9 @@ from typing import Self
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 
-class FunctionSettings(BaseModel):
+class AwsSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    table_name: str = Field(min_length=1)
     aws_region: str = Field("us-east-1", validation_alias=AliasChoices("aws_region", "aws_default_region"))
     # Set only locally (the embedded emulator) and in tests; in AWS, boto3 finds the real endpoints.
     aws_endpoint_url: str | None = None
@@ -19,6 +18,10 @@ class FunctionSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:
         return cls.model_validate({key.lower(): value for key, value in environ.items() if value != ""})
+
+
+class FunctionSettings(AwsSettings):
+    table_name: str = Field(min_length=1)
 
 
 class AuthorizerSettings(FunctionSettings):
@@ -86,3 +89,21 @@ class ScheduledSettings(KeySettings):
     # Bounds on one run, so a run always ends well inside the function timeout.
     sweep_max_jobs: int = Field(500, ge=1)
     keycheck_max_per_run: int = Field(100, ge=0)
+
+
+class MediaProxySettings(AwsSettings):
+    """The MediaProxy function: no table, only the bucket that holds copies of large media."""
+
+    bucket_name: str = Field(min_length=1)
+    # Host suffixes for every fetch of an outside URL; empty means imagegen.fetch's defaults, a list replaces them.
+    media_allowed_hosts: str | None = None
+    # Local test doubles only: also admits plain http and loopback/private addresses (never metadata).
+    media_allow_private_networks: bool = False
+    media_max_bytes: int = Field(20 * 1024 * 1024, gt=0, le=1024**3)
+    # Lambda answers at most 6 MB and base64 adds a third: 4.5 MB is the most that still fits.
+    media_inline_max_bytes: int = Field(4 * 1024 * 1024, gt=0, le=4_500_000)
+    media_presign_ttl_seconds: int = Field(900, ge=60, le=43_200)
+    media_connect_timeout_seconds: float = Field(5.0, gt=0, le=30)
+    media_read_timeout_seconds: float = Field(15.0, gt=0, le=60)
+    # Below API Gateway's 29 s integration limit, so the caller gets our 504 rather than the gateway's.
+    media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)

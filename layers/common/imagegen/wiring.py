@@ -9,7 +9,6 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
-import httpx
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
@@ -19,6 +18,7 @@ from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
 from imagegen.adapters.key_store import KeyStore
+from imagegen.adapters.media_cache import MediaCache
 from imagegen.adapters.metrics import EmfMetrics
 from imagegen.adapters.quota_store import DynamoQuotaStore
 from imagegen.adapters.tokens import TokenStore
@@ -26,8 +26,8 @@ from imagegen.chain_status import ChainStatus
 from imagegen.generation import Generator
 from imagegen.jobs import JobService
 from imagegen.key_health import HealthService
-from imagegen.keycheck import KeyChecker, KeyCheckUrls, new_client
 from imagegen.keys import DeploymentKeys, KeyResolver
+from imagegen.media import MediaProxy
 from imagegen.models import utcnow
 from imagegen.offline import PlaceholderGenerator
 from imagegen.quota import DailyQuota, QuotaRefunds
@@ -38,6 +38,7 @@ from imagegen.settings import (
     FunctionSettings,
     JobSettings,
     KeySettings,
+    MediaProxySettings,
     ScheduledSettings,
     WorkerSettings,
 )
@@ -46,6 +47,7 @@ from imagegen.user_keys import UserKeyService
 from imagegen.work import Worker, WorkerConfig
 
 if TYPE_CHECKING:
+    import httpx
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_kms.client import KMSClient
     from mypy_boto3_s3.client import S3Client
@@ -87,6 +89,8 @@ def _secretsmanager(region: str, endpoint: str | None) -> SecretsManagerClient:
 
 @cache
 def _keycheck_client(timeout_seconds: float) -> httpx.Client:
+    from imagegen.keycheck import new_client
+
     return new_client(timeout_seconds)
 
 
@@ -120,6 +124,9 @@ def key_resolver(settings: KeySettings) -> KeyResolver:
 
 
 def health_service(settings: KeySettings, *, clock: Callable[[], datetime] = utcnow) -> HealthService:
+    # Imported here: httpx is for the functions that check keys (Api, Scheduled), not every cold start.
+    from imagegen.keycheck import KeyChecker, KeyCheckUrls
+
     store = key_store(settings)
     urls = KeyCheckUrls(
         siliconflow=settings.siliconflow_base_url,
@@ -236,6 +243,28 @@ def scheduled_run() -> ScheduledRun:
     )
 
 
+@cache
+def media_proxy() -> MediaProxy:
+    # Imported here: only the MediaProxy function needs httpx, and the other functions' cold starts should not pay.
+    from imagegen.fetch import FetchPolicy, SafeFetcher
+
+    settings = MediaProxySettings.from_env(os.environ)
+    policy = FetchPolicy.from_settings(
+        settings.media_allowed_hosts,
+        settings.media_allow_private_networks,
+        settings.media_max_bytes,
+        connect_timeout=settings.media_connect_timeout_seconds,
+        read_timeout=settings.media_read_timeout_seconds,
+        total_timeout=settings.media_total_timeout_seconds,
+    )
+    return MediaProxy(
+        SafeFetcher(policy),
+        MediaCache(settings.bucket_name, _s3(settings.aws_region, settings.aws_endpoint_url)),
+        inline_max_bytes=settings.media_inline_max_bytes,
+        presign_ttl_seconds=settings.media_presign_ttl_seconds,
+    )
+
+
 def reset() -> None:
     """Forget every cached setting and client (the environment changed: tests, the local stack)."""
     for cached in (
@@ -253,5 +282,6 @@ def reset() -> None:
         user_key_service,
         chain_status,
         scheduled_run,
+        media_proxy,
     ):
         cached.cache_clear()

@@ -1,0 +1,1 @@
+"""Adapters: AWS-backed implementations of the domain's ports."""

@@ -1,0 +1,404 @@
+"""Provider mapping types, result variants, typed outcome errors, and the one HTTP-error classifier."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+if TYPE_CHECKING:
+    from imagegen.models import ImageRequest
+    from imagegen.providers.config import ProviderSettings
+
+# ---------------------------------------------------------------------------------------------------
+# Capability tables: what a provider and each of its models accepts.
+
+# Portable parameter names as recorded in `dropped_params`; extras are recorded as "extra.<key>".
+PORTABLE_PARAMS = ("negative_prompt", "steps", "guidance", "seed")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model's parameter table: which portable params it takes, under which wire names, and its defaults."""
+
+    name: str
+    # portable name -> wire name; anything a request sets that is not here is dropped and recorded.
+    params: Mapping[str, str]
+    # extra.<key> names passed through verbatim (wire name = key).
+    extras: frozenset[str] = frozenset()
+    # Sent when the request leaves the param unset.
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Always sent; a request value for these is replaced and recorded as dropped (distilled models).
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    # Sizes the model is documented for; empty means any size within max_pixels.
+    sizes: tuple[tuple[int, int], ...] = ()
+    max_pixels: int | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    models: tuple[ModelSpec, ...]
+    size_rule: str
+    needs_key: bool
+    is_async: bool = False
+    offline: bool = False
+
+    def spec(self, model: str | None) -> ModelSpec:
+        for spec in self.models:
+            if spec.name == model:
+                return spec
+        # A configured model we have no table for gets the provider's first (most generic) table.
+        generic = self.models[-1]
+        return ModelSpec(
+            name=model or generic.name,
+            params=generic.params,
+            extras=generic.extras,
+            defaults=generic.defaults,
+            max_pixels=generic.max_pixels,
+        )
+
+
+@dataclass(frozen=True)
+class ProviderPlan:
+    """The portable request mapped onto one provider and model: what will be sent, and what was not."""
+
+    provider: str
+    model: str | None
+    prompt: str
+    width: int
+    height: int
+    params: dict[str, Any]
+    dropped_params: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# Alias kept for readers coming from the issue text.
+ProviderRequest = ProviderPlan
+
+
+def map_params(request: ImageRequest, spec: ModelSpec) -> tuple[dict[str, Any], list[str]]:
+    """Portable params -> wire params for one model; returns (params, dropped) with nothing silently ignored."""
+    portable: dict[str, Any] = {
+        "negative_prompt": request.negative_prompt,
+        "steps": request.steps,
+        "guidance": request.guidance,
+        "seed": request.seed,
+    }
+    params: dict[str, Any] = {}
+    dropped: list[str] = []
+    fixed_wire = set(spec.fixed)
+    for name, value in portable.items():
+        wire = spec.params.get(name)
+        if wire is not None and wire in fixed_wire:
+            if value is not None:
+                dropped.append(name)
+            continue
+        if value is None:
+            if wire is not None and wire in spec.defaults:
+                params[wire] = spec.defaults[wire]
+            continue
+        if wire is None:
+            dropped.append(name)
+        else:
+            params[wire] = value
+    for key, value in (request.extra or {}).items():
+        if key in spec.extras:
+            params[key] = value
+        else:
+            dropped.append(f"extra.{key}")
+    for wire, value in spec.defaults.items():
+        params.setdefault(wire, value)
+    params.update(spec.fixed)
+    return params, dropped
+
+
+def closest_size(width: int, height: int, sizes: tuple[tuple[int, int], ...]) -> tuple[int, int]:
+    """The listed size nearest in aspect ratio (log scale), then in area."""
+    target_ratio = math.log(width / height)
+    target_area = width * height
+    return min(
+        sizes, key=lambda s: (round(abs(math.log(s[0] / s[1]) - target_ratio), 3), abs(s[0] * s[1] - target_area))
+    )
+
+
+def fit_pixels(width: int, height: int, max_pixels: int | None, multiple: int = 16) -> tuple[int, int]:
+    """Scale down (keeping the aspect ratio) to fit max_pixels, rounded down to `multiple`."""
+    if max_pixels is None or width * height <= max_pixels:
+        return width, height
+    scale = math.sqrt(max_pixels / (width * height))
+    return (
+        max(multiple, int(width * scale) // multiple * multiple),
+        max(multiple, int(height * scale) // multiple * multiple),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Results: what parse_response returns when the provider answered usefully.
+
+
+@dataclass(frozen=True)
+class ImageBytes:
+    data: bytes
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class ImageBase64:
+    b64: str
+
+
+@dataclass(frozen=True)
+class ResultUrl:
+    """A signed result link: fetch it exactly as given, with no Authorization header."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class AsyncSubmitted:
+    remote_id: str
+    wait_time: float
+
+
+@dataclass(frozen=True)
+class AsyncStatus:
+    """A poll answer that is not final yet (done=False) or says the result may now be collected (done=True)."""
+
+    done: bool
+    wait_time: float
+    queue_position: int | None = None
+
+
+ProviderResult = ImageBytes | ImageBase64 | ResultUrl | AsyncSubmitted | AsyncStatus
+
+
+# ---------------------------------------------------------------------------------------------------
+# Outcome classes: one typed error per class. Messages are short and never carry secrets.
+
+ErrorClass = Literal[
+    "rate_limited",
+    "server_error",
+    "overloaded",
+    "model_loading",
+    "timeout",
+    "connection",
+    "unauthorized",
+    "forbidden",
+    "payment_required",
+    "model_unavailable",
+    "bad_request",
+    "expired",
+    "faulted",
+    "bad_response",
+    "invalid_image",
+    "content_policy",
+]
+
+# Outcomes that say the provider (for this key) is unhealthy; only these count towards the breaker.
+BREAKER_CLASSES: frozenset[str] = frozenset({"rate_limited", "server_error", "overloaded", "timeout", "connection"})
+
+MAX_MESSAGE = 200
+
+
+def short(text: str, limit: int = MAX_MESSAGE) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ProviderError(Exception):
+    """Base of the outcome classes; `scope="provider"` means no other model of this provider can do better."""
+
+    def __init__(
+        self,
+        error_class: str,
+        message: str,
+        *,
+        status_code: int | None = None,
+        scope: Literal["model", "provider"] = "model",
+    ) -> None:
+        super().__init__(short(message))
+        self.error_class = error_class
+        self.message = short(message)
+        self.status_code = status_code
+        self.scope = scope
+
+    @property
+    def trips_breaker(self) -> bool:
+        return self.error_class in BREAKER_CLASSES
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.error_class!r}, {self.status_code!r}, {self.message!r})"
+
+
+class RetrySameLink(ProviderError):
+    """Worth repeating on the same link after `retry_after` seconds, if that fits the budget; else fall through."""
+
+    def __init__(self, error_class: str, message: str, *, retry_after: float, status_code: int | None = None) -> None:
+        super().__init__(error_class, message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class FallThrough(ProviderError):
+    """This link failed; the next link may succeed."""
+
+
+class Refused(ProviderError):
+    """A content-policy refusal: the chain stops unless the request says on_refusal="fallback"."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__("content_policy", message, status_code=status_code)
+
+
+ContentPolicy = Refused
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - now())
+
+
+def body_json(response: httpx.Response) -> Any:
+    """The body as JSON, or None when it is not JSON (several providers answer errors in plain text)."""
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _body_message(body: Any, text: str) -> str:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("code") or "")
+        if isinstance(error, list):
+            return "; ".join(str(e) for e in error)
+        for key in ("message", "error", "detail"):
+            if body.get(key):
+                return str(body[key])
+    if isinstance(body, str):
+        return body
+    return text
+
+
+def classify_http_error(provider: str, response: httpx.Response) -> ProviderError:
+    """The single place where a non-success HTTP answer becomes an outcome class, per provider.
+
+    Never branches on free message text except where the provider offers nothing else (documented per case).
+    """
+    status = response.status_code
+    body = body_json(response)
+    text = response.text[:500] if response.headers.get("content-type", "").startswith(("text/", "application/")) else ""
+    message = _body_message(body, text) or response.reason_phrase or f"HTTP {status}"
+    rc = body.get("rc") if isinstance(body, dict) else None
+    if rc:
+        message = f"{rc}: {message}"
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+
+    # --- provider specifics first ---
+    if provider == "horde":
+        if rc == "KudosUpfront" or rc == "SharedKeyInsufficientKudos":
+            return FallThrough("payment_required", message, status_code=status, scope="provider")
+        if rc == "RequestExpired":
+            return FallThrough("expired", message, status_code=status)
+        if rc == "RequestNotFound":
+            return FallThrough("expired", message, status_code=status)
+        if rc in ("InvalidAPIKey", "AnonForbidden", "TimeoutIP", "BannedClientAgent"):
+            return FallThrough(
+                "unauthorized" if status == 401 else "forbidden", message, status_code=status, scope="provider"
+            )
+        if rc == "NoValidWorkers":
+            return FallThrough("model_unavailable", message, status_code=status)
+    if provider == "huggingface" and status == 401:
+        # A gated model answers 401 too (X-Error-Code: GatedRepo); the next model may be open, so scope "model".
+        gated = response.headers.get("x-error-code") == "GatedRepo"
+        return FallThrough("forbidden" if gated else "unauthorized", message, status_code=status)
+    if provider == "huggingface" and status == 503 and isinstance(body, dict) and "estimated_time" in body:
+        try:
+            estimated = float(body["estimated_time"])
+        except (TypeError, ValueError):
+            estimated = math.inf
+        return RetrySameLink("model_loading", message, retry_after=estimated, status_code=status)
+    if provider == "pollinations" and status == 402:
+        # x402 "Queue full for IP" is a per-IP rate limit, not a billing state of a key we hold.
+        if isinstance(body, dict) and "x402Version" in body:
+            return FallThrough("rate_limited", message, status_code=status)
+        return FallThrough("payment_required", message, status_code=status, scope="provider")
+    if provider == "siliconflow" and status == 503 and isinstance(body, dict) and body.get("code") == 50505:
+        return FallThrough("overloaded", message, status_code=status)
+
+    # --- generic HTTP semantics ---
+    if status == 429:
+        if retry_after is not None:
+            return RetrySameLink("rate_limited", message, retry_after=retry_after, status_code=status)
+        return FallThrough("rate_limited", message, status_code=status)
+    if status == 401:
+        return FallThrough("unauthorized", message, status_code=status, scope="provider")
+    if status == 402:
+        return FallThrough("payment_required", message, status_code=status, scope="provider")
+    if status == 403:
+        return FallThrough("forbidden", message, status_code=status)
+    if status == 404:
+        return FallThrough("model_unavailable", message, status_code=status)
+    if status == 410:
+        return FallThrough("expired", message, status_code=status)
+    if status == 451:
+        return Refused(message, status_code=status)
+    if status in (400, 413, 422):
+        return FallThrough("bad_request", message, status_code=status)
+    if status == 503 and retry_after is not None:
+        return RetrySameLink("overloaded", message, retry_after=retry_after, status_code=status)
+    if status in (502, 503, 504):
+        return FallThrough("overloaded" if status == 503 else "server_error", message, status_code=status)
+    if status >= 500:
+        return FallThrough("server_error", message, status_code=status)
+    return FallThrough("bad_response", message, status_code=status)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The provider record: data plus pure functions. Async providers add the poll/collect/cancel steps.
+
+PlanFn = Callable[["ImageRequest", str | None, "ProviderSettings"], ProviderPlan]
+BuildFn = Callable[[ProviderPlan, "ProviderSettings"], httpx.Request]
+ParseFn = Callable[[httpx.Response, ProviderPlan], "ProviderResult | ProviderError"]
+IdRequestFn = Callable[[str, "ProviderSettings"], httpx.Request]
+ParsePollFn = Callable[[httpx.Response], "ProviderResult | ProviderError"]
+RenderFn = Callable[[ProviderPlan], ImageBytes]
+
+
+@dataclass(frozen=True)
+class AsyncHooks:
+    build_check: IdRequestFn
+    parse_check: ParsePollFn
+    build_collect: IdRequestFn
+    parse_collect: ParsePollFn
+    build_cancel: IdRequestFn
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    capabilities: Capabilities
+    plan: PlanFn
+    build_request: BuildFn | None = None
+    parse_response: ParseFn | None = None
+    async_hooks: AsyncHooks | None = None
+    render: RenderFn | None = None
+    # The API host key-holding requests go to is derived from settings; see ProviderSettings.api_host.
+    key_header: str = "authorization"

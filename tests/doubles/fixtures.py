@@ -1,0 +1,164 @@
+"""pytest fixtures for the provider and storage doubles, the no-auth fetcher, tables and buckets on moto's server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from imagegen import wiring
+
+from tests.doubles.fetcher import PlainFetcher
+from tests.doubles.horde import HordeDouble
+from tests.doubles.huggingface import HuggingFaceDouble
+from tests.doubles.keys import HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
+from tests.doubles.pollinations import PollinationsDouble
+from tests.doubles.signed_storage import SignedStorageDouble
+from tests.doubles.siliconflow import SiliconFlowDouble
+from tests.doubles.storage import StorageDouble
+
+
+@pytest.fixture
+def storage_double() -> Iterator[SignedStorageDouble]:
+    double = SignedStorageDouble()
+    yield double
+    double.close()
+
+
+@pytest.fixture
+def siliconflow_double(storage_double: SignedStorageDouble) -> Iterator[SiliconFlowDouble]:
+    double = SiliconFlowDouble(storage_double, api_key=SF_KEY)
+    yield double
+    double.close()
+
+
+@pytest.fixture
+def hf_double() -> Iterator[HuggingFaceDouble]:
+    double = HuggingFaceDouble(token=HF_TOKEN)
+    yield double
+    double.close()
+
+
+@pytest.fixture
+def horde_double(storage_double: SignedStorageDouble) -> Iterator[HordeDouble]:
+    double = HordeDouble(storage_double, api_keys={HORDE_KEY})
+    yield double
+    double.close()
+
+
+@pytest.fixture
+def pollinations_double() -> Iterator[PollinationsDouble]:
+    double = PollinationsDouble(api_key=POLLINATIONS_KEY)
+    yield double
+    double.close()
+
+
+@pytest.fixture
+def doubles_environ(
+    siliconflow_double: SiliconFlowDouble,
+    hf_double: HuggingFaceDouble,
+    horde_double: HordeDouble,
+    pollinations_double: PollinationsDouble,
+) -> dict[str, str]:
+    """Environment pointing every provider at its double, with short timeouts so tests stay fast."""
+    return {
+        "SILICONFLOW_API_KEY": SF_KEY,
+        "SILICONFLOW_BASE_URL": siliconflow_double.base_url,
+        "SILICONFLOW_TIMEOUT_S": "1.5",
+        "HF_TOKEN": HF_TOKEN,
+        "HF_ROUTER_URL": hf_double.base_url,
+        "HF_TIMEOUT_S": "1.5",
+        "HORDE_API_KEY": HORDE_KEY,
+        "HORDE_BASE_URL": horde_double.base_url,
+        "HORDE_CLIENT_AGENT": "imagegen:0.1.0:tests@example.invalid",
+        "HORDE_TIMEOUT_S": "1.5",
+        "POLLINATIONS_BASE_URL": pollinations_double.base_url,
+        "POLLINATIONS_TIMEOUT_S": "1.5",
+        "IMAGEGEN_PROVIDERS": "siliconflow,huggingface,horde,pollinations",
+    }
+
+
+@pytest.fixture
+def provider_http() -> Iterator[httpx.Client]:
+    """The provider-API client as the worker builds it: no redirects (keys must not follow one elsewhere)."""
+    client = httpx.Client(timeout=httpx.Timeout(5.0), follow_redirects=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def plain_fetcher() -> Iterator[PlainFetcher]:
+    fetcher = PlainFetcher()
+    yield fetcher
+    fetcher.close()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def dynamodb_client(moto_endpoint: str) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def breaker_table(dynamodb_client: Any) -> str:
+    """A fresh single-table (pk, sk string keys) per test, on moto's server."""
+    name = f"imagegen-{uuid.uuid4().hex[:8]}"
+    dynamodb_client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+@pytest.fixture
+def storage() -> Iterator[StorageDouble]:
+    """The signed-storage double of tests/doubles/storage.py on 127.0.0.1 (plain HTTP, random port)."""
+    with StorageDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def s3_client(moto_endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def media_bucket(moto_endpoint: str, s3_client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A new, empty bucket per test, and the MediaProxy function's environment pointing at it."""
+    name = f"imagegen-media-{uuid.uuid4().hex[:10]}"
+    s3_client.create_bucket(Bucket=name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("BUCKET_NAME", name)
+    wiring.reset()
+    yield name
+    wiring.reset()
