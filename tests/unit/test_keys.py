@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from imagegen.api.keys import KeyPut
+from imagegen.chain_keys import ChainKeys
 from imagegen.errors import NotFound, ValidationFailed
 from imagegen.keys import KeyHealth, ResolvedKey, check_key_format, key_provider, last4
 from imagegen.quota import next_reset, quota_day
@@ -97,3 +99,43 @@ def test_given_late_evening_when_quota_day_asked_then_utc_day_and_reset_at_next_
 
     assert quota_day(now) == "2026-11-22"
     assert next_reset(now) == datetime(2026, 11, 23, tzinfo=UTC)
+
+
+class _Resolvers:
+    """Counts the resolvers ChainKeys asks for; each resolves every provider to a fixed deployment key."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def __call__(self) -> Any:
+        self.made += 1
+        made = self.made
+
+        class Resolver:
+            def resolve(self, user_id: str, provider: str) -> ResolvedKey:
+                at = datetime(2026, 11, 22, tzinfo=UTC)
+                health = KeyHealth(status="out_of_credit", detail=None, checked_at=at)
+                return ResolvedKey("deployment", SecretStr(f"sk-key{made}"), health if provider == "tavily" else None)
+
+        return Resolver()
+
+
+def test_given_chain_keys_when_invocations_begin_or_cache_ages_then_a_fresh_resolver_is_used():
+    resolvers, now = _Resolvers(), [0.0]
+    keys = ChainKeys(resolvers, max_age_seconds=60, monotonic=lambda: now[0])
+
+    first = keys.resolve("siliconflow", "alice")
+    keys.begin_invocation()
+    second = keys.resolve("siliconflow", "alice")
+    now[0] = 61.0
+    aged = keys.resolve("siliconflow", "alice")
+
+    assert [k.secret.get_secret_value() for k in (first, second, aged) if k and k.secret] == [
+        "sk-key1",
+        "sk-key2",
+        "sk-key3",
+    ]
+    assert (first.source if first else None) == "deployment"
+    assert keys.status("tavily", "deployment", "alice") == "out_of_credit"
+    assert keys.status("tavily", "user", "alice") is None
+    assert keys.status("siliconflow", "deployment", "alice") is None

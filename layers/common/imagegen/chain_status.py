@@ -16,6 +16,7 @@ BreakerStateName = Literal["closed", "open", "half_open"]
 
 class BreakerState(BaseModel):
     state: BreakerStateName = "closed"
+    # Calls are refused until then (open: the cool-down; half_open: a trial call is out); after it, one trial call.
     open_until: datetime | None = None
 
 
@@ -106,9 +107,11 @@ class ChainStatus:
             status = resolved.health.status if resolved.health else "unusable"
             reason = skip if resolved.source == "user" else f"deployment key {status}"
             return link.model_copy(update={"reason": reason})
-        if breaker.state == "open" and (breaker.open_until is None or breaker.open_until > now):
+        refusing = breaker.open_until > now if breaker.open_until else breaker.state == "open"
+        if breaker.state != "closed" and refusing:
             until = f" until {breaker.open_until.isoformat()}" if breaker.open_until else ""
-            return link.model_copy(update={"reason": f"circuit breaker open{until}"})
+            what = "open" if breaker.state == "open" else "half-open, a trial call is out"
+            return link.model_copy(update={"reason": f"circuit breaker {what}{until}"})
         return link.model_copy(update={"would_try": True, "reason": self._ready_reason(resolved, breaker)})
 
     @staticmethod
@@ -122,7 +125,7 @@ class ChainStatus:
         else:
             text = f"{resolved.source} key, last check ok"
         if breaker.state != "closed":
-            text += "; circuit breaker half-open (a trial call)"
+            text += f"; circuit breaker {breaker.state.replace('_', '-')}: the next call is a trial"
         return text
 
     @staticmethod

@@ -55,6 +55,8 @@ class KeySettings(FunctionSettings):
     # HF whoami-v2 is strictly rate-limited: at most one call per key per this many seconds.
     hf_whoami_interval_seconds: int = Field(86400, ge=0)
     imagegen_providers: str = Field("siliconflow,huggingface,horde,pollinations", min_length=1)
+    # The chain's breaker cool-down (its store records when a breaker opened, not until when).
+    imagegen_breaker_cooldown_s: float = Field(60.0, gt=0)
 
     @property
     def provider_order(self) -> list[str]:

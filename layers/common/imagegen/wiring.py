@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
+    from imagegen.chain_keys import ChainKeys
+
 # Explicit timeouts and bounded retries: a slow AWS call must not eat the whole Lambda timeout.
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
 
@@ -123,6 +125,15 @@ def key_resolver(settings: KeySettings) -> KeyResolver:
     return KeyResolver(store, deployment_keys(settings), store)
 
 
+def chain_keys(settings: KeySettings) -> ChainKeys:
+    """The chain's key ports: pass the result as both key_resolver= and key_health= of providers.wiring.build_chain,
+    and call its begin_invocation() once per worker invocation."""
+    # Imported here: the chain (and httpx with it) is the worker's business, not every function's cold start.
+    from imagegen.chain_keys import ChainKeys
+
+    return ChainKeys(lambda: key_resolver(settings))
+
+
 def health_service(settings: KeySettings, *, clock: Callable[[], datetime] = utcnow) -> HealthService:
     # Imported here: httpx is for the functions that check keys (Api, Scheduled), not every cold start.
     from imagegen.keycheck import KeyChecker, KeyCheckUrls
@@ -190,7 +201,7 @@ def chain_status() -> ChainStatus:
     settings = api_settings()
     return ChainStatus(
         lambda: key_resolver(settings),
-        DynamoBreakers(settings.table_name, dynamodb(settings)),
+        DynamoBreakers(settings.table_name, dynamodb(settings), cooldown_seconds=settings.imagegen_breaker_cooldown_s),
         settings.provider_order,
     )
 

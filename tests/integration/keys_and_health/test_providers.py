@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from imagegen.adapters.breaker_store import DynamoBreakerStore
+from imagegen.breaker import BreakerPolicy
 from imagegen.models import utcnow
 
 from tests.integration.keys_and_health.conftest import KeysEnv
@@ -67,8 +70,10 @@ def test_given_user_and_deployment_keys_with_health_and_breakers_when_listed_the
     keys_env.set(HF_TOKEN=DEPLOY_HF, IMAGEGEN_PROVIDERS="siliconflow,huggingface,horde,pollinations,placeholder")
     keys_env.double.respond("out_of_credit", key=USER_SF)
     call_api("PUT", "/v1/keys/siliconflow", body={"api_key": USER_SF})
-    until = utcnow() + timedelta(minutes=5)
-    _breaker(keys_env, "horde", "keyless", "open", {"N": str(int(until.timestamp()))})
+    opened = time.time()
+    store = DynamoBreakerStore(keys_env.aws.table, keys_env.aws.client("dynamodb"), BreakerPolicy(threshold=1))
+    store.record_failure("horde", "keyless", opened)  # the chain's own breaker store opens it
+    until = datetime.fromtimestamp(opened + 60, UTC)
     _breaker(keys_env, "pollinations", "keyless", "open", {"S": (utcnow() - timedelta(seconds=5)).isoformat()})
 
     answer = call_api("GET", "/v1/providers")
@@ -77,12 +82,12 @@ def test_given_user_and_deployment_keys_with_health_and_breakers_when_listed_the
     assert _links(answer) == [
         ("siliconflow", "user", False, "user key out_of_credit (balance -0.50)"),
         ("huggingface", "deployment", True, "deployment key, not checked yet"),
-        ("horde", "keyless", False, f"circuit breaker open until {until.replace(microsecond=0).isoformat()}"),
+        ("horde", "keyless", False, f"circuit breaker open until {until.isoformat()}"),
         (
             "pollinations",
             "keyless",
             True,
-            "no key needed (anonymous / keyless access); circuit breaker half-open (a trial call)",
+            "no key needed (anonymous / keyless access); circuit breaker open: the next call is a trial",
         ),
         ("placeholder", "keyless", True, "offline placeholder image (needs no key)"),
     ]
@@ -111,3 +116,21 @@ def test_given_alice_key_when_bob_lists_providers_then_he_does_not_get_it(call_a
 
     assert (alice["key_source"], alice["would_try"]) == ("user", True)
     assert (bob["key_source"], bob["would_try"]) == (None, False)
+
+
+def test_given_half_open_breaker_with_a_trial_call_out_when_listed_then_not_tried_until_the_probe_ends(
+    call_api, keys_env: KeysEnv
+):
+    probe_until = utcnow() + timedelta(seconds=90)
+    _breaker(keys_env, "horde", "keyless", "half_open", None)
+    keys_env.aws.client("dynamodb").update_item(
+        TableName=keys_env.aws.table,
+        Key={"pk": {"S": "BREAKER#horde#keyless"}, "sk": {"S": "BREAKER"}},
+        UpdateExpression="SET probe_until = :until",
+        ExpressionAttributeValues={":until": {"N": repr(probe_until.timestamp())}},
+    )
+
+    horde = call_api("GET", "/v1/providers").body["items"][2]
+
+    assert (horde["would_try"], horde["breaker"]["state"]) == (False, "half_open")
+    assert horde["reason"] == f"circuit breaker half-open, a trial call is out until {probe_until.isoformat()}"

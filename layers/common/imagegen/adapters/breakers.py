@@ -1,9 +1,9 @@
-"""Read-only view of the chain's circuit breakers (pk=BREAKER#{provider}#{key_source} sk=BREAKER)."""
+"""Read-only view of the chain's circuit breakers (adapters.breaker_store writes them): state and until when."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from imagegen.chain_status import BreakerState
@@ -29,9 +29,13 @@ def _when(value: Mapping[str, Any] | None) -> datetime | None:
 
 
 class DynamoBreakers:
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+    """pk=BREAKER#{provider}#{key_source} sk=BREAKER: `state`, and `open_until`, or the breaker store's `opened_at`
+    (+ the cool-down) while open and `probe_until` while a half-open trial call is out."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient, *, cooldown_seconds: float) -> None:
         self._table = table_name
         self._client = client
+        self._cooldown = timedelta(seconds=cooldown_seconds)
 
     def get(self, provider: str, key_source: str) -> BreakerState | None:
         item = self._client.get_item(
@@ -41,7 +45,10 @@ class DynamoBreakers:
         if item is None:
             return None
         state = item.get("state", {}).get("S", "closed")
-        return BreakerState(
-            state=state if state in _STATES else "closed",
-            open_until=_when(item.get("open_until")),
-        )
+        until = _when(item.get("open_until"))
+        if until is None and state == "open":
+            opened = _when(item.get("opened_at"))
+            until = opened + self._cooldown if opened else None
+        if until is None and state == "half_open":
+            until = _when(item.get("probe_until"))
+        return BreakerState(state=state if state in _STATES else "closed", open_until=until)
