@@ -9,29 +9,20 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
-from imagegen.adapters.breakers import DynamoBreakers
-from imagegen.adapters.deployment_keys import EnvDeploymentKeys, SecretDeploymentKeys
 from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
-from imagegen.adapters.key_store import KeyStore
 from imagegen.adapters.media_cache import MediaCache
-from imagegen.adapters.metrics import EmfMetrics
 from imagegen.adapters.quota_store import DynamoQuotaStore
 from imagegen.adapters.tokens import TokenStore
-from imagegen.chain_status import ChainStatus
 from imagegen.generation import Generator
 from imagegen.jobs import JobService
-from imagegen.key_health import HealthService
-from imagegen.keys import DeploymentKeys, KeyResolver
 from imagegen.media import MediaProxy
 from imagegen.models import utcnow
 from imagegen.offline import PlaceholderGenerator
 from imagegen.quota import DailyQuota, QuotaRefunds
-from imagegen.scheduled import ScheduledRun
 from imagegen.settings import (
     ApiSettings,
     AuthorizerSettings,
@@ -42,8 +33,6 @@ from imagegen.settings import (
     ScheduledSettings,
     WorkerSettings,
 )
-from imagegen.sweeper import SweepConfig, Sweeper
-from imagegen.user_keys import UserKeyService
 from imagegen.work import Worker, WorkerConfig
 
 if TYPE_CHECKING:
@@ -54,7 +43,14 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
+    from imagegen.adapters.deployment_keys import SecretDeploymentKeys
+    from imagegen.adapters.key_store import KeyStore
     from imagegen.chain_keys import ChainKeys
+    from imagegen.chain_status import ChainStatus
+    from imagegen.key_health import HealthService
+    from imagegen.keys import DeploymentKeys, KeyResolver
+    from imagegen.scheduled import ScheduledRun
+    from imagegen.user_keys import UserKeyService
 
 # Explicit timeouts and bounded retries: a slow AWS call must not eat the whole Lambda timeout.
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
@@ -98,12 +94,18 @@ def _keycheck_client(timeout_seconds: float) -> httpx.Client:
 
 @cache
 def _secret_keys(name: str, max_age: int, region: str, endpoint: str | None) -> SecretDeploymentKeys:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from imagegen.adapters.deployment_keys import SecretDeploymentKeys
+
     # Cached per container: the Powertools provider's own cache (max_age) must outlive one invocation.
     return SecretDeploymentKeys(name, SecretsProvider(boto3_client=_secretsmanager(region, endpoint)), max_age=max_age)
 
 
 def deployment_keys(settings: KeySettings) -> DeploymentKeys:
     """One Secrets Manager secret when PROVIDER_KEYS_SECRET is set; else the environment (local, tests)."""
+    from imagegen.adapters.deployment_keys import EnvDeploymentKeys
+
     if settings.provider_keys_secret:
         return _secret_keys(
             settings.provider_keys_secret,
@@ -114,13 +116,21 @@ def deployment_keys(settings: KeySettings) -> DeploymentKeys:
     return EnvDeploymentKeys(settings)
 
 
+# Key, health and schedule modules are imported where they are used: the Authorizer, Worker and MediaProxy cold
+# starts should not pay for them.
+
+
 def key_store(settings: KeySettings) -> KeyStore:
+    from imagegen.adapters.key_store import KeyStore
+
     region, endpoint = settings.aws_region, settings.aws_endpoint_url
     return KeyStore(settings.table_name, _dynamodb(region, endpoint), _kms(region, endpoint), settings.keys_kms_key_id)
 
 
 def key_resolver(settings: KeySettings) -> KeyResolver:
     """A fresh resolver: it caches decrypted user keys, so build one per invocation (or per job run)."""
+    from imagegen.keys import KeyResolver
+
     store = key_store(settings)
     return KeyResolver(store, deployment_keys(settings), store)
 
@@ -136,6 +146,8 @@ def chain_keys(settings: KeySettings) -> ChainKeys:
 
 def health_service(settings: KeySettings, *, clock: Callable[[], datetime] = utcnow) -> HealthService:
     # Imported here: httpx is for the functions that check keys (Api, Scheduled), not every cold start.
+    from imagegen.adapters.metrics import EmfMetrics
+    from imagegen.key_health import HealthService
     from imagegen.keycheck import KeyChecker, KeyCheckUrls
 
     store = key_store(settings)
@@ -192,12 +204,17 @@ def job_service() -> JobService:
 
 @cache
 def user_key_service() -> UserKeyService:
+    from imagegen.user_keys import UserKeyService
+
     settings = api_settings()
     return UserKeyService(key_store(settings), health_service(settings))
 
 
 @cache
 def chain_status() -> ChainStatus:
+    from imagegen.adapters.breakers import DynamoBreakers
+    from imagegen.chain_status import ChainStatus
+
     settings = api_settings()
     return ChainStatus(
         lambda: key_resolver(settings),
@@ -230,6 +247,10 @@ def worker() -> Worker:
 
 @cache
 def scheduled_run() -> ScheduledRun:
+    from imagegen.adapters.metrics import EmfMetrics
+    from imagegen.scheduled import ScheduledRun
+    from imagegen.sweeper import SweepConfig, Sweeper
+
     settings = ScheduledSettings.from_env(os.environ)
     region, endpoint = settings.aws_region, settings.aws_endpoint_url
     refunds = quota_refunds(settings)
