@@ -88,6 +88,8 @@ class ScheduledSettings(KeySettings):
     job_max_receive_count: int = Field(4, ge=1)
     # A job still queued this long after it was created gets its message sent again.
     queued_requeue_seconds: int = Field(300, ge=1)
+    # A job not finished this long after it was created is failed as stuck by the next sweep.
+    job_max_age_seconds: int = Field(3600, ge=60)
     # Bounds on one run, so a run always ends well inside the function timeout.
     sweep_max_jobs: int = Field(500, ge=1)
     keycheck_max_per_run: int = Field(100, ge=0)

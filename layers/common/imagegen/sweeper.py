@@ -24,6 +24,9 @@ class SweepConfig:
     max_receive_count: int
     queued_requeue_seconds: int
     max_jobs: int
+    # The hard stop: a job not finished this long after it was created is failed at the next sweep that finds it
+    # without a live lease, whatever its counters say. It is what makes "every job ends" a stated bound.
+    max_age_seconds: int = 3600
 
 
 @dataclass
@@ -67,14 +70,21 @@ class Sweeper:
     def _verdict(self, job: JobRecord, now: datetime) -> str:
         """'wait', 'requeue', or the reason the job is failed as stuck."""
         limit = self._config.max_receive_count
+        age = now - job.created_at
+        too_old = age >= timedelta(seconds=self._config.max_age_seconds)
+        old = f"it was still {job.status} {int(age.total_seconds())} s after it was created"
         if job.status == "queued":
-            if now - job.created_at < timedelta(seconds=self._config.queued_requeue_seconds):
+            if too_old:
+                return old
+            if age < timedelta(seconds=self._config.queued_requeue_seconds):
                 return "wait"
             if job.requeues >= limit:
                 return f"it stayed queued; it was re-queued {job.requeues} times and no worker took it"
             return "requeue"
         if job.status != "running" or job.lease_token is None or (job.lease_until and job.lease_until > now):
             return "wait"
+        if too_old:
+            return old
         # A job an async provider left pending counts a delivery per status check, so for it only the
         # sweeper's own re-queues say that its work keeps vanishing.
         if job.deliveries >= limit and not job.chain_state:

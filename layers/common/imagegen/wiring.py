@@ -261,6 +261,7 @@ def scheduled_run() -> ScheduledRun:
             max_receive_count=settings.job_max_receive_count,
             queued_requeue_seconds=settings.queued_requeue_seconds,
             max_jobs=settings.sweep_max_jobs,
+            max_age_seconds=settings.job_max_age_seconds,
         ),
         on_terminal=[refunds],
     )

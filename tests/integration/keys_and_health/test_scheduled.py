@@ -41,8 +41,8 @@ def _queued(aws: Aws, *, age_seconds: int = 0, **fields: Any) -> JobRecord:
     return _store(aws).create(record)[0]
 
 
-def _running_past_lease(aws: Aws, *, deliveries: int) -> JobRecord:
-    job = _queued(aws, age_seconds=3600)
+def _running_past_lease(aws: Aws, *, deliveries: int, age_seconds: int = 2000) -> JobRecord:
+    job = _queued(aws, age_seconds=age_seconds)
     store = _store(aws)
     for n in range(deliveries):
         # Each claim is a delivery whose worker died: its lease ran out long ago.
@@ -106,7 +106,7 @@ def test_given_queued_jobs_when_swept_then_only_the_stale_one_is_requeued(keys_e
 
 
 def test_given_queued_job_requeued_max_times_when_swept_then_failed_stuck(keys_env: KeysEnv):
-    job = _queued(keys_env.aws, age_seconds=3600, requeues=3)
+    job = _queued(keys_env.aws, age_seconds=1800, requeues=3)
 
     _run_scheduled()
 
@@ -117,9 +117,30 @@ def test_given_queued_job_requeued_max_times_when_swept_then_failed_stuck(keys_e
     )
 
 
+def test_given_jobs_older_than_the_max_age_when_swept_then_failed_whatever_their_counters(keys_env: KeysEnv):
+    aws = keys_env.aws
+    queued = _queued(aws, age_seconds=3601)
+    running = _running_past_lease(aws, deliveries=1, age_seconds=3601)  # its one worker died
+    store = _store(aws)
+    live = _queued(aws, age_seconds=7200)
+    store.claim("alice", live.id, now=utcnow(), lease_seconds=600)  # a worker is on it right now
+
+    report = _run_scheduled()
+
+    assert report["sweep"] == {"examined": 2, "requeued": 0, "failed": 2, "send_errors": 0}
+    for job in (queued, running):
+        failed = store.get("alice", job.id)
+        assert failed.status == "failed"
+        assert failed.error is not None and failed.error.code == "stuck"
+        assert failed.error.message.startswith(f"the job did not finish: it was still {job.status} ")
+        assert failed.error.message.endswith(" s after it was created")
+    assert store.get("alice", live.id).status == "running"
+    assert _messages(aws) == []
+
+
 def test_given_live_lease_or_pending_check_not_due_when_swept_then_left_alone(keys_env: KeysEnv):
     aws = keys_env.aws
-    job = _queued(aws, age_seconds=3600)
+    job = _queued(aws, age_seconds=1800)
     _store(aws).claim("alice", job.id, now=utcnow(), lease_seconds=600)
 
     report = _run_scheduled()
