@@ -24,8 +24,8 @@ class SweepConfig:
     max_receive_count: int
     queued_requeue_seconds: int
     max_jobs: int
-    # The hard stop: a job not finished this long after it was created is failed at the next sweep that finds it
-    # without a live lease, whatever its counters say. It is what makes "every job ends" a stated bound.
+    # The hard stop: a job not finished this long after it was created is failed by the next sweep, whatever its
+    # counters say and even under a live lease. It is what makes "every job ends" one stated bound.
     max_age_seconds: int = 3600
 
 
@@ -65,14 +65,25 @@ class Sweeper:
                 self._requeue(job, now, report)
             else:
                 self._fail(job, verdict, now, report)
+        # Leased or parked jobs are few (at most the worker concurrency plus async waits): read them all, fail the
+        # ones past the maximum age. Their workers' results are discarded, as after a cancel.
+        cutoff = now - timedelta(seconds=self._config.max_age_seconds)
+        for job in self._store.leased_active(now, self._config.max_jobs):
+            if job.status == "running" and job.lease_token is not None and job.created_at <= cutoff:
+                report.examined += 1
+                self._fail(job, self._too_old(job, now), now, report, even_if_leased=True)
         return report
+
+    @staticmethod
+    def _too_old(job: JobRecord, now: datetime) -> str:
+        return f"it was still {job.status} {int((now - job.created_at).total_seconds())} s after it was created"
 
     def _verdict(self, job: JobRecord, now: datetime) -> str:
         """'wait', 'requeue', or the reason the job is failed as stuck."""
         limit = self._config.max_receive_count
         age = now - job.created_at
         too_old = age >= timedelta(seconds=self._config.max_age_seconds)
-        old = f"it was still {job.status} {int(age.total_seconds())} s after it was created"
+        old = self._too_old(job, now)
         if job.status == "queued":
             if too_old:
                 return old
@@ -117,13 +128,15 @@ class Sweeper:
         logger.info("re-queued %s job %s (%s)", job.status, job.id, message["kind"])
         report.requeued += 1
 
-    def _fail(self, job: JobRecord, reason: str, now: datetime, report: SweepReport) -> None:
+    def _fail(
+        self, job: JobRecord, reason: str, now: datetime, report: SweepReport, *, even_if_leased: bool = False
+    ) -> None:
         error = ErrorInfo(
             code="stuck",
             message=f"the job did not finish: {reason}",
             hint=f"retry it with POST /v1/images/{job.id}/retry",
         )
-        failed = self._store.fail_stuck(job, error, now=now)
+        failed = self._store.fail_stuck(job, error, now=now, even_if_leased=even_if_leased)
         if failed is None:
             return
         logger.warning("failed stuck job %s: %s", job.id, reason)

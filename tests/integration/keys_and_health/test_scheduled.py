@@ -122,19 +122,21 @@ def test_given_jobs_older_than_the_max_age_when_swept_then_failed_whatever_their
     queued = _queued(aws, age_seconds=3601)
     running = _running_past_lease(aws, deliveries=1, age_seconds=3601)  # its one worker died
     store = _store(aws)
-    live = _queued(aws, age_seconds=7200)
-    store.claim("alice", live.id, now=utcnow(), lease_seconds=600)  # a worker is on it right now
+    leased = _queued(aws, age_seconds=7200)
+    store.claim("alice", leased.id, now=utcnow(), lease_seconds=600)  # a worker is on it right now
+    young = _queued(aws, age_seconds=60)
+    store.claim("alice", young.id, now=utcnow(), lease_seconds=600)
 
     report = _run_scheduled()
 
-    assert report["sweep"] == {"examined": 2, "requeued": 0, "failed": 2, "send_errors": 0}
-    for job in (queued, running):
+    assert report["sweep"] == {"examined": 3, "requeued": 0, "failed": 3, "send_errors": 0}
+    for job, status in ((queued, "queued"), (running, "running"), (leased, "running")):
         failed = store.get("alice", job.id)
         assert failed.status == "failed"
         assert failed.error is not None and failed.error.code == "stuck"
-        assert failed.error.message.startswith(f"the job did not finish: it was still {job.status} ")
+        assert failed.error.message.startswith(f"the job did not finish: it was still {status} ")
         assert failed.error.message.endswith(" s after it was created")
-    assert store.get("alice", live.id).status == "running"
+    assert store.get("alice", young.id).status == "running"
     assert _messages(aws) == []
 
 

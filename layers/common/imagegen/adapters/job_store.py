@@ -336,12 +336,19 @@ class JobStore:
 
     def due_active(self, now: datetime, limit: int) -> builtins.list[JobRecord]:
         """Non-terminal jobs whose lease ran out (running) or that were created (queued) by `now`, oldest first."""
+        # "~" sorts after every job id character, so every job due in this very second is included.
+        return self._active("gsi1sk <= :edge", f"{_epoch(now):012d}#~", limit)
+
+    def leased_active(self, now: datetime, limit: int) -> builtins.list[JobRecord]:
+        """Running jobs whose lease (or parked async check) is still live at `now`."""
+        return self._active("gsi1sk > :edge", f"{_epoch(now):012d}#~", limit)
+
+    def _active(self, condition: str, edge: str, limit: int) -> builtins.list[JobRecord]:
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :active AND gsi1sk <= :due",
-            # "~" sorts after every job id character, so every job due in this very second is included.
-            "ExpressionAttributeValues": {":active": {"S": ACTIVE_PARTITION}, ":due": {"S": f"{_epoch(now):012d}#~"}},
+            "KeyConditionExpression": f"gsi1pk = :active AND {condition}",
+            "ExpressionAttributeValues": {":active": {"S": ACTIVE_PARTITION}, ":edge": {"S": edge}},
             "Limit": min(limit, 100),
         }
         jobs: builtins.list[JobRecord] = []
@@ -371,9 +378,14 @@ class JobStore:
             return False
         return True
 
-    def fail_stuck(self, job: JobRecord, error: ErrorInfo, *, now: datetime) -> JobRecord | None:
-        """Fail a job the sweeper found stuck; None when the job moved on since it was read."""
-        condition, names, values = _as_seen(job, now)
+    def fail_stuck(
+        self, job: JobRecord, error: ErrorInfo, *, now: datetime, even_if_leased: bool = False
+    ) -> JobRecord | None:
+        """Fail a job the sweeper found stuck; None when the job moved on since it was read.
+
+        `even_if_leased`: also while a worker holds a live lease (a job past its maximum age); that worker's
+        result is then discarded, as after a cancel."""
+        condition, names, values = _as_seen(job, now, lease_expired=not even_if_leased)
         try:
             answer = self._client.update_item(
                 TableName=self._table,
@@ -399,22 +411,20 @@ class JobStore:
         return from_item(answer["Attributes"])
 
 
-def _as_seen(job: JobRecord, now: datetime) -> tuple[str, dict[str, str], dict[str, Any]]:
+def _as_seen(
+    job: JobRecord, now: datetime, *, lease_expired: bool = True
+) -> tuple[str, dict[str, str], dict[str, Any]]:
     """A condition that holds only while the job is still in the state the sweeper read."""
     names = {"#status": "status"}
     if job.status == "queued":
         return "#status = :queued", names, {":queued": {"S": "queued"}}
     if job.status != "running" or job.lease_token is None:
         raise ValueError(f"the sweeper only acts on queued or leased running jobs, not {job.status}")
-    return (
-        "#status = :running AND lease_token = :lease AND lease_epoch <= :now_epoch",
-        names,
-        {
-            ":running": {"S": "running"},
-            ":lease": {"S": job.lease_token},
-            ":now_epoch": {"N": str(_epoch(now))},
-        },
-    )
+    values: dict[str, Any] = {":running": {"S": "running"}, ":lease": {"S": job.lease_token}}
+    if not lease_expired:
+        return "#status = :running AND lease_token = :lease", names, values
+    values[":now_epoch"] = {"N": str(_epoch(now))}
+    return "#status = :running AND lease_token = :lease AND lease_epoch <= :now_epoch", names, values
 
 
 def _encode_cursor(key: dict[str, Any]) -> str:
