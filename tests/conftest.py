@@ -111,6 +111,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.setenv("BUCKET_NAME", resources.bucket)
     monkeypatch.setenv("QUEUE_URL", resources.queue_url)
     monkeypatch.setenv("JOB_MAX_RECEIVE_COUNT", "3")
+    monkeypatch.setenv("IMAGEGEN_PROVIDERS", "placeholder")
     wiring.reset()
     yield resources
     wiring.reset()

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -10,6 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from imagegen import wiring
 
 logger = Logger()
+# Powertools metric instances share one set: this flushes what the provider chain recorded.
+metrics = Metrics()
 # Report every failed record, even when all failed, instead of raising: SQS redelivers exactly those.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -23,5 +25,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    # Decrypted user keys are cached for one invocation only.
+    wiring.worker_keys().begin_invocation()
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

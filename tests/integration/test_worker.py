@@ -13,10 +13,10 @@ from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
 from imagegen.generation import ChainFailed, ChainOutcome, ChainPending, RunContext
 from imagegen.models import Attempt, ErrorInfo, ImageRequest, utcnow
-from imagegen.offline import PlaceholderGenerator
 from imagegen.work import Worker, WorkerConfig
 
 from tests.conftest import Aws
+from tests.doubles.generators import PlaceholderGenerator
 
 pytestmark = pytest.mark.integration
 

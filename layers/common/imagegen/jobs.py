@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -31,8 +31,27 @@ class Presigner(Protocol):
     def presigned_url(self, key: str, expires_in: int) -> str: ...
 
 
-class TerminalListener(Protocol):
-    def __call__(self, job: JobRecord) -> None: ...
+TerminalListener = Callable[[JobRecord], None]
+UrlCheck = Callable[[str, str], None]
+"""(url, field name) -> None, or raises UrlNotAllowed naming the field: the SSRF check for webhook URLs."""
+
+
+def notify_terminal(listeners: Sequence[Callable[[JobRecord], None]], job: JobRecord) -> None:
+    """Tell each listener that a job ended. A listener's failure is logged, never raised: the job has ended
+    either way, and a webhook that could not be queued must not fail, re-run or block the job."""
+    for listener in listeners:
+        try:
+            listener(job)
+        except Exception:
+            logger.exception("terminal-state listener failed for job %s", job.id)
+
+
+def check_idempotency_key(key: str | None) -> None:
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequest(
+            "Idempotency-Key must be 1-255 printable ASCII characters without spaces",
+            details={"field": "Idempotency-Key"},
+        )
 
 
 def request_hash(request: ImageRequest) -> str:
@@ -48,28 +67,31 @@ class JobService:
         images: Presigner,
         *,
         content_url_seconds: int = 300,
-        quota: DailyQuota | None = None,
-        on_terminal: list[TerminalListener] | None = None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        on_terminal: list[TerminalListener] | None = None,
+        url_check: UrlCheck | None = None,
+        quota: DailyQuota | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._images = images
         self._content_url_seconds = content_url_seconds
-        self._quota = quota
-        self._on_terminal = on_terminal or []
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
+        self._on_terminal = on_terminal or []
+        self._url_check = url_check
+        self._quota = quota
+
+    def check_webhook_url(self, url: str | None, field: str) -> None:
+        if url is not None and self._url_check is not None:
+            self._url_check(url, field)
 
     def create(self, user_id: str, request: ImageRequest, idempotency_key: str | None = None) -> tuple[Job, bool]:
-        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-            raise BadRequest(
-                "Idempotency-Key must be 1-255 printable ASCII characters without spaces",
-                details={"field": "Idempotency-Key"},
-            )
+        check_idempotency_key(idempotency_key)
+        self.check_webhook_url(request.webhook_url, "webhook_url")
         digest = request_hash(request)
         if self._quota is not None and self._quota.enabled and idempotency_key is not None:
             # A replay returns the first job without touching the quota (even when the quota is used up).
@@ -134,9 +156,9 @@ class JobService:
         return self._images.presigned_url(job.image_key, self._content_url_seconds)
 
     def cancel(self, user_id: str, job_id: str) -> Job:
-        job = self._store.cancel(user_id, job_id, now=self._clock())
-        for listener in self._on_terminal:
-            listener(job)
+        job, changed = self._store.cancel_changed(user_id, job_id, now=self._clock())
+        if changed:
+            notify_terminal(self._on_terminal, job)
         if job.chain_state:
             # A provider may still be working on it (async); the worker cancels the remote request.
             try:

@@ -16,12 +16,12 @@ REFUNDED_STATUSES = frozenset({"failed", "canceled"})
 
 
 class QuotaStore(Protocol):
-    def reserve(self, user_id: str, day: str, limit: int, *, expires_at: datetime) -> bool:
-        """Take one unit of `day` if fewer than `limit` are taken (atomically); False when none is left."""
+    def reserve(self, user_id: str, day: str, limit: int, *, units: int, expires_at: datetime) -> bool:
+        """Take `units` of `day` if that keeps the total within `limit` (atomically); False when they do not fit."""
         ...
 
-    def release(self, user_id: str, day: str) -> None:
-        """Give back a unit that no job holds (the create that reserved it failed or was a replay)."""
+    def release(self, user_id: str, day: str, *, units: int) -> None:
+        """Give back units that no job holds (the create that reserved them failed or lost a race)."""
         ...
 
     def refund_once(self, user_id: str, job_id: str, day: str, *, now: datetime) -> bool:
@@ -48,26 +48,36 @@ class DailyQuota:
     def enabled(self) -> bool:
         return self._limit > 0
 
-    def reserve(self, user_id: str) -> str | None:
-        """The day a unit was taken from, None when quotas are off; 429 `quota_exceeded` when none is left."""
+    def reserve(self, user_id: str, units: int = 1) -> str | None:
+        """The day the units were taken from, None when quotas are off; 429 `quota_exceeded` when they do not fit
+        (a batch takes one unit per image, all or none)."""
         if not self.enabled:
             return None
         now = self._clock()
         day, resets = quota_day(now), next_reset(now)
         # Counters outlive their day a little, for support questions, then DynamoDB's TTL removes them.
-        if self._store.reserve(user_id, day, self._limit, expires_at=resets + timedelta(days=2)):
+        expires_at = resets + timedelta(days=2)
+        if units <= self._limit and self._store.reserve(user_id, day, self._limit, units=units, expires_at=expires_at):
             return day
         retry_after = max(1, int((resets - now).total_seconds()))
+        details: dict[str, object] = {"limit": self._limit, "resets_at": resets.isoformat()}
+        if units == 1:
+            message = f"daily image quota of {self._limit} used up; it resets at {resets.isoformat()}"
+        else:
+            message = f"daily image quota of {self._limit} has no room for {units} more images; it resets at " + (
+                resets.isoformat()
+            )
+            details["requested"] = units
         raise QuotaExceeded(
-            f"daily image quota of {self._limit} used up; it resets at {resets.isoformat()}",
+            message,
             hint="try again after the reset",
-            details={"limit": self._limit, "resets_at": resets.isoformat()},
+            details=details,
             headers={"Retry-After": str(retry_after)},
         )
 
-    def release(self, user_id: str, day: str | None) -> None:
+    def release(self, user_id: str, day: str | None, units: int = 1) -> None:
         if day is not None:
-            self._store.release(user_id, day)
+            self._store.release(user_id, day, units=units)
 
 
 class QuotaRefunds:

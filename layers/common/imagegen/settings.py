@@ -69,20 +69,47 @@ class JobSettings(FunctionSettings):
     job_ttl_days: int = Field(30, ge=1, le=3650)
 
 
-class ApiSettings(JobSettings, KeySettings):
+class WebhookSettings(FunctionSettings):
+    # The webhook queue; unset, no webhook is queued (jobs run as ever).
+    webhook_queue_url: str | None = None
+    # For local test doubles only: webhook URLs may be http and loopback/private (never metadata or link-local).
+    media_allow_private_networks: bool = False
+    # Seconds before each delivery attempt (comma-separated); the default is imagegen.webhooks.RETRY_DELAYS.
+    webhook_retry_delays: str | None = Field(None, pattern=r"^\d{1,3}(,\d{1,3}){0,19}$")
+
+
+class ApiSettings(JobSettings, WebhookSettings, KeySettings):
     max_wait_seconds: int = Field(25, ge=0, le=28)
     content_url_seconds: int = Field(300, ge=30, le=3600)
     # Images per user per UTC day; 0 (or unset) turns quotas off.
     daily_image_quota: int = Field(0, ge=0)
 
 
-class WorkerSettings(JobSettings, KeySettings):
+class FetchSettings(BaseModel):
+    """How every fetch of an outside URL is checked: the media proxy's and the worker's (provider result URLs)."""
+
+    # Host suffixes; empty means imagegen.fetch's defaults, a list replaces them.
+    media_allowed_hosts: str | None = None
+    # Local test doubles only: also admits plain http and loopback/private addresses (never metadata).
+    media_allow_private_networks: bool = False
+    media_max_bytes: int = Field(20 * 1024 * 1024, gt=0, le=1024**3)
+    media_connect_timeout_seconds: float = Field(5.0, gt=0, le=30)
+    media_read_timeout_seconds: float = Field(15.0, gt=0, le=60)
+    # Below API Gateway's 29 s integration limit, so the caller gets our 504 rather than the gateway's.
+    media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)
+
+
+class WorkerSettings(JobSettings, FetchSettings, WebhookSettings, KeySettings):
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)
+    # Web grounding (grounding: "web"). Without a key the search is skipped with a warning on the job.
+    tavily_api_key: SecretStr | None = None
+    tavily_base_url: str = Field("https://api.tavily.com", pattern=r"^https?://\S+$")
+    grounding_timeout_seconds: float = Field(8.0, gt=0, le=60)
 
 
-class ScheduledSettings(KeySettings):
+class ScheduledSettings(WebhookSettings, KeySettings):
     queue_url: str = Field(min_length=1)
     job_ttl_days: int = Field(30, ge=1, le=3650)
     job_max_receive_count: int = Field(4, ge=1)
@@ -95,19 +122,10 @@ class ScheduledSettings(KeySettings):
     keycheck_max_per_run: int = Field(100, ge=0)
 
 
-class MediaProxySettings(AwsSettings):
+class MediaProxySettings(AwsSettings, FetchSettings):
     """The MediaProxy function: no table, only the bucket that holds copies of large media."""
 
     bucket_name: str = Field(min_length=1)
-    # Host suffixes for every fetch of an outside URL; empty means imagegen.fetch's defaults, a list replaces them.
-    media_allowed_hosts: str | None = None
-    # Local test doubles only: also admits plain http and loopback/private addresses (never metadata).
-    media_allow_private_networks: bool = False
-    media_max_bytes: int = Field(20 * 1024 * 1024, gt=0, le=1024**3)
     # Lambda answers at most 6 MB and base64 adds a third: 4.5 MB is the most that still fits.
     media_inline_max_bytes: int = Field(4 * 1024 * 1024, gt=0, le=4_500_000)
     media_presign_ttl_seconds: int = Field(900, ge=60, le=43_200)
-    media_connect_timeout_seconds: float = Field(5.0, gt=0, le=30)
-    media_read_timeout_seconds: float = Field(15.0, gt=0, le=60)
-    # Below API Gateway's 29 s integration limit, so the caller gets our 504 rather than the gateway's.
-    media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from imagegen.adapters.job_store import JobStore
+from imagegen.jobs import TerminalListener, notify_terminal
 from imagegen.models import ErrorInfo, JobRecord, utcnow
-from imagegen.work import TerminalListener
 
 logger = logging.getLogger(__name__)
 
@@ -141,5 +141,4 @@ class Sweeper:
             return
         logger.warning("failed stuck job %s: %s", job.id, reason)
         report.failed += 1
-        for listener in self._on_terminal:
-            listener(failed)
+        notify_terminal(self._on_terminal, failed)

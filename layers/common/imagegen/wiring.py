@@ -5,38 +5,47 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
+from imagegen.adapters.batch_store import BatchStore
 from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
 from imagegen.adapters.media_cache import MediaCache
 from imagegen.adapters.quota_store import DynamoQuotaStore
+from imagegen.adapters.tavily_search import TavilySearch
 from imagegen.adapters.tokens import TokenStore
+from imagegen.adapters.webhook_secrets import WebhookSecretStore
+from imagegen.adapters.webhook_url import url_check
+from imagegen.batches import BatchService, BatchTracker
 from imagegen.generation import Generator
-from imagegen.jobs import JobService
+from imagegen.grounding import WebSearch, ground
+from imagegen.jobs import JobService, TerminalListener
 from imagegen.media import MediaProxy
 from imagegen.models import utcnow
-from imagegen.offline import PlaceholderGenerator
 from imagegen.quota import DailyQuota, QuotaRefunds
 from imagegen.settings import (
     ApiSettings,
     AuthorizerSettings,
+    FetchSettings,
     FunctionSettings,
     JobSettings,
     KeySettings,
     MediaProxySettings,
     ScheduledSettings,
+    WebhookSettings,
     WorkerSettings,
 )
+from imagegen.webhooks import RETRY_DELAYS, WebhookDelivery, WebhookNotifier, WebhookSecrets
 from imagegen.work import Worker, WorkerConfig
 
 if TYPE_CHECKING:
     import httpx
+    from aws_lambda_powertools import Metrics
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_kms.client import KMSClient
     from mypy_boto3_s3.client import S3Client
@@ -47,6 +56,7 @@ if TYPE_CHECKING:
     from imagegen.adapters.key_store import KeyStore
     from imagegen.chain_keys import ChainKeys
     from imagegen.chain_status import ChainStatus
+    from imagegen.fetch import SafeFetcher
     from imagegen.key_health import HealthService
     from imagegen.keys import DeploymentKeys, KeyResolver
     from imagegen.scheduled import ScheduledRun
@@ -169,6 +179,10 @@ def health_service(settings: KeySettings, *, clock: Callable[[], datetime] = utc
     )
 
 
+def _daily_quota(settings: ApiSettings) -> DailyQuota:
+    return DailyQuota(DynamoQuotaStore(settings.table_name, dynamodb(settings)), settings.daily_image_quota)
+
+
 def quota_refunds(settings: FunctionSettings) -> QuotaRefunds:
     return QuotaRefunds(DynamoQuotaStore(settings.table_name, dynamodb(settings)))
 
@@ -187,19 +201,78 @@ def api_settings() -> ApiSettings:
     return ApiSettings.from_env(os.environ)
 
 
+def _batch_store(settings: JobSettings | ScheduledSettings) -> BatchStore:
+    client = _dynamodb(settings.aws_region, settings.aws_endpoint_url)
+    return BatchStore(settings.table_name, client, ttl_seconds=settings.job_ttl_days * 86400)
+
+
+def _webhook_queue(settings: WebhookSettings) -> JobQueue | None:
+    if not settings.webhook_queue_url:
+        return None
+    return JobQueue(settings.webhook_queue_url, _sqs(settings.aws_region, settings.aws_endpoint_url))
+
+
+def _terminal_listeners(
+    settings: ApiSettings | WorkerSettings | ScheduledSettings, store: JobStore
+) -> list[TerminalListener]:
+    """What happens when a job ends, in the API (cancel), the worker and the sweeper alike: a failed or canceled
+    job gives its quota unit back, its batch learns of it, and its webhook (and the batch's, for a batch's last
+    item) is queued."""
+    queue = _webhook_queue(settings)
+    notifier = WebhookNotifier(queue) if queue is not None else None
+    tracker = BatchTracker(_batch_store(settings), store, notifier.batch_ended if notifier else None)
+    refunds = quota_refunds(settings)
+    return [refunds, tracker, notifier] if notifier else [refunds, tracker]
+
+
 @cache
 def job_service() -> JobService:
     settings = api_settings()
     store, queue, images = _job_adapters(settings)
-    quota = DailyQuota(DynamoQuotaStore(settings.table_name, dynamodb(settings)), settings.daily_image_quota)
     return JobService(
         store,
         queue,
         images,
         content_url_seconds=settings.content_url_seconds,
-        quota=quota,
-        on_terminal=[quota_refunds(settings)],
+        on_terminal=_terminal_listeners(settings, store),
+        url_check=url_check(settings.media_allow_private_networks),
+        quota=_daily_quota(settings),
     )
+
+
+@cache
+def webhook_secrets() -> WebhookSecrets:
+    settings = api_settings()
+    return WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings)))
+
+
+@cache
+def webhook_delivery() -> WebhookDelivery:
+    settings = WebhookSettings.from_env(os.environ)
+    queue = _webhook_queue(settings)
+    if queue is None:
+        raise RuntimeError("WEBHOOK_QUEUE_URL is required by the webhook function")
+    delays = (
+        tuple(int(part) for part in settings.webhook_retry_delays.split(","))
+        if settings.webhook_retry_delays
+        else RETRY_DELAYS
+    )
+    # Imported here: httpx is only needed by the webhook function, and every import is cold-start time elsewhere.
+    from imagegen.adapters.webhook_http import WebhookHttpSender
+
+    return WebhookDelivery(
+        WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings))),
+        WebhookHttpSender(allow_private=settings.media_allow_private_networks),
+        queue,
+        delays=delays,
+    )
+
+
+@cache
+def batch_service() -> BatchService:
+    settings = api_settings()
+    store, queue, _ = _job_adapters(settings)
+    return BatchService(store, _batch_store(settings), queue, job_service(), quota=_daily_quota(settings))
 
 
 @cache
@@ -229,8 +302,56 @@ def token_store() -> TokenStore:
     return TokenStore(settings.table_name, dynamodb(settings))
 
 
+def _fetcher(settings: FetchSettings) -> SafeFetcher:
+    # Imported here: only the worker and the MediaProxy function fetch outside URLs (httpx is cold-start time).
+    from imagegen.fetch import FetchPolicy, SafeFetcher
+
+    policy = FetchPolicy.from_settings(
+        settings.media_allowed_hosts,
+        settings.media_allow_private_networks,
+        settings.media_max_bytes,
+        connect_timeout=settings.media_connect_timeout_seconds,
+        read_timeout=settings.media_read_timeout_seconds,
+        total_timeout=settings.media_total_timeout_seconds,
+    )
+    return SafeFetcher(policy)
+
+
+@cache
+def metrics() -> Metrics:
+    """One EMF metrics set per container; the worker handler flushes it after each invocation."""
+    from aws_lambda_powertools import Metrics
+
+    return Metrics()
+
+
 def generator(settings: WorkerSettings) -> Generator:
-    return PlaceholderGenerator()
+    from imagegen.providers.wiring import build_chain
+
+    keys = worker_keys()
+    return build_chain(
+        os.environ,
+        fetcher=_fetcher(settings),
+        table_name=settings.table_name,
+        dynamodb_client=_dynamodb(settings.aws_region, settings.aws_endpoint_url),
+        metrics=metrics(),
+        key_resolver=keys,
+        key_health=keys,
+    )
+
+
+@cache
+def worker_keys() -> ChainKeys:
+    """The worker's key ports for the chain; the worker handler begins an invocation on it each time."""
+    return chain_keys(WorkerSettings.from_env(os.environ))
+
+
+def web_search(settings: WorkerSettings) -> WebSearch | None:
+    """Tavily when a key is configured, else None (grounding then warns): never tavily-python's keyless mode."""
+    key = settings.tavily_api_key.get_secret_value() if settings.tavily_api_key else ""
+    if not key.strip():
+        return None
+    return TavilySearch(key.strip(), settings.tavily_base_url, timeout_seconds=settings.grounding_timeout_seconds)
 
 
 @cache
@@ -242,7 +363,15 @@ def worker() -> Worker:
         deadline_seconds=settings.worker_deadline_seconds,
         max_receive_count=settings.job_max_receive_count,
     )
-    return Worker(store, images, queue, generator(settings), config, on_terminal=[quota_refunds(settings)])
+    return Worker(
+        store,
+        images,
+        queue,
+        generator(settings),
+        config,
+        on_terminal=_terminal_listeners(settings, store),
+        grounder=partial(ground, search=web_search(settings)),
+    )
 
 
 @cache
@@ -253,9 +382,9 @@ def scheduled_run() -> ScheduledRun:
 
     settings = ScheduledSettings.from_env(os.environ)
     region, endpoint = settings.aws_region, settings.aws_endpoint_url
-    refunds = quota_refunds(settings)
+    store = JobStore(settings.table_name, _dynamodb(region, endpoint), ttl_seconds=settings.job_ttl_days * 86400)
     sweeper = Sweeper(
-        JobStore(settings.table_name, _dynamodb(region, endpoint), ttl_seconds=settings.job_ttl_days * 86400),
+        store,
         JobQueue(settings.queue_url, _sqs(region, endpoint)),
         SweepConfig(
             max_receive_count=settings.job_max_receive_count,
@@ -263,7 +392,7 @@ def scheduled_run() -> ScheduledRun:
             max_jobs=settings.sweep_max_jobs,
             max_age_seconds=settings.job_max_age_seconds,
         ),
-        on_terminal=[refunds],
+        on_terminal=_terminal_listeners(settings, store),
     )
     return ScheduledRun(
         sweeper,
@@ -278,20 +407,9 @@ def scheduled_run() -> ScheduledRun:
 
 @cache
 def media_proxy() -> MediaProxy:
-    # Imported here: only the MediaProxy function needs httpx, and the other functions' cold starts should not pay.
-    from imagegen.fetch import FetchPolicy, SafeFetcher
-
     settings = MediaProxySettings.from_env(os.environ)
-    policy = FetchPolicy.from_settings(
-        settings.media_allowed_hosts,
-        settings.media_allow_private_networks,
-        settings.media_max_bytes,
-        connect_timeout=settings.media_connect_timeout_seconds,
-        read_timeout=settings.media_read_timeout_seconds,
-        total_timeout=settings.media_total_timeout_seconds,
-    )
     return MediaProxy(
-        SafeFetcher(policy),
+        _fetcher(settings),
         MediaCache(settings.bucket_name, _s3(settings.aws_region, settings.aws_endpoint_url)),
         inline_max_bytes=settings.media_inline_max_bytes,
         presign_ttl_seconds=settings.media_presign_ttl_seconds,
@@ -315,6 +433,11 @@ def reset() -> None:
         user_key_service,
         chain_status,
         scheduled_run,
+        batch_service,
+        webhook_secrets,
+        webhook_delivery,
         media_proxy,
+        metrics,
+        worker_keys,
     ):
         cached.cache_clear()

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
 from imagegen.generation import ChainOutcome, ChainPending, ChainSucceeded, Generator, RunContext
-from imagegen.models import ErrorInfo, ImageInfo, JobRecord, utcnow
+from imagegen.grounding import GroundingResult, apply, ground
+from imagegen.jobs import TerminalListener, notify_terminal
+from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,13 @@ class Images(Protocol):
     def put(self, user_id: str, job_id: str, data: bytes, content_type: str) -> str: ...
 
 
-class TerminalListener(Protocol):
-    def __call__(self, job: JobRecord) -> None: ...
+class Grounder(Protocol):
+    def __call__(self, request: ImageRequest) -> GroundingResult: ...
+
+
+def _ungrounded(request: ImageRequest) -> GroundingResult:
+    # No search configured: a request that asks for grounding gets the "no key" warning, never a failure.
+    return ground(request, None)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class Worker:
         config: WorkerConfig,
         *,
         on_terminal: list[TerminalListener] | None = None,
+        grounder: Grounder = _ungrounded,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -61,6 +69,7 @@ class Worker:
         self._generator = generator
         self._config = config
         self._on_terminal = on_terminal or []
+        self._grounder = grounder
         self._clock = clock
         self._monotonic = monotonic
 
@@ -94,9 +103,10 @@ class Worker:
                 deadline=self._monotonic() + min(self._config.deadline_seconds, max(1.0, remaining_seconds - 10)),
             )
             if kind == "check":
-                outcome = self._generator.resume(job.request, job.chain_state, ctx)
+                outcome = self._generator.resume(apply(job.request, job.grounding), job.chain_state, ctx)
             else:
-                outcome = self._generator.start(job.request, ctx)
+                job = self._ground(job)
+                outcome = self._generator.start(apply(job.request, job.grounding), ctx)
             self._settle(job, lease, outcome)
         except LeaseLost:
             # Canceled while we worked (or a sweeper handed it on): our result is discarded, nothing is stored.
@@ -124,6 +134,13 @@ class Worker:
                 logger.info("job %s is %s; message acknowledged without work", job_id, refused.job.status)
                 return None
             raise RetryLater(f"job {job_id} is held by another worker") from refused
+
+    def _ground(self, job: JobRecord) -> JobRecord:
+        """Search the subject before the chain runs (grounding: "web"); the result and any warning go on the job."""
+        if job.request.grounding != "web":
+            return job
+        result = self._grounder(job.request)
+        return job.model_copy(update={"grounding": result.info, "warnings": [*job.warnings, *result.warnings]})
 
     def _settle(self, job: JobRecord, lease: str, outcome: ChainOutcome) -> None:
         now = self._clock()
@@ -172,8 +189,7 @@ class Worker:
     def _finish(self, job: JobRecord, lease: str, now: datetime) -> None:
         final = job.model_copy(update={"completed_at": now, "lease_token": None, "lease_until": None})
         self._store.finish(final, lease)
-        for listener in self._on_terminal:
-            listener(final)
+        notify_terminal(self._on_terminal, final)
 
     def _fail_last_delivery(self, job: JobRecord, lease: str, error: Exception) -> None:
         failed = job.model_copy(

@@ -48,7 +48,7 @@ def keycheck() -> Iterator[KeyCheckDouble]:
 def keys_env(aws: Aws, keycheck: KeyCheckDouble, monkeypatch: pytest.MonkeyPatch) -> KeysEnv:
     """The `aws` resources plus a KMS key, the key-check double's URLs, and no deployment keys at all."""
     kms_key_id = aws.client("kms").create_key(Description="imagegen user keys")["KeyMetadata"]["KeyId"]
-    for name in (*DEPLOYMENT_KEY_ENV, "PROVIDER_KEYS_SECRET", "DAILY_IMAGE_QUOTA", "IMAGEGEN_PROVIDERS"):
+    for name in (*DEPLOYMENT_KEY_ENV, "PROVIDER_KEYS_SECRET", "DAILY_IMAGE_QUOTA"):
         monkeypatch.delenv(name, raising=False)
     env = KeysEnv(aws, kms_key_id, keycheck, monkeypatch)
     env.set(KEYS_KMS_KEY_ID=kms_key_id, KEYCHECK_TIMEOUT_SECONDS="0.5", **keycheck.env)

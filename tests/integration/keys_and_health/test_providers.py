@@ -20,6 +20,12 @@ USER_SF = "sk-Al1ceProvidersKey000001"
 DEPLOY_HF = "hf_DeploymentProvidersTok01"
 
 
+@pytest.fixture(autouse=True)
+def _default_chain(keys_env: KeysEnv) -> None:
+    # The suite's environment runs the offline placeholder only; these tests look at the deployed default chain.
+    keys_env.set(IMAGEGEN_PROVIDERS="siliconflow,huggingface,horde,pollinations")
+
+
 def _breaker(keys_env: KeysEnv, provider: str, source: str, state: str, open_until: dict[str, str] | None) -> None:
     item = {"pk": {"S": f"BREAKER#{provider}#{source}"}, "sk": {"S": "BREAKER"}, "state": {"S": state}}
     if open_until:

@@ -13,10 +13,10 @@ from imagegen.adapters.job_store import JobStore
 from imagegen.adapters.quota_store import DynamoQuotaStore
 from imagegen.generation import ChainFailed, ChainOutcome, RunContext
 from imagegen.models import Attempt, ErrorInfo, ImageRequest, utcnow
-from imagegen.offline import PlaceholderGenerator
 from imagegen.quota import QuotaRefunds
 
 from tests.conftest import ROOT, FakeLambdaContext, load_function
+from tests.doubles.generators import PlaceholderGenerator
 from tests.integration.keys_and_health.conftest import KeysEnv
 
 pytestmark = pytest.mark.integration
@@ -177,3 +177,32 @@ def test_given_quota_off_when_created_then_no_counter(call_api, keys_env: KeysEn
     _create(call_api)
 
     assert _used(keys_env) is None
+
+
+def test_given_quota_when_batches_created_then_one_unit_per_image_all_or_none(call_api, keys_env: KeysEnv):
+    keys_env.set(DAILY_IMAGE_QUOTA="3")
+    two = {"defaults": {"width": 64, "height": 64}, "items": [{"prompt": "one"}, {"prompt": "two"}]}
+
+    first = call_api("POST", "/v1/batches", body=two)
+    refused = call_api("POST", "/v1/batches", body=two)
+    replay = call_api("POST", "/v1/batches", body=two, headers={"Idempotency-Key": "b1"})
+
+    assert (first.status, refused.status, replay.status) == (202, 429, 429)
+    assert refused.body["error"]["details"]["requested"] == 2
+    assert refused.body["error"]["message"].startswith("daily image quota of 3 has no room for 2 more images")
+    assert _used(keys_env) == 2
+    assert _create(call_api).status == 202
+    assert _used(keys_env) == 3
+
+
+def test_given_batch_item_canceled_when_quota_on_then_that_unit_refunded(call_api, keys_env: KeysEnv):
+    keys_env.set(DAILY_IMAGE_QUOTA="5")
+    batch = call_api(
+        "POST",
+        "/v1/batches",
+        body={"defaults": {"width": 64, "height": 64}, "items": [{"prompt": "a"}, {"prompt": "b"}]},
+    ).body
+
+    call_api("POST", f"/v1/batches/{batch['id']}/cancel")
+
+    assert _used(keys_env) == 0

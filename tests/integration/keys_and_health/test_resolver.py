@@ -167,7 +167,7 @@ def test_given_keys_secret_unreadable_when_resolved_then_service_unavailable_and
     name = f"imagegen/missing-{keys_env.aws.table}"
     if secret_value is not None:
         keys_env.aws.client("secretsmanager").create_secret(Name=name, SecretString=secret_value)
-    keys_env.set(PROVIDER_KEYS_SECRET=name)
+    keys_env.set(PROVIDER_KEYS_SECRET=name, IMAGEGEN_PROVIDERS="siliconflow,horde")
 
     with pytest.raises(ServiceUnavailable) as raised:
         _resolver().resolve("bob", "siliconflow")

@@ -6,7 +6,9 @@ import base64
 import binascii
 import builtins
 import json
+import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,11 @@ _PLAIN_FIELDS = (
     "request_hash",
     "quota_day",
 )
+# DynamoDB's limits: BatchGetItem takes 100 keys; TransactWriteItems 100 actions in AWS, but 25 in the emulator.
+BATCH_GET_KEYS = 100
+TRANSACT_CHUNK = 25
+# Unprocessed keys come back under throttling; a few rounds with a short backoff, then the caller sees an error.
+_UNPROCESSED_ROUNDS = 5
 # Non-terminal jobs carry these, so the sweeper finds stuck jobs with one query on the `gsi1` index.
 ACTIVE_PARTITION = "ACTIVE"
 
@@ -166,6 +173,62 @@ class JobStore:
         ).get("Item")
         return None if marker is None else self._replay(user_id, idempotency_key, request_hash)
 
+    def create_many(self, records: list[JobRecord]) -> None:
+        """Write new jobs, all-or-nothing per chunk of 25; an id that already exists fails its chunk."""
+        for start in range(0, len(records), TRANSACT_CHUNK):
+            chunk = records[start : start + TRANSACT_CHUNK]
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": to_item(record, self._ttl),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                    for record in chunk
+                ]
+            )
+
+    def delete_queued(self, records: Iterable[JobRecord]) -> None:
+        """Remove jobs this caller wrote and never enqueued (it lost a race); a job that already moved on stays."""
+        for record in records:
+            try:
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=_job_key(record.user_id, record.id),
+                    ConditionExpression="#status = :queued",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":queued": {"S": "queued"}},
+                )
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise
+
+    def get_many(self, user_id: str, job_ids: list[str]) -> dict[str, JobRecord]:
+        """The jobs that exist among job_ids (BatchGetItem, 100 keys a call), keyed by id."""
+        found: dict[str, JobRecord] = {}
+        unique = list(dict.fromkeys(job_ids))
+        for start in range(0, len(unique), BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [_job_key(user_id, job_id) for job_id in unique[start : start + BATCH_GET_KEYS]],
+                    "ConsistentRead": True,
+                }
+            }
+            for round_ in range(_UNPROCESSED_ROUNDS):
+                answer = self._client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    record = from_item(item)
+                    found[record.id] = record
+                request = dict(answer.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(0.05 * 2**round_)
+            else:
+                raise RuntimeError(f"DynamoDB left {len(request[self._table]['Keys'])} keys unprocessed")
+        return found
+
     def get(self, user_id: str, job_id: str) -> JobRecord:
         item = self._client.get_item(TableName=self._table, Key=_job_key(user_id, job_id), ConsistentRead=True).get(
             "Item"
@@ -193,6 +256,40 @@ class JobStore:
 
     def claim(self, user_id: str, job_id: str, *, now: datetime, lease_seconds: int) -> JobRecord:
         """queued → running (or take over a running job whose lease expired) under a fresh lease token."""
+        return self._take_lease(
+            user_id,
+            job_id,
+            now=now,
+            lease_seconds=lease_seconds,
+            condition=(
+                "attribute_exists(pk) AND (#status = :queued OR (#status = :running AND lease_epoch <= :now_epoch))"
+            ),
+            values={":queued": {"S": "queued"}, ":now_epoch": {"N": str(_epoch(now))}},
+        )
+
+    def claim_check(
+        self, user_id: str, job_id: str, check_token: str, *, now: datetime, lease_seconds: int
+    ) -> JobRecord:
+        """Take a job left pending by an async provider, if `check_token` is still the one it was left with."""
+        return self._take_lease(
+            user_id,
+            job_id,
+            now=now,
+            lease_seconds=lease_seconds,
+            condition="#status = :running AND lease_token = :check",
+            values={":check": {"S": check_token}},
+        )
+
+    def _take_lease(
+        self,
+        user_id: str,
+        job_id: str,
+        *,
+        now: datetime,
+        lease_seconds: int,
+        condition: str,
+        values: dict[str, Any],
+    ) -> JobRecord:
         lease_until = datetime.fromtimestamp(_epoch(now) + lease_seconds, UTC)
         try:
             answer = self._client.update_item(
@@ -202,52 +299,17 @@ class JobStore:
                     "SET #status = :running, lease_token = :token, lease_until = :until, lease_epoch = :until_epoch,"
                     " started_at = if_not_exists(started_at, :now), gsi1sk = :gsi1sk ADD deliveries :one"
                 ),
-                ConditionExpression=(
-                    "attribute_exists(pk) AND (#status = :queued OR (#status = :running AND lease_epoch <= :now_epoch))"
-                ),
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":running": {"S": "running"},
-                    ":queued": {"S": "queued"},
                     ":token": {"S": uuid.uuid4().hex},
                     ":until": {"S": lease_until.isoformat()},
                     ":until_epoch": {"N": str(_epoch(lease_until))},
                     ":now": {"S": now.isoformat()},
-                    ":now_epoch": {"N": str(_epoch(now))},
                     ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
                     ":one": {"N": "1"},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            raise ClaimRefused(self.get(user_id, job_id)) from error
-        return from_item(answer["Attributes"])
-
-    def claim_check(
-        self, user_id: str, job_id: str, check_token: str, *, now: datetime, lease_seconds: int
-    ) -> JobRecord:
-        """Take a job left pending by an async provider, if `check_token` is still the one it was left with."""
-        lease_until = datetime.fromtimestamp(_epoch(now) + lease_seconds, UTC)
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(user_id, job_id),
-                UpdateExpression=(
-                    "SET lease_token = :token, lease_until = :until, lease_epoch = :until_epoch, gsi1sk = :gsi1sk"
-                    " ADD deliveries :one"
-                ),
-                ConditionExpression="#status = :running AND lease_token = :check",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":running": {"S": "running"},
-                    ":check": {"S": check_token},
-                    ":token": {"S": uuid.uuid4().hex},
-                    ":until": {"S": lease_until.isoformat()},
-                    ":until_epoch": {"N": str(_epoch(lease_until))},
-                    ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
-                    ":one": {"N": "1"},
+                    **values,
                 },
                 ReturnValues="ALL_NEW",
             )
@@ -291,6 +353,10 @@ class JobStore:
 
     def cancel(self, user_id: str, job_id: str, *, now: datetime) -> JobRecord:
         """queued|running → canceled; canceling a canceled job returns it (idempotent)."""
+        return self.cancel_changed(user_id, job_id, now=now)[0]
+
+    def cancel_changed(self, user_id: str, job_id: str, *, now: datetime) -> tuple[JobRecord, bool]:
+        """As cancel(), and whether this call made the change (so a terminal event is raised once)."""
         try:
             answer = self._client.update_item(
                 TableName=self._table,
@@ -311,11 +377,11 @@ class JobStore:
                 raise
             current = self.get(user_id, job_id)
             if current.status == "canceled":
-                return current
+                return current, False
             raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled") from error
         # The old image carries the chain state the caller needs to cancel a remote request.
         before = from_item(answer["Attributes"])
-        return before.model_copy(update={"status": "canceled", "completed_at": now, "lease_token": None})
+        return before.model_copy(update={"status": "canceled", "completed_at": now, "lease_token": None}), True
 
     def _replace(self, job: JobRecord, condition: str, lease_token: str) -> JobRecord:
         try:

@@ -24,16 +24,17 @@ class DynamoQuotaStore:
         self._table = table_name
         self._client = client
 
-    def reserve(self, user_id: str, day: str, limit: int, *, expires_at: datetime) -> bool:
+    def reserve(self, user_id: str, day: str, limit: int, *, units: int, expires_at: datetime) -> bool:
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=_counter_key(user_id, day),
-                UpdateExpression="SET expires_at = if_not_exists(expires_at, :expires) ADD used :one",
-                ConditionExpression="attribute_not_exists(used) OR used < :limit",
+                UpdateExpression="SET expires_at = if_not_exists(expires_at, :expires) ADD used :units",
+                # used + units <= limit, written without arithmetic (conditions cannot add).
+                ConditionExpression="attribute_not_exists(used) OR used <= :room",
                 ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit)},
+                    ":units": {"N": str(units)},
+                    ":room": {"N": str(limit - units)},
                     ":expires": {"N": str(int(expires_at.timestamp()))},
                 },
             )
@@ -43,14 +44,14 @@ class DynamoQuotaStore:
             return False
         return True
 
-    def release(self, user_id: str, day: str) -> None:
+    def release(self, user_id: str, day: str, *, units: int) -> None:
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=_counter_key(user_id, day),
-                UpdateExpression="ADD used :minus_one",
-                ConditionExpression="used > :zero",
-                ExpressionAttributeValues={":minus_one": {"N": "-1"}, ":zero": {"N": "0"}},
+                UpdateExpression="ADD used :minus",
+                ConditionExpression="used >= :units",
+                ExpressionAttributeValues={":minus": {"N": str(-units)}, ":units": {"N": str(units)}},
             )
         except ClientError as error:
             if _code(error) != "ConditionalCheckFailedException":

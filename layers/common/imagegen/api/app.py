@@ -8,19 +8,18 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
-from imagegen.api import errors, images, keys
-from imagegen.errors import ImagegenError
+from imagegen.api import batches, errors, images, keys, webhooks
 
 MAX_BODY_BYTES = 64 * 1024
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(images.router)
+app.include_router(batches.router)
+app.include_router(webhooks.router)
 app.include_router(keys.router)
 app.enable_swagger(
     path="/docs",
@@ -47,25 +46,7 @@ def openapi() -> Response[str]:
     )
 
 
-@app.exception_handler(ImagegenError)
-def _domain_error(error: ImagegenError) -> Response[Any]:
-    return errors.from_domain(error)
-
-
-@app.exception_handler(RequestValidationError)
-def _validation_error(error: RequestValidationError) -> Response[Any]:
-    return errors.from_validation(error.errors())
-
-
-@app.not_found
-def _not_found(_: NotFoundError) -> Response[Any]:
-    event = app.current_event
-    return errors.error_response(404, "not_found", f"no route {event.http_method} {event.path}")
-
-
-@app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response[Any]:
-    return errors.unexpected(error)
+errors.register(app)
 
 
 def _body_size(event: dict[str, Any]) -> int:

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from imagegen.errors import ImagegenError
 
@@ -72,3 +74,15 @@ def unexpected(error: Exception) -> Response[Any]:
     # Never echo str(error): it may carry internals. The log has the stack; the client gets the request id.
     logger.exception("unhandled error")
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "something went wrong on our side")
+
+
+def register(app: APIGatewayRestResolver) -> None:
+    """Give a resolver the house error mapping: domain errors, validation, unknown routes, everything else."""
+    app.exception_handler(ImagegenError)(from_domain)
+    app.exception_handler(RequestValidationError)(lambda error: from_validation(error.errors()))
+    app.exception_handler(Exception)(unexpected)
+
+    @app.not_found
+    def _not_found(_: NotFoundError) -> Response[Any]:
+        event = app.current_event
+        return error_response(404, "not_found", f"no route {event.http_method} {event.path}")

@@ -6,14 +6,11 @@ import base64
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import wiring
 from imagegen.api import errors
-from imagegen.errors import ImagegenError
 from imagegen.media import InlineMedia, MediaAnswer
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -50,25 +47,7 @@ def media_response(answer: MediaAnswer) -> Response[str]:
     return Response(status_code=302, headers={"Location": answer.location, "Cache-Control": "no-store"}, body="")
 
 
-@app.exception_handler(ImagegenError)
-def _domain_error(error: ImagegenError) -> Response[Any]:
-    return errors.from_domain(error)
-
-
-@app.exception_handler(RequestValidationError)
-def _validation_error(error: RequestValidationError) -> Response[Any]:
-    return errors.from_validation(error.errors())
-
-
-@app.not_found
-def _not_found(_: NotFoundError) -> Response[Any]:
-    event = app.current_event
-    return errors.error_response(404, "not_found", f"no route {event.http_method} {event.path}")
-
-
-@app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response[Any]:
-    return errors.unexpected(error)
+errors.register(app)
 
 
 def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

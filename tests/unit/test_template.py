@@ -1,0 +1,351 @@
+"""template.yaml declares what the service relies on: read as data, no AWS and no SAM CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from imagegen.local.cfn import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+# The functions of the job path; checks that hold for every function (later ones too) use _functions().
+FUNCTIONS = ("ApiFunction", "AuthorizerFunction", "WorkerFunction")
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(ROOT / "template.yaml")
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: resource for name, resource in template["Resources"].items() if resource["Type"] == kind}
+
+
+def _props(template: dict[str, Any], name: str) -> dict[str, Any]:
+    return template["Resources"][name]["Properties"]
+
+
+def _functions(template: dict[str, Any]) -> list[str]:
+    return sorted(_resources(template, "AWS::Serverless::Function"))
+
+
+def _default(template: dict[str, Any], parameter: str) -> int:
+    return int(template["Parameters"][parameter]["Default"])
+
+
+def test_given_the_globals_when_read_then_every_function_runs_python313_on_arm64_traced_with_the_layer(template):
+    function_globals = template["Globals"]["Function"]
+
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Layers"] == [{"Ref": "CommonLayer"}]
+    assert set(FUNCTIONS) <= set(_functions(template))
+    for name in _functions(template):
+        overridden = {"Runtime", "Architectures", "Tracing", "Layers"} & set(_props(template, name))
+        assert overridden == set(), f"{name} overrides {overridden}"
+
+
+def test_given_the_layer_when_read_then_sam_builds_it_for_python313_on_arm64(template):
+    layer = template["Resources"]["CommonLayer"]
+
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Properties"]["ContentUri"] == "layers/common"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert (ROOT / "layers/common/requirements.txt").is_file()
+
+
+def test_given_each_function_when_read_then_it_logs_to_its_own_group_with_parameterised_retention(template):
+    groups = _resources(template, "AWS::Logs::LogGroup")
+
+    targets = [_props(template, name)["LoggingConfig"]["LogGroup"] for name in _functions(template)]
+
+    assert targets == [{"Ref": f"{name}LogGroup"} for name in _functions(template)]
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert _default(template, "LogRetentionDays") == 30
+
+
+def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_they_read(template):
+    shared = {
+        "POWERTOOLS_SERVICE_NAME": "imagegen",
+        "POWERTOOLS_METRICS_NAMESPACE": "imagegen",
+        "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+        "LOG_LEVEL": {"Ref": "LogLevel"},
+        "TABLE_NAME": {"Ref": "Table"},
+        "BUCKET_NAME": {"Ref": "ImagesBucket"},
+        "QUEUE_URL": {"Ref": "JobsQueue"},
+    }
+
+    def variables(name: str) -> dict[str, Any]:
+        return _props(template, name).get("Environment", {}).get("Variables", {})
+
+    assert template["Globals"]["Function"]["Environment"]["Variables"] == shared
+    assert variables("ApiFunction") == {
+        "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
+        "IMAGEGEN_PROVIDERS": {"Ref": "DefaultProviders"},
+    }
+    assert variables("AuthorizerFunction") == {}
+    assert variables("WorkerFunction") == {
+        "JOB_MAX_RECEIVE_COUNT": {"Ref": "JobMaxReceiveCount"},
+        "JOB_LEASE_SECONDS": {"Ref": "JobLeaseSeconds"},
+        "WORKER_DEADLINE_SECONDS": {"Ref": "WorkerDeadlineSeconds"},
+        "IMAGEGEN_PROVIDERS": {"Ref": "DefaultProviders"},
+        "MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"},
+        "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
+    }
+    assert template["Parameters"]["DefaultProviders"]["Default"] == "siliconflow,huggingface,horde,pollinations"
+    # Base URLs have defaults in code and are overridden from the process environment, never the template.
+    assert "_BASE_URL" not in json.dumps(template)
+
+
+def test_given_the_queue_when_read_then_visibility_is_at_least_six_worker_timeouts(template):
+    worker_timeout = _props(template, "WorkerFunction")["Timeout"]
+
+    assert worker_timeout == 120
+    assert _props(template, "JobsQueue")["VisibilityTimeout"] >= 6 * worker_timeout
+
+
+def test_given_the_dead_letter_queue_when_read_then_redrive_and_worker_share_one_max_receive_count(template):
+    redrive = _props(template, "JobsQueue")["RedrivePolicy"]
+    worker_env = _props(template, "WorkerFunction")["Environment"]["Variables"]
+
+    assert redrive == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "JobMaxReceiveCount"},
+    }
+    assert worker_env["JOB_MAX_RECEIVE_COUNT"] == redrive["maxReceiveCount"]
+    assert _default(template, "JobMaxReceiveCount") == 4
+    for queue in ("JobsQueue", "JobsDeadLetterQueue"):
+        assert _props(template, queue)["SqsManagedSseEnabled"] is True
+
+
+def test_given_the_lease_and_deadline_when_read_then_they_fit_between_timeout_and_visibility(template):
+    timeout = _props(template, "WorkerFunction")["Timeout"]
+    visibility = _props(template, "JobsQueue")["VisibilityTimeout"]
+    lease = template["Parameters"]["JobLeaseSeconds"]
+    deadline = template["Parameters"]["WorkerDeadlineSeconds"]
+
+    assert timeout < lease["MinValue"] <= lease["Default"] <= lease["MaxValue"] < visibility
+    assert (lease["Default"], deadline["Default"]) == (150, 100)
+    assert deadline["MaxValue"] < timeout
+
+
+def test_given_the_worker_when_read_then_it_reports_partial_batch_failures(template):
+    events = _props(template, "WorkerFunction")["Events"]
+
+    assert events == {
+        "Jobs": {
+            "Type": "SQS",
+            "Properties": {
+                "Queue": {"Fn::GetAtt": ["JobsQueue", "Arn"]},
+                "BatchSize": 5,
+                "MaximumBatchingWindowInSeconds": 1,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            },
+        }
+    }
+
+
+def test_given_the_policies_when_read_then_each_is_a_policy_template_scoped_to_one_resource(template):
+    expected = {
+        "ApiFunction": {
+            "DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}},
+            "S3ReadPolicy": {"BucketName": {"Ref": "ImagesBucket"}},
+            "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}},
+        },
+        "AuthorizerFunction": {"DynamoDBReadPolicy": {"TableName": {"Ref": "Table"}}},
+        "WorkerFunction": {
+            "DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}},
+            "S3CrudPolicy": {"BucketName": {"Ref": "ImagesBucket"}},
+            "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}},
+            "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "ProviderKeysSecret"}},
+        },
+    }
+
+    for name in FUNCTIONS:
+        policies = _props(template, name)["Policies"]
+        assert {key: value for policy in policies for key, value in policy.items()} == expected[name]
+    for name in _functions(template):
+        for policy in _props(template, name).get("Policies", []):
+            # A SAM policy template whose every argument names one resource of this stack.
+            assert isinstance(policy, dict) and len(policy) == 1, f"{name}: {policy}"
+            [arguments] = policy.values()
+            assert all(set(value) <= {"Ref", "Fn::GetAtt"} for value in arguments.values()), f"{name}: {policy}"
+
+
+def test_given_the_whole_template_when_read_then_no_policy_grants_everything(template):
+    text = json.dumps(template)
+
+    assert "FullAccess" not in text
+    for resource in template["Resources"].values():
+        for statement in _statements(resource.get("Properties", {})):
+            if statement.get("Effect") == "Allow":
+                assert statement.get("Resource") not in ("*", ["*"]), statement
+
+
+def _statements(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        found = list(value["Statement"]) if isinstance(value.get("Statement"), list) else []
+        for item in value.values():
+            found.extend(_statements(item))
+        return found
+    if isinstance(value, list):
+        return [statement for item in value for statement in _statements(item)]
+    return []
+
+
+def test_given_the_table_when_read_then_keys_index_ttl_recovery_and_encryption_are_declared(template):
+    table = _props(template, "Table")
+
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]} == {
+        "pk": "S",
+        "sk": "S",
+        "gsi1pk": "S",
+        "gsi1sk": "S",
+    }
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert table["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "gsi1",
+            "KeySchema": [
+                {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_given_the_bucket_when_read_then_it_is_private_encrypted_expiring_and_tls_only(template):
+    bucket = _props(template, "ImagesBucket")
+    policy = _props(template, "ImagesBucketPolicy")
+
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"
+    }
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-images"]["ExpirationInDays"] == {"Ref": "ImageRetentionDays"}
+    assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert _default(template, "ImageRetentionDays") == 30
+    assert policy["Bucket"] == {"Ref": "ImagesBucket"}
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def test_given_the_api_when_read_then_the_request_authorizer_is_the_default_with_a_300_s_cache(template):
+    api = _props(template, "Api")
+
+    assert api["StageName"] == "api"
+    assert api["TracingEnabled"] is True
+    assert api["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert api["Auth"]["DefaultAuthorizer"] == "TokenAuthorizer"
+    assert api["Auth"]["Authorizers"] == {
+        "TokenAuthorizer": {
+            "FunctionArn": {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]},
+            "FunctionPayloadType": "REQUEST",
+            "Identity": {"Headers": ["Authorization"], "ReauthorizeEvery": 300},
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("response_type", "status", "code"),
+    [
+        ("UNAUTHORIZED", 401, "unauthorized"),
+        ("ACCESS_DENIED", 403, "forbidden"),
+        ("MISSING_AUTHENTICATION_TOKEN", 404, "not_found"),
+        ("DEFAULT_4XX", None, "bad_request"),
+        ("DEFAULT_5XX", None, "internal_error"),
+    ],
+)
+def test_given_a_gateway_response_when_rendered_then_it_is_the_house_error_shape(template, response_type, status, code):
+    response = _props(template, "Api")["GatewayResponses"][response_type]
+
+    body = response["ResponseTemplates"]["application/json"]
+    rendered = body.replace("$context.error.messageString", '"a message"').replace("$context.requestId", "r-1")
+
+    assert response.get("StatusCode") == status
+    error = json.loads(rendered)["error"]
+    assert error["code"] == code
+    assert set(error) <= {"code", "message", "hint"}
+    assert isinstance(error["message"], str) and error["message"]
+
+
+def test_given_the_api_function_when_read_then_public_routes_skip_the_authorizer_and_the_rest_need_it(template):
+    events = _props(template, "ApiFunction")["Events"]
+
+    routes = {
+        (event["Properties"]["Method"], event["Properties"]["Path"]): event["Properties"].get("Auth")
+        for event in events.values()
+    }
+
+    assert all(
+        event["Type"] == "Api" and event["Properties"]["RestApiId"] == {"Ref": "Api"} for event in events.values()
+    )
+    assert routes == {
+        ("GET", "/v1/health"): {"Authorizer": "NONE"},
+        ("GET", "/openapi.json"): {"Authorizer": "NONE"},
+        ("GET", "/docs"): {"Authorizer": "NONE"},
+        ("ANY", "/v1/{proxy+}"): None,
+    }
+
+
+def test_given_the_functions_when_read_then_handlers_and_timeouts_fit_their_triggers(template):
+    assert {name: (_props(template, name)["CodeUri"], _props(template, name)["Handler"]) for name in FUNCTIONS} == {
+        "ApiFunction": ("functions/api", "app.lambda_handler"),
+        "AuthorizerFunction": ("functions/authorizer", "app.lambda_handler"),
+        "WorkerFunction": ("functions/worker", "app.lambda_handler"),
+    }
+    # API Gateway gives up after 29 s; `Prefer: wait=25` must fit inside the Api function's timeout.
+    assert _props(template, "ApiFunction")["Timeout"] >= 29
+    for name in _functions(template):
+        assert (ROOT / _props(template, name)["CodeUri"] / "app.py").is_file()
+
+
+def test_given_the_secret_when_read_then_only_the_worker_reads_it_and_its_name_is_an_output(template):
+    secret = _props(template, "ProviderKeysSecret")
+
+    assert secret["Name"] == template["Outputs"]["ProviderKeysSecretName"]["Value"]
+    readers = [name for name in FUNCTIONS if "ProviderKeysSecret" in json.dumps(_props(template, name))]
+    assert readers == ["WorkerFunction"]
+
+
+def test_given_the_outputs_when_read_then_clients_and_tests_find_every_resource(template):
+    assert set(template["Outputs"]) == {
+        "ApiUrl",
+        "ImagesBucketName",
+        "TableName",
+        "JobsQueueUrl",
+        "JobsDeadLetterQueueUrl",
+        "ProviderKeysSecretName",
+    }
+    assert re.fullmatch(r"https://\$\{Api\}\.execute-api\..*/api", template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"])
+
+
+def test_given_samconfig_when_read_then_it_deploys_stack_imagegen_with_iam_capability():
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    deploy = config["default"]["deploy"]["parameters"]
+
+    assert config["default"]["global"]["parameters"]["stack_name"] == "imagegen"
+    assert (deploy["capabilities"], deploy["resolve_s3"], deploy["confirm_changeset"]) == ("CAPABILITY_IAM", True, True)
+    assert deploy["region"]
