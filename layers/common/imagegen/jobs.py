@@ -20,7 +20,11 @@ from imagegen.quota import DailyQuota
 logger = logging.getLogger(__name__)
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-WAIT_POLL_SECONDS = 0.5
+# Long-poll reads: every 50 ms for the first second (quick jobs are seen at once), then backing off to 500 ms
+# (a slow job costs a few reads a second, not twenty).
+WAIT_POLL_FIRST_SECONDS = 0.05
+WAIT_POLL_FAST_FOR_SECONDS = 1.0
+WAIT_POLL_MAX_SECONDS = 0.5
 
 
 class Queue(Protocol):
@@ -136,10 +140,14 @@ class JobService:
 
     def wait(self, user_id: str, job_id: str, seconds: float) -> Job:
         """The job once it is terminal, or as it is after `seconds`."""
-        deadline = self._monotonic() + seconds
+        started = self._monotonic()
+        deadline = started + seconds
+        pause = WAIT_POLL_FIRST_SECONDS
         job = self.get(user_id, job_id)
-        while not job.terminal and self._monotonic() + WAIT_POLL_SECONDS <= deadline:
-            self._sleep(WAIT_POLL_SECONDS)
+        while not job.terminal and self._monotonic() + pause <= deadline:
+            self._sleep(pause)
+            if self._monotonic() - started >= WAIT_POLL_FAST_FOR_SECONDS:
+                pause = min(pause * 2, WAIT_POLL_MAX_SECONDS)
             job = self.get(user_id, job_id)
         return job
 

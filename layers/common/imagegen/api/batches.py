@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from imagegen import wiring
-from imagegen.api.context import header, user_id
+from imagegen.api.context import header, location, user_id
 from imagegen.batch_models import Batch, BatchCreate
 from imagegen.batches import BATCH_ID_PATTERN
 from imagegen.errors import NotFound
@@ -44,7 +44,7 @@ def create_batch(body: BatchCreate) -> Response[Batch]:
     user = user_id(router.current_event.raw_event)
     key = header(router.current_event.headers, "idempotency-key")
     batch, created = wiring.batch_service().create(user, body, key)
-    headers = {"Location": f"/v1/batches/{batch.id}"}
+    headers = {"Location": location(router.current_event.raw_event, f"/v1/batches/{batch.id}")}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return _batch_response(batch, 202, headers)
@@ -62,7 +62,9 @@ def get_batch(batch_id: str) -> Response[Batch]:
 )
 def retry_batch(batch_id: str) -> Response[Batch]:
     batch = wiring.batch_service().retry(user_id(router.current_event.raw_event), _batch_id(batch_id))
-    return _batch_response(batch, 202, {"Location": f"/v1/batches/{batch.id}"})
+    return _batch_response(
+        batch, 202, {"Location": location(router.current_event.raw_event, f"/v1/batches/{batch.id}")}
+    )
 
 
 @router.post("/v1/batches/<batch_id>/cancel", summary="Cancel every item that has not ended (idempotent)")

@@ -32,3 +32,15 @@ def prefer_wait(headers: dict[str, str] | None, cap: int) -> int | None:
     value = header(headers, "prefer")
     match = _PREFER_WAIT.search(value or "")
     return min(int(match.group(1)), cap) if match else None
+
+
+def location(raw_event: dict[str, Any], path: str) -> str:
+    """`path` as the client must request it: behind a stage or a custom domain's base path the API is not at /.
+
+    API Gateway puts the full request path (with `/api` or a base-path mapping) in requestContext.path and the
+    route's path in path; whatever stands before the route's path is the prefix every link needs.
+    """
+    full = str((raw_event.get("requestContext") or {}).get("path") or "")
+    route = str(raw_event.get("path") or "")
+    prefix = full[: -len(route)] if route and full.endswith(route) else ""
+    return f"{prefix}{path}"

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from imagegen import wiring
-from imagegen.api.context import header, prefer_wait, user_id
+from imagegen.api.context import header, location, prefer_wait, user_id
 from imagegen.errors import NotFound
 from imagegen.ids import JOB_ID_PATTERN
 from imagegen.models import ImageRequest, Job, JobPage
@@ -53,7 +53,7 @@ def create_image(request: ImageRequest) -> Response[Job]:
     key = header(router.current_event.headers, "idempotency-key")
     job, created = wiring.job_service().create(user, request, key)
     job, applied = _waited(job, user)
-    headers = {"Location": f"/v1/images/{job.id}", **applied}
+    headers = {"Location": location(router.current_event.raw_event, f"/v1/images/{job.id}"), **applied}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return _job_response(job, 202, headers)
@@ -96,4 +96,4 @@ def cancel_image(job_id: str) -> Response[Job]:
 )
 def retry_image(job_id: str) -> Response[Job]:
     job = wiring.job_service().retry(user_id(router.current_event.raw_event), _job_id(job_id))
-    return _job_response(job, 202, {"Location": f"/v1/images/{job.id}"})
+    return _job_response(job, 202, {"Location": location(router.current_event.raw_event, f"/v1/images/{job.id}")})
