@@ -91,7 +91,7 @@ def start_api(local_stack_factory: Callable[..., LocalStack], doubles_environ: d
                 "IMAGEGEN_LOCAL_WORKER_CONCURRENCY": "2",
                 **env,
             },
-            # The template has no schedules today; a sweeper added later must not act on these jobs.
+            # The scheduled function (key checks, sweeper) would only be a second actor on these jobs.
             run_schedules=False,
         )
         client = httpx.Client(
