@@ -42,11 +42,13 @@ from imagegen import wiring
 from imagegen.adapters.breaker_store import DynamoBreakerStore
 from imagegen.breaker import BreakerPolicy
 from imagegen.chain import Chain
+from imagegen.chain_keys import ChainKeys
 from imagegen.fetch import FetchPolicy, SafeFetcher
 from imagegen.generation import ChainSucceeded, RunContext
 from imagegen.local.runtime import LocalLambdaContext
 from imagegen.models import ImageRequest
 from imagegen.providers.wiring import build_chain
+from imagegen.settings import KeySettings
 
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import HuggingFaceDouble
@@ -148,17 +150,40 @@ def safe_fetcher() -> SafeFetcher:
     return SafeFetcher(FetchPolicy.from_settings(None, True, 20 * 1024 * 1024))
 
 
-def chain_for(endpoint: str, environ: dict[str, str]) -> tuple[Chain, str]:
-    table = create_table(endpoint)
-    chain = build_chain(environ, fetcher=safe_fetcher(), table_name=table, dynamodb_client=client("dynamodb", endpoint))
-    return chain, table
+@dataclasses.dataclass
+class WorkerChain:
+    """One execution environment's chain, built as `wiring.generator` builds the worker's: `build_chain` with the
+    keys ports (user key, deployment key and its health, read from DynamoDB per invocation) and the breaker."""
+
+    chain: Chain
+    keys: ChainKeys
+    table: str
 
 
-def timed_job(chain: Chain, request: ImageRequest = REQUEST) -> tuple[float, list[tuple[str, str, str | None]]]:
-    """One job's chain run as the worker makes it (Chain.start), in seconds, with its attempts' outline."""
+def chain_for(endpoint: str, environ: dict[str, str], table: str | None = None) -> WorkerChain:
+    """A chain on `table` (shared, as containers share the deployment's table), or on a table of its own."""
+    table = table or create_table(endpoint)
+    settings = KeySettings.from_env(
+        {**environ, "TABLE_NAME": table, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION}
+    )
+    keys = wiring.chain_keys(settings)
+    chain = build_chain(
+        environ,
+        fetcher=safe_fetcher(),
+        table_name=table,
+        dynamodb_client=client("dynamodb", endpoint),
+        key_resolver=keys,
+        key_health=keys,
+    )
+    return WorkerChain(chain, keys, table)
+
+
+def timed_job(worker: WorkerChain, request: ImageRequest = REQUEST) -> tuple[float, list[tuple[str, str, str | None]]]:
+    """One job's chain run as the worker makes it, in seconds, with its attempts' outline."""
     ctx = RunContext(job_id=uuid.uuid4().hex, user_id="bench", deadline=time.monotonic() + JOB_DEADLINE_S)
     started = time.perf_counter()
-    outcome = chain.start(request, ctx)
+    worker.keys.begin_invocation()  # what the worker handler does first in each invocation
+    outcome = worker.chain.start(request, ctx)
     seconds = time.perf_counter() - started
     if not isinstance(outcome, ChainSucceeded) or outcome.image.provider != "huggingface":
         raise RuntimeError(f"expected the secondary to serve, got {outcome!r}")
@@ -211,12 +236,12 @@ def dead_primary(endpoint: str, providers: Providers, runs: int) -> tuple[DeadRo
     failing = SiliconFlowDouble(providers.storage, api_key=SF_KEY)
     answer_always(failing.server, Reply.json(500, UNKNOWN_ERROR))
     try:
-        baseline, _ = chain_for(endpoint, providers.alone())
+        baseline = chain_for(endpoint, providers.alone())
         scenarios = {
             "connection refused": chain_for(endpoint, providers.environ(SILICONFLOW_BASE_URL=refusing)),
             "500 Internal Server Error": chain_for(endpoint, providers.environ(SILICONFLOW_BASE_URL=failing.base_url)),
         }
-        threshold = baseline.settings.chain.breaker_threshold
+        threshold = baseline.chain.settings.chain.breaker_threshold
         alone = DeadRow("secondary alone")
         rows = {name: DeadRow(name) for name in scenarios}
 
@@ -225,8 +250,8 @@ def dead_primary(endpoint: str, providers: Providers, runs: int) -> tuple[DeadRo
             # decoding) and their contention, not the chain, would show up as the difference.
             if phase == "opened":
                 alone.opened.append(timed_job(baseline)[0])
-            for name, (chain, _) in scenarios.items():
-                seconds, attempts = timed_job(chain)
+            for name, scenario in scenarios.items():
+                seconds, attempts = timed_job(scenario)
                 expected = "skipped" if phase == "opened" else "failed"
                 if attempts[0][:2] != ("siliconflow", expected):
                     raise RuntimeError(f"{name}, breaker {phase}: unexpected first attempt {attempts[0]}")
@@ -234,8 +259,8 @@ def dead_primary(endpoint: str, providers: Providers, runs: int) -> tuple[DeadRo
 
         for _ in range(threshold):  # the failures that open the breaker
             round_of_jobs("closed")
-        for name, (_, table) in scenarios.items():
-            store = DynamoBreakerStore(table, client("dynamodb", endpoint), BreakerPolicy(threshold=threshold))
+        for name, scenario in scenarios.items():
+            store = DynamoBreakerStore(scenario.table, client("dynamodb", endpoint), BreakerPolicy(threshold=threshold))
             if store.state("siliconflow", "deployment", time.time()) != "open":
                 raise RuntimeError(f"{name}: the breaker did not open after {threshold} failures")
         for _ in range(runs):
@@ -261,31 +286,37 @@ def hanging_primary(
         "SILICONFLOW_TIMEOUT_S": f"{timeout_s:g}",
         "IMAGEGEN_BREAKER_THRESHOLD": NEVER,
     }
-    variants: dict[str, tuple[Chain, str]] = {
-        "secondary alone": (chain_for(endpoint, providers.alone())[0], "succeeded"),
-        f"timeouts only (T = {timeout_s:g} s)": (chain_for(endpoint, providers.environ(**hang))[0], "failed"),
+    variants: dict[str, tuple[dict[str, str], str]] = {
+        "secondary alone": (providers.alone(), "succeeded"),
+        f"timeouts only (T = {timeout_s:g} s)": (providers.environ(**hang), "failed"),
     }
     for delay in hedge_delays:
         environ = providers.environ(**hang, IMAGEGEN_HEDGE="true", IMAGEGEN_HEDGE_DELAY_S=f"{delay:g}")
-        variants[f"hedging (H = {delay:g} s, T = {timeout_s:g} s)"] = (chain_for(endpoint, environ)[0], "canceled")
+        variants[f"hedging (H = {delay:g} s, T = {timeout_s:g} s)"] = (environ, "canceled")
     latencies: dict[str, list[float]] = {name: [] for name in variants}
     lock = threading.Lock()
 
-    def lane(name: str, chain: Chain, first_outcome: str, count: int) -> None:
+    def lane(name: str, worker: WorkerChain, first_outcome: str, count: int) -> None:
         for _ in range(count):
-            seconds, attempts = timed_job(chain)
+            seconds, attempts = timed_job(worker)
             if name != "secondary alone" and attempts[0][:2] != ("siliconflow", first_outcome):
                 raise RuntimeError(f"{name}: unexpected first attempt {attempts[0]}")
             with lock:
                 latencies[name].append(seconds)
 
+    # A lane is one execution environment (its own chain and key cache, one job at a time); a variant's lanes share
+    # one table, as a deployment's containers do.
+    lanes_of: dict[str, list[WorkerChain]] = {}
+    for name, (environ, _) in variants.items():
+        first = chain_for(endpoint, environ)
+        lanes_of[name] = [first, *(chain_for(endpoint, environ, first.table) for _ in range(lanes - 1))]
     try:
         # Every variant at once, `lanes` jobs in flight each (Lambda runs jobs in parallel environments).
         with ThreadPoolExecutor(max_workers=lanes * len(variants)) as pool:
             futures = [
-                pool.submit(lane, name, chain, outcome, jobs // lanes)
-                for name, (chain, outcome) in variants.items()
-                for _ in range(lanes)
+                pool.submit(lane, name, worker, outcome, jobs // lanes)
+                for name, (_, outcome) in variants.items()
+                for worker in lanes_of[name]
             ]
             for future in futures:
                 future.result()
@@ -580,11 +611,11 @@ def main() -> None:
         "chain",
         f"""## Provider chain: dead primary, hanging primary, Horde billed seconds
 
-The real chain as the worker builds it (`build_chain`: DynamoDB breaker on moto's server, SafeFetcher) against the
-provider doubles of `tests/doubles` on loopback. Primary = SiliconFlow (one model), secondary = Hugging Face answering a
-1024×1024 PNG after a fixed **L = {args.latency:g} s** (the double behind a delay). Job latency = `Chain.start` as the
-worker calls it; the worker's own claim/store/settle cost is the same in every row and left out, which makes the ratios
-stricter, not looser.
+The real chain as the worker builds it (`build_chain` with the worker's key ports, the DynamoDB breaker on moto's
+server, SafeFetcher) against the provider doubles of `tests/doubles` on loopback. Primary = SiliconFlow (one model),
+secondary = Hugging Face answering a 1024×1024 PNG after a fixed **L = {args.latency:g} s** (the double behind a
+delay). Job latency = the chain's run as the worker makes it (new key cache, `Chain.start`); the worker's own
+claim/store/settle cost is the same in every row and left out, which makes the ratios stricter, not looser.
 
 ### (a) Dead primary, breaker open — target ≤ {DEAD_TARGET}× the secondary alone
 
@@ -597,9 +628,10 @@ the secondary-alone job of the same round.
 |---|---:|---:|---:|---:|---:|
 {chr(10).join(dead_lines)}
 
-With the breaker open the dead primary costs one DynamoDB `GetItem` (the breaker read) and a skip record; the
-5xx/refused failures before it opens cost an HTTP round trip each. The ratio shrinks as L grows (real image providers
-take seconds to tens of seconds).
+With the breaker open the dead primary costs three DynamoDB reads — its user key and its deployment key's health (the
+worker resolves every provider's key before the first call) and the breaker — and a skip record; the failures before
+the breaker opens cost an HTTP round trip (or a refused connect) each. The ratio shrinks as L grows (real image
+providers take seconds to tens of seconds).
 
 ### (b) Hanging primary — target p99 ≤ {HANG_TARGET}× the secondary alone
 
