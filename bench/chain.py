@@ -621,8 +621,8 @@ claim/store/settle cost is the same in every row and left out, which makes the r
 
 One job at a time, interleaved (secondary alone, refused primary, 500 primary, again...). The first {threshold} jobs of
 each dead primary (default `IMAGEGEN_BREAKER_THRESHOLD`) are the failures that open its breaker; then {args.runs} rounds
-with it open (cool-down {COOLDOWN_S} s so it stays open). Medians; "added" = median of the paired differences against
-the secondary-alone job of the same round.
+with it open (cool-down {COOLDOWN_S} s so it stays open). Medians, all divided by the secondary-alone median of the
+open rounds; "added" = median of the paired differences against the secondary-alone job of the same round.
 
 | primary | breaker closed (first {threshold} jobs) | ÷ alone | breaker open | ÷ alone | added |
 |---|---:|---:|---:|---:|---:|
@@ -668,7 +668,8 @@ download adds its round trip, a few hundred milliseconds in all.
 {chr(10).join(horde_lines)}
 
 A worker that slept through the queue would be billed about {HORDE_QUEUE_WAIT_S + 2} s per job; this one is billed
-{worst:.3f} s at most (warm), because it never waits: each check is its own short invocation.""",
+{worst:.3f} s at most (job 1 includes the environment's first-invocation set-up of its clients), because it never
+waits: each check is its own short invocation.""",
     )
 
 
