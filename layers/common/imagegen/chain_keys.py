@@ -64,4 +64,5 @@ class ChainKeys:
             self.resolver.mark(user_id, provider, cast(HealthStatus, status), detail, at=datetime.now(UTC))
         except ClientError as error:
             # A lost verdict only means the next run tries the key once more.
-            logger.warning("could not record key health", extra={"provider": provider, "error": error.response.get("Error", {}).get("Code")})
+            code = error.response.get("Error", {}).get("Code")
+            logger.warning("could not record key health", extra={"provider": provider, "error": code})

@@ -129,12 +129,16 @@ def test_given_user_key_refused_by_the_provider_when_chain_runs_then_key_marked_
 
     # Then the first fell through, the key is recorded invalid, and the second skipped it without a call
     assert isinstance(first, ChainSucceeded)
-    assert [(a.provider, a.outcome, a.status_code) for a in first.attempts][0] == ("siliconflow", "failed", 401)
+    assert (first.attempts[0].provider, first.attempts[0].outcome, first.attempts[0].status_code) == (
+        "siliconflow",
+        "failed",
+        401,
+    )
     listed = call_api("GET", "/v1/keys").body["items"]
     assert [(item["provider"], item["health"]["status"]) for item in listed] == [("siliconflow", "invalid")]
     assert listed[0]["health"]["detail"] == "siliconflow answered 401"
     assert isinstance(second, ChainSucceeded)
-    assert [(a.provider, a.outcome, a.error_class) for a in second.attempts][0] == (
+    assert (second.attempts[0].provider, second.attempts[0].outcome, second.attempts[0].error_class) == (
         "siliconflow",
         "skipped",
         "key_invalid",
