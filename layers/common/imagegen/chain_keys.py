@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import cast
+
+from botocore.exceptions import ClientError
 
 from imagegen.chain import ResolvedKey as ChainKey
-from imagegen.keys import KeyResolver
+from imagegen.keys import HealthStatus, KeyResolver
+
+logger = logging.getLogger(__name__)
 
 
 class ChainKeys:
@@ -49,3 +56,13 @@ class ChainKeys:
         if resolved.source != key_source or resolved.health is None:
             return None
         return resolved.health.status
+
+    def report(self, provider: str, key_source: str, user_id: str, status: str, detail: str) -> None:
+        if self.resolver.resolve(user_id, provider).source != key_source:
+            return  # the key changed since the run took it: the verdict is not about the current key
+        try:
+            self.resolver.mark(user_id, provider, cast(HealthStatus, status), detail, at=datetime.now(UTC))
+        except ClientError as error:
+            # A lost verdict only means the next run tries the key once more.
+            code = error.response.get("Error", {}).get("Code")
+            logger.warning("could not record key health", extra={"provider": provider, "error": code})

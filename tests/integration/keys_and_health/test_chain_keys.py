@@ -96,3 +96,52 @@ def test_given_user_key_found_invalid_when_chain_runs_then_link_skipped_with_the
     }
     # The deployment's SiliconFlow key was not used in the user's stead: the double saw no generation call.
     assert siliconflow_double.server.calls() == []
+
+
+def test_given_user_key_refused_by_the_provider_when_chain_runs_then_key_marked_invalid_and_skipped_next_time(
+    call_api,
+    keys_env: KeysEnv,
+    doubles_environ: dict[str, str],
+    provider_http: httpx.Client,
+    plain_fetcher: PlainFetcher,
+    siliconflow_double: SiliconFlowDouble,
+):
+    # Given a user key that the last health check passed, but that SiliconFlow's generation endpoint refuses (401)
+    refused = "sk-" + "r" * 40
+    keys_env.double.respond("ok", key=refused)
+    call_api("PUT", "/v1/keys/siliconflow", body={"api_key": refused})
+    keys = wiring.chain_keys(KeySettings.from_env(os.environ))
+    chain = build_chain(
+        doubles_environ,
+        fetcher=plain_fetcher,
+        table_name=keys_env.aws.table,
+        dynamodb_client=keys_env.aws.client("dynamodb"),
+        http=provider_http,
+        key_resolver=keys,
+        key_health=keys,
+    )
+    request = _request().model_copy(update={"providers": ["siliconflow", "placeholder"]})
+
+    # When one run meets the 401, and a later invocation runs again
+    first = chain.start(request, _ctx("alice"))
+    keys.begin_invocation()
+    second = chain.start(request, _ctx("alice"))
+
+    # Then the first fell through, the key is recorded invalid, and the second skipped it without a call
+    assert isinstance(first, ChainSucceeded)
+    assert (first.attempts[0].provider, first.attempts[0].outcome, first.attempts[0].status_code) == (
+        "siliconflow",
+        "failed",
+        401,
+    )
+    listed = call_api("GET", "/v1/keys").body["items"]
+    assert [(item["provider"], item["health"]["status"]) for item in listed] == [("siliconflow", "invalid")]
+    assert listed[0]["health"]["detail"] == "siliconflow answered 401"
+    assert isinstance(second, ChainSucceeded)
+    assert (second.attempts[0].provider, second.attempts[0].outcome, second.attempts[0].error_class) == (
+        "siliconflow",
+        "skipped",
+        "key_invalid",
+    )
+    assert len(siliconflow_double.server.calls("POST")) == 1
+    assert refused not in str(listed)
