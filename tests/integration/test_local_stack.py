@@ -365,7 +365,8 @@ def test_given_the_repository_template_when_started_then_function_environments_a
     assert stack.env["TABLE_NAME"] == stack.physical_id("Table")
     assert stack.env["BUCKET_NAME"] == stack.physical_id("ImagesBucket")
     assert stack.env["QUEUE_URL"] == stack.physical_id("JobsQueue")
-    assert stack.env["PROVIDER_KEYS_SECRET"] == stack.physical_id("ProviderKeysSecret")
+    # A local default: deployment keys come from the environment, not from the emulated secret (which holds "{}").
+    assert stack.env["PROVIDER_KEYS_SECRET"] == ""
     assert stack.env["JOB_MAX_RECEIVE_COUNT"] == "4"
     assert stack.env["JOB_LEASE_SECONDS"] == "150"
     assert stack.env["POWERTOOLS_SERVICE_NAME"] == "imagegen"
@@ -715,6 +716,28 @@ def test_given_the_local_stack_when_an_image_is_created_over_http_then_it_succee
     ]
     other = http("GET", f"{local_stack.url}/v1/images/{job_id}", token="igk_not-a-token")
     assert other.status == 401
+
+
+def test_given_provider_keys_in_the_environment_when_the_stack_starts_then_the_functions_use_them(
+    local_stack_factory, monkeypatch
+):
+    from imagegen import wiring
+    from imagegen.settings import KeySettings
+
+    monkeypatch.setenv("SILICONFLOW_API_KEY", "sk-FromTheDevelopersShell01")  # as in `SILICONFLOW_API_KEY=... make run`
+
+    stack = local_stack_factory(
+        serve_http=False,
+        run_workers=False,
+        run_schedules=False,
+        issue_tokens=False,
+        env_overrides={"HF_TOKEN": "hf_FromTheTestsOverrides01"},
+    )
+
+    keys = wiring.deployment_keys(KeySettings.from_env(os.environ))
+    assert stack.physical_id("ProviderKeysSecret")  # the secret is still created, as the template declares it
+    assert keys.get("siliconflow").get_secret_value() == "sk-FromTheDevelopersShell01"
+    assert keys.get("huggingface").get_secret_value() == "hf_FromTheTestsOverrides01"
 
 
 def test_given_an_event_file_when_invoked_from_the_cli_then_the_result_json_is_printed(capsys, monkeypatch):

@@ -38,6 +38,9 @@ DEFAULT_USER = "local"
 LOCAL_DEFAULTS = {
     "IMAGEGEN_PROVIDERS": "placeholder",
     "MEDIA_ALLOW_PRIVATE_NETWORKS": "true",
+    # Unset (empty): deployment keys come from SILICONFLOW_API_KEY, HF_TOKEN, ... in the environment, as
+    # docs/keys-and-health.md says of local runs; the template's emulated secret holds "{}" and would hide them.
+    "PROVIDER_KEYS_SECRET": "",
 }
 _FAKE_SECRET = "testing"  # noqa: S105 - the emulator's fake credentials
 
