@@ -16,21 +16,21 @@ from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import HuggingFaceDouble
 from tests.doubles.keys import HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
 from tests.doubles.pollinations import PollinationsDouble
-from tests.doubles.signed_storage import SignedStorageDouble
 from tests.doubles.siliconflow import SiliconFlowDouble
 from tests.doubles.storage import StorageDouble
 
 
 @pytest.fixture
-def storage_double() -> Iterator[SignedStorageDouble]:
-    double = SignedStorageDouble()
-    yield double
-    double.close()
+def storage() -> Iterator[StorageDouble]:
+    """The signed-storage double of tests/doubles/storage.py on 127.0.0.1 (plain HTTP, random port); the provider
+    doubles leave their results on it, as SiliconFlow and Horde leave theirs on OSS, Azure or R2."""
+    with StorageDouble() as double:
+        yield double
 
 
 @pytest.fixture
-def siliconflow_double(storage_double: SignedStorageDouble) -> Iterator[SiliconFlowDouble]:
-    double = SiliconFlowDouble(storage_double, api_key=SF_KEY)
+def siliconflow_double(storage: StorageDouble) -> Iterator[SiliconFlowDouble]:
+    double = SiliconFlowDouble(storage, api_key=SF_KEY)
     yield double
     double.close()
 
@@ -43,8 +43,8 @@ def hf_double() -> Iterator[HuggingFaceDouble]:
 
 
 @pytest.fixture
-def horde_double(storage_double: SignedStorageDouble) -> Iterator[HordeDouble]:
-    double = HordeDouble(storage_double, api_keys={HORDE_KEY})
+def horde_double(storage: StorageDouble) -> Iterator[HordeDouble]:
+    double = HordeDouble(storage, api_keys={HORDE_KEY})
     yield double
     double.close()
 
@@ -132,13 +132,6 @@ def breaker_table(dynamodb_client: Any) -> str:
         BillingMode="PAY_PER_REQUEST",
     )
     return name
-
-
-@pytest.fixture
-def storage() -> Iterator[StorageDouble]:
-    """The signed-storage double of tests/doubles/storage.py on 127.0.0.1 (plain HTTP, random port)."""
-    with StorageDouble() as double:
-        yield double
 
 
 @pytest.fixture

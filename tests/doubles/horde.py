@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.doubles.images import picture
 from tests.doubles.server import DoubleServer, Recorded, Reply
-from tests.doubles.signed_storage import SignedStorageDouble
+from tests.doubles.storage import StorageDouble
 
 ANON = "0000000000"
 
@@ -31,7 +31,7 @@ class HordeJob:
 class HordeDouble:
     def __init__(
         self,
-        storage: SignedStorageDouble,
+        storage: StorageDouble,
         *,
         api_keys: set[str] | None = None,
         checks_until_done: int = 2,
@@ -136,11 +136,12 @@ class HordeDouble:
                 width, height = int(params.get("width", 512)), int(params.get("height", 512))
                 data = self.image_override or picture(width, height, job.payload.get("prompt", ""), fmt="WEBP")
                 gen_id = str(uuid.uuid4())
-                img = (
-                    self.storage.put(data, "image/webp", style="s3", ttl=1800, suffix=".webp")
-                    if self.r2
-                    else base64.b64encode(data).decode()
-                )
+                if self.r2:
+                    # R2 presigned GET of `<generation id>.webp`, valid 30 minutes (PROVIDERS.md 3.3).
+                    self.storage.put(f"{gen_id}.webp", data, kind="s3", content_type="image/webp")
+                    img = self.storage.mint_url("s3", f"{gen_id}.webp", 1800)
+                else:
+                    img = base64.b64encode(data).decode()
                 metadata = [{"type": "censorship", "value": "nsfw", "ref": None}] if self.censorship_metadata else []
                 job.generations.append(
                     {
