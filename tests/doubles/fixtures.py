@@ -30,30 +30,26 @@ def storage() -> Iterator[StorageDouble]:
 
 @pytest.fixture
 def siliconflow_double(storage: StorageDouble) -> Iterator[SiliconFlowDouble]:
-    double = SiliconFlowDouble(storage, api_key=SF_KEY)
-    yield double
-    double.close()
+    with SiliconFlowDouble(storage, api_key=SF_KEY) as double:
+        yield double
 
 
 @pytest.fixture
 def hf_double() -> Iterator[HuggingFaceDouble]:
-    double = HuggingFaceDouble(token=HF_TOKEN)
-    yield double
-    double.close()
+    with HuggingFaceDouble(token=HF_TOKEN) as double:
+        yield double
 
 
 @pytest.fixture
 def horde_double(storage: StorageDouble) -> Iterator[HordeDouble]:
-    double = HordeDouble(storage, api_keys={HORDE_KEY})
-    yield double
-    double.close()
+    with HordeDouble(storage, api_keys={HORDE_KEY}) as double:
+        yield double
 
 
 @pytest.fixture
 def pollinations_double() -> Iterator[PollinationsDouble]:
-    double = PollinationsDouble(api_key=POLLINATIONS_KEY)
-    yield double
-    double.close()
+    with PollinationsDouble(api_key=POLLINATIONS_KEY) as double:
+        yield double
 
 
 @pytest.fixture
@@ -94,17 +90,6 @@ def plain_fetcher() -> Iterator[PlainFetcher]:
     fetcher = PlainFetcher()
     yield fetcher
     fetcher.close()
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

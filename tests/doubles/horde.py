@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.doubles.images import picture
-from tests.doubles.server import DoubleServer, Recorded, Reply
+from tests.doubles.server import HttpDouble, Recorded, Reply
 from tests.doubles.storage import StorageDouble
 
 ANON = "0000000000"
@@ -28,7 +28,9 @@ class HordeJob:
     generations: list[dict[str, Any]] = field(default_factory=list)
 
 
-class HordeDouble:
+class HordeDouble(HttpDouble):
+    base_path = "/api/v2"
+
     def __init__(
         self,
         storage: StorageDouble,
@@ -54,13 +56,10 @@ class HordeDouble:
         self.r2 = r2
         # Anonymous requests above this many steps need kudos the anonymous user does not have.
         self.kudos_upfront_steps = kudos_upfront_steps
-        self.image_override: bytes | None = None
         self.jobs: dict[str, HordeJob] = {}
-        self.server = DoubleServer(self._handle)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.server.url}/api/v2"
+        # Image bytes override (e.g. a blank image) for the next successful answers.
+        self.image_override: bytes | None = None
+        super().__init__()
 
     def _handle(self, request: Recorded) -> Reply:
         path = request.path.removeprefix("/api/v2")
@@ -162,6 +161,3 @@ class HordeDouble:
     def _status(self, job: HordeJob) -> Reply:
         job.status_calls += 1
         return Reply.json(200, self._status_body(job, include=True))
-
-    def close(self) -> None:
-        self.server.close()

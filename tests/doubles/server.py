@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 
@@ -134,3 +134,36 @@ class DoubleServer:
         self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class HttpDouble:
+    """A service double served by a DoubleServer: subclasses set their state, call this __init__ last (the server
+    answers from then on) and implement `_handle`. Usable as a context manager."""
+
+    # What the client's base URL adds to the server's origin (e.g. "/v1"), as the real service's base URL does.
+    base_path = ""
+
+    def __init__(self) -> None:
+        self.server = DoubleServer(self._handle)
+
+    @property
+    def url(self) -> str:
+        """The origin, http://127.0.0.1:<port>."""
+        return self.server.url
+
+    @property
+    def base_url(self) -> str:
+        """What a client of the real service is configured with."""
+        return f"{self.server.url}{self.base_path}"
+
+    def _handle(self, request: Recorded) -> Reply:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.server.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from tests.doubles.images import picture
-from tests.doubles.server import DoubleServer, Recorded, Reply
+from tests.doubles.server import HttpDouble, Recorded, Reply
 from tests.doubles.storage import Kind, StorageDouble
 
 # Which body fields each model accepts (PROVIDERS.md 1.2); strict mode answers 400 for any other field.
@@ -32,7 +32,9 @@ RATE_LIMITED = {
 OVERLOADED = {"code": 50505, "message": "Model service overloaded. Please try again later.", "data": None}
 
 
-class SiliconFlowDouble:
+class SiliconFlowDouble(HttpDouble):
+    base_path = "/v1"
+
     def __init__(
         self,
         storage: StorageDouble,
@@ -53,11 +55,7 @@ class SiliconFlowDouble:
         self.models = models if models is not None else set(MODEL_FIELDS)
         # Image bytes override (e.g. a blank image) for the next successful answers.
         self.image_override: bytes | None = None
-        self.server = DoubleServer(self._handle)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.server.url}/v1"
+        super().__init__()
 
     def _handle(self, request: Recorded) -> Reply:
         if request.method != "POST" or request.path != "/v1/images/generations":
@@ -86,6 +84,3 @@ class SiliconFlowDouble:
         payload: dict[str, Any] = {"timings": {"inference": 1.25}, "seed": body.get("seed", 42)}
         payload[self.result_shape] = [item]
         return Reply.json(200, payload, {"x-siliconcloud-trace-id": uuid.uuid4().hex})
-
-    def close(self) -> None:
-        self.server.close()
