@@ -1,4 +1,5 @@
-"""pytest fixtures for the provider and storage doubles, the no-auth fetcher, tables and buckets on moto's server."""
+"""pytest fixtures for the provider and storage doubles, the result fetcher, tables and buckets on moto's server
+(whose endpoint, `moto_endpoint`, comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import boto3
 import httpx
 import pytest
 from imagegen import wiring
+from imagegen.fetch import FetchPolicy, SafeFetcher
 
-from tests.doubles.fetcher import PlainFetcher
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import HuggingFaceDouble
 from tests.doubles.keys import HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
@@ -86,10 +87,10 @@ def provider_http() -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def plain_fetcher() -> Iterator[PlainFetcher]:
-    fetcher = PlainFetcher()
-    yield fetcher
-    fetcher.close()
+def safe_fetcher() -> SafeFetcher:
+    """The worker's fetcher for provider result links, configured as the local stack configures it: plain http and
+    loopback are admitted for the doubles, and everything else (no auth, expiry read from the link) is production's."""
+    return SafeFetcher(FetchPolicy(allow_private_networks=True))
 
 
 @pytest.fixture
