@@ -27,4 +27,6 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    # Decrypted user keys are cached for one invocation only.
+    wiring.worker_keys().begin_invocation()
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

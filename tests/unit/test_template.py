@@ -90,6 +90,9 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
     assert variables("ApiFunction") == {
         "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
         "IMAGEGEN_PROVIDERS": {"Ref": "DefaultProviders"},
+        "DAILY_IMAGE_QUOTA": {"Ref": "DailyImageQuota"},
+        "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
+        "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
         "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
     }
     assert variables("AuthorizerFunction") == {}
@@ -100,8 +103,18 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "IMAGEGEN_PROVIDERS": {"Ref": "DefaultProviders"},
         "MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"},
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
+        "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
         "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
     }
+    assert variables("ScheduledFunction") == {
+        "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
+        "JOB_MAX_RECEIVE_COUNT": {"Ref": "JobMaxReceiveCount"},
+        "JOB_MAX_AGE_SECONDS": {"Ref": "JobMaxAgeSeconds"},
+        "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
+        "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
+    }
+    assert _default(template, "DailyImageQuota") == 0  # quotas are off unless the deployment turns them on
     assert variables("MediaProxyFunction") == {"MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"}}
     assert variables("WebhookFunction") == {"WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"}}
     assert template["Parameters"]["DefaultProviders"]["Default"] == "siliconflow,huggingface,horde,pollinations"
@@ -174,17 +187,33 @@ def _stack_reference(value: Any, resources: set[str]) -> bool:
 def test_given_the_policies_when_read_then_each_is_scoped_to_resources_of_this_stack(template):
     resources = set(template["Resources"])
     expected = {
-        "ApiFunction": ["DynamoDBCrudPolicy", "S3ReadPolicy", "SQSSendMessagePolicy", "SQSSendMessagePolicy"],
+        "ApiFunction": [
+            "DynamoDBCrudPolicy",
+            "S3ReadPolicy",
+            "SQSSendMessagePolicy",
+            "AWSSecretsManagerGetSecretValuePolicy",
+            # Encrypt only: no API route decrypts a stored key.
+            "KMSEncryptPolicy",
+            "SQSSendMessagePolicy",
+        ],
         "AuthorizerFunction": ["DynamoDBReadPolicy"],
         "WorkerFunction": [
             "DynamoDBCrudPolicy",
             "S3CrudPolicy",
             "SQSSendMessagePolicy",
             "AWSSecretsManagerGetSecretValuePolicy",
+            "KMSDecryptPolicy",
             "SQSSendMessagePolicy",
         ],
         "MediaProxyFunction": ["Statement"],
         "WebhookFunction": ["DynamoDBCrudPolicy", "SQSSendMessagePolicy"],
+        "ScheduledFunction": [
+            "DynamoDBCrudPolicy",
+            "SQSSendMessagePolicy",
+            "SQSSendMessagePolicy",
+            "AWSSecretsManagerGetSecretValuePolicy",
+            "KMSDecryptPolicy",
+        ],
     }
 
     for name, kinds in expected.items():
@@ -210,9 +239,38 @@ def test_given_the_whole_template_when_read_then_no_policy_grants_everything(tem
 
     assert "FullAccess" not in text
     for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::KMS::Key":
+            continue  # a key policy's Resource "*" means this key only; the test below checks who it admits
         for statement in _statements(resource.get("Properties", {})):
             if statement.get("Effect") == "Allow":
                 assert statement.get("Resource") not in ("*", ["*"]), statement
+
+
+def test_given_the_keys_key_when_read_then_it_rotates_and_only_the_account_administers_it(template):
+    key = _props(template, "KeysKey")
+
+    assert key["EnableKeyRotation"] is True
+    [statement] = key["KeyPolicy"]["Statement"]
+    assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    assert template["Outputs"]["KeysKeyId"]["Value"] == {"Ref": "KeysKey"}
+
+
+def test_given_the_scheduled_function_when_read_then_it_runs_every_15_minutes_within_its_timeout(template):
+    props = _props(template, "ScheduledFunction")
+
+    assert props["Events"] == {
+        "Sweep": {
+            "Type": "Schedule",
+            "Properties": {
+                "Schedule": "rate(15 minutes)",
+                "Description": "Stuck-job sweeper and key-health checks.",
+            },
+        }
+    }
+    assert (props["CodeUri"], props["Handler"]) == ("functions/scheduled", "app.lambda_handler")
+    # Shorter than the schedule's period, so two runs never overlap.
+    assert props["Timeout"] < 15 * 60
+    assert _default(template, "JobMaxAgeSeconds") == 3600
 
 
 def _statements(value: Any) -> list[dict[str, Any]]:
@@ -347,12 +405,13 @@ def test_given_the_functions_when_read_then_handlers_and_timeouts_fit_their_trig
         assert (ROOT / _props(template, name)["CodeUri"] / "app.py").is_file()
 
 
-def test_given_the_secret_when_read_then_only_the_worker_reads_it_and_its_name_is_an_output(template):
+def test_given_the_secret_when_read_then_the_authorizer_never_reads_it_and_its_name_is_an_output(template):
     secret = _props(template, "ProviderKeysSecret")
 
     assert secret["Name"] == template["Outputs"]["ProviderKeysSecretName"]["Value"]
-    readers = [name for name in FUNCTIONS if "ProviderKeysSecret" in json.dumps(_props(template, name))]
-    assert readers == ["WorkerFunction"]
+    readers = [name for name in _functions(template) if "ProviderKeysSecret" in json.dumps(_props(template, name))]
+    # The worker calls providers with it; the Api shows /v1/providers; the schedule checks the keys.
+    assert readers == ["ApiFunction", "ScheduledFunction", "WorkerFunction"]
 
 
 def test_given_the_outputs_when_read_then_clients_and_tests_find_every_resource(template):
@@ -363,6 +422,7 @@ def test_given_the_outputs_when_read_then_clients_and_tests_find_every_resource(
         "JobsQueueUrl",
         "JobsDeadLetterQueueUrl",
         "ProviderKeysSecretName",
+        "KeysKeyId",
         "WebhooksQueueUrl",
         "WebhooksDeadLetterQueueUrl",
     }

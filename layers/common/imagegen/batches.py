@@ -18,6 +18,7 @@ from imagegen.errors import Conflict, ValidationFailed
 from imagegen.ids import new_id
 from imagegen.jobs import JobService, check_idempotency_key, request_hash
 from imagegen.models import ErrorInfo, ImageRequest, Job, JobRecord, utcnow
+from imagegen.quota import DailyQuota
 
 logger = logging.getLogger(__name__)
 
@@ -145,12 +146,14 @@ class BatchService:
         job_service: JobService,
         *,
         clock: Callable[[], datetime] = utcnow,
+        quota: DailyQuota | None = None,
     ) -> None:
         self._jobs = jobs
         self._batches = batches
         self._queue = queue
         self._job_service = job_service
         self._clock = clock
+        self._quota = quota
 
     def create(self, user_id: str, body: BatchCreate, idempotency_key: str | None = None) -> tuple[Batch, bool]:
         check_idempotency_key(idempotency_key)
@@ -163,6 +166,8 @@ class BatchService:
         self._check_urls(body, requests)
         now = self._clock()
         batch_id = new_id("bat")
+        # One quota unit per image, all or none, before anything is written.
+        day = self._quota.reserve(user_id, len(requests)) if self._quota is not None else None
         records = [
             JobRecord(
                 id=new_id("img"),
@@ -172,27 +177,37 @@ class BatchService:
                 user_id=user_id,
                 created_at=now,
                 request_hash=request_hash(request),
+                quota_day=day,
             )
             for request in requests
         ]
-        # Jobs first, then the batch item that lists them: a batch never points at a job that was not written.
-        # The jobs are enqueued only once the batch exists, so none can finish before its batch does.
-        self._jobs.create_many(records)
-        record = BatchRecord(
-            id=batch_id,
-            user_id=user_id,
-            job_ids=[job.id for job in records],
-            webhook_url=body.webhook_url,
-            created_at=now,
-            request_hash=digest,
-        )
-        stored, created = self._batches.create(record, idempotency_key)
+        try:
+            # Jobs first, then the batch item that lists them: a batch never points at a job that was not written.
+            # The jobs are enqueued only once the batch exists, so none can finish before its batch does.
+            self._jobs.create_many(records)
+            record = BatchRecord(
+                id=batch_id,
+                user_id=user_id,
+                job_ids=[job.id for job in records],
+                webhook_url=body.webhook_url,
+                created_at=now,
+                request_hash=digest,
+            )
+            stored, created = self._batches.create(record, idempotency_key)
+        except Exception:
+            self._release(user_id, day, len(records))
+            raise
         if not created:
             # A racing repeat of the same request won: ours were never enqueued, so remove them.
             self._jobs.delete_queued(records)
+            self._release(user_id, day, len(records))
             return self._view(stored), False
         self._enqueue(records)
         return build_batch(stored, {job.id: job for job in records}), True
+
+    def _release(self, user_id: str, day: str | None, units: int) -> None:
+        if self._quota is not None:
+            self._quota.release(user_id, day, units)
 
     def _check_urls(self, body: BatchCreate, requests: list[ImageRequest]) -> None:
         self._job_service.check_webhook_url(body.webhook_url, "webhook_url")
@@ -242,15 +257,20 @@ class BatchService:
                 hint="only failed items are retried; canceled and succeeded items are left as they are",
             )
         new_ids = [replacements[i].id if i in replacements else job_id for i, job_id in enumerate(record.job_ids)]
-        fresh = list(replacements.values())
-        self._jobs.create_many(fresh)
+        day = self._quota.reserve(user_id, len(replacements)) if self._quota is not None else None
+        fresh = [job.model_copy(update={"quota_day": day}) for job in replacements.values()]
         try:
+            self._jobs.create_many(fresh)
             updated = self._batches.replace_jobs(record, new_ids)
         except BatchRaced as raced:
             self._jobs.delete_queued(fresh)
+            self._release(user_id, day, len(fresh))
             raise Conflict(
                 f"batch {batch_id} changed while it was being retried", hint="read the batch and retry again"
             ) from raced
+        except Exception:
+            self._release(user_id, day, len(fresh))
+            raise
         self._enqueue(fresh)
         return build_batch(updated, {**jobs, **{job.id: job for job in fresh}})
 

@@ -49,6 +49,8 @@ KEY_ENV = {
     "horde": "HORDE_API_KEY",
     "pollinations": "POLLINATIONS_API_KEY",
 }
+# What a provider's refusal of a key says about it, for the key-health record (see KeyHealth.report).
+KEY_VERDICTS = {"unauthorized": "invalid", "payment_required": "out_of_credit"}
 # Transient failures of a Horde check/collect: check again later rather than abandon a queued job.
 RECHECK_CLASSES = frozenset({"rate_limited", "server_error", "overloaded", "timeout", "connection"})
 
@@ -88,6 +90,10 @@ class KeyResolver(Protocol):
 class KeyHealth(Protocol):
     def status(self, provider: str, key_source: str, user_id: str) -> str | None:
         """The last health check's verdict: ok | invalid | out_of_credit | unreachable, or None if unknown."""
+        ...
+
+    def report(self, provider: str, key_source: str, user_id: str, status: str, detail: str) -> None:
+        """What a real call learned about the key (a 401: invalid; a 402: out_of_credit), so later runs skip it."""
         ...
 
 
@@ -388,7 +394,7 @@ class Chain:
             )
             return ChainFailed(error=info, attempts=run.attempts)
         if error.scope == "provider":
-            run.failed_providers[link.provider] = error
+            self._provider_failed(run, link.provider, error)
         if result.started:
             self.metrics.fallback(link.provider)
         return None
@@ -428,7 +434,7 @@ class Chain:
                     finished = results[finished_index] = future.result()
                     # Record a provider-wide failure now, so links not yet started skip that provider.
                     if finished.error is not None and finished.error.scope == "provider":
-                        run.failed_providers[run.links[finished_index].provider] = finished.error
+                        self._provider_failed(run, run.links[finished_index].provider, finished.error)
                 winner = next((i for i in sorted(results) if results[i].image is not None), None)
                 if winner is not None:
                     for other_index, started, event in running.values():
@@ -645,6 +651,24 @@ class Chain:
         if wait_s + settings.min_attempt_s > self._remaining(run) or (cancel is not None and cancel.is_set()):
             return None
         return wait_s
+
+    def _provider_failed(self, run: _Run, provider: str, error: ProviderError) -> None:
+        """No other model of this provider can do better; a key the provider refused is reported once."""
+        first = provider not in run.failed_providers
+        run.failed_providers[provider] = error
+        verdict = KEY_VERDICTS.get(error.error_class)
+        key = run.keys.get(provider)
+        if not first or verdict is None or self.health is None or not isinstance(key, ResolvedKey):
+            return
+        if key.source == "keyless":
+            return
+        try:
+            self.health.report(
+                provider, key.source, run.ctx.user_id, verdict, f"{provider} answered {error.status_code}"
+            )
+        except ImagegenError as exc:
+            # Recording the verdict is a courtesy to later runs; this run has already moved on.
+            logger.warning("could not record key health", extra={"provider": provider, "error": exc.code})
 
     def _acquire(self, provider: str, key_source: str, spec: Provider) -> BreakerDecision:
         if spec.capabilities.offline:

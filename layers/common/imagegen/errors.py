@@ -9,11 +9,15 @@ class ImagegenError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, hint: str | None = None, details: Any = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.details = details
+        # Response headers that belong with this error (Retry-After on a 429).
+        self.headers = headers
 
 
 class BadRequest(ImagegenError):

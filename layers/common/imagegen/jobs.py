@@ -15,6 +15,7 @@ from imagegen.adapters.job_store import JobStore
 from imagegen.errors import BadRequest, Conflict
 from imagegen.ids import new_id
 from imagegen.models import ImageRequest, Job, JobPage, JobRecord, utcnow
+from imagegen.quota import DailyQuota
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class JobService:
         monotonic: Callable[[], float] = time.monotonic,
         on_terminal: list[TerminalListener] | None = None,
         url_check: UrlCheck | None = None,
+        quota: DailyQuota | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -85,6 +87,7 @@ class JobService:
         self._monotonic = monotonic
         self._on_terminal = on_terminal or []
         self._url_check = url_check
+        self._quota = quota
 
     def check_webhook_url(self, url: str | None, field: str) -> None:
         if url is not None and self._url_check is not None:
@@ -93,18 +96,37 @@ class JobService:
     def create(self, user_id: str, request: ImageRequest, idempotency_key: str | None = None) -> tuple[Job, bool]:
         check_idempotency_key(idempotency_key)
         self.check_webhook_url(request.webhook_url, "webhook_url")
+        digest = request_hash(request)
+        if self._quota is not None and self._quota.enabled and idempotency_key is not None:
+            # A replay returns the first job without touching the quota (even when the quota is used up).
+            replayed = self._store.find_replay(user_id, idempotency_key, digest)
+            if replayed is not None:
+                return replayed.public(), False
+        day = self._quota.reserve(user_id) if self._quota is not None else None
         record = JobRecord(
             id=new_id("img"),
             status="queued",
             request=request,
             user_id=user_id,
             created_at=self._clock(),
-            request_hash=request_hash(request),
+            request_hash=digest,
+            quota_day=day,
         )
-        stored, created = self._store.create(record, idempotency_key)
+        try:
+            stored, created = self._store.create(record, idempotency_key)
+        except Exception:
+            self._release(user_id, day)
+            raise
+        if not created:
+            # Lost a race with a create under the same idempotency key: that job holds the unit, not this one.
+            self._release(user_id, day)
         if created:
             self._enqueue(stored)
         return stored.public(), created
+
+    def _release(self, user_id: str, day: str | None) -> None:
+        if self._quota is not None:
+            self._quota.release(user_id, day)
 
     def _enqueue(self, job: JobRecord) -> None:
         # The job is already durable; if SQS refuses, the sweeper re-enqueues jobs left queued too long.

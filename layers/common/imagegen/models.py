@@ -129,6 +129,10 @@ class JobRecord(Job):
     chain_state: dict[str, Any] = Field(default_factory=dict)
     image_key: str | None = None
     request_hash: str | None = None
+    # The UTC day (yyyy-mm-dd) whose daily quota this job took a unit from; None when quotas are off.
+    quota_day: str | None = None
+    # How often the sweeper re-queued the job; bounds how long a job whose messages keep vanishing can live.
+    requeues: int = 0
 
     def public(self) -> Job:
         return Job.model_validate(self.model_dump(include=set(Job.model_fields)))

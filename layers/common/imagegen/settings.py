@@ -28,6 +28,41 @@ class AuthorizerSettings(FunctionSettings):
     pass
 
 
+class KeySettings(FunctionSettings):
+    """Where provider keys come from, how they are checked, and the default chain."""
+
+    # Name of the Secrets Manager secret holding the deployment's keys (a JSON map); unset: keys from the env below.
+    provider_keys_secret: str | None = None
+    provider_keys_max_age_seconds: int = Field(300, ge=0, le=86400)
+    # KMS key that encrypts users' own keys; unset: PUT /v1/keys answers 503.
+    keys_kms_key_id: str | None = None
+    # Deployment keys when PROVIDER_KEYS_SECRET is unset (locally and in tests).
+    siliconflow_api_key: SecretStr | None = None
+    hf_token: SecretStr | None = None
+    horde_api_key: SecretStr | None = None
+    pollinations_api_key: SecretStr | None = None
+    tavily_api_key: SecretStr | None = None
+    # Key-check hosts (test doubles and regional hosts override them).
+    siliconflow_base_url: str = "https://api.siliconflow.com/v1"
+    hf_endpoint: str = "https://huggingface.co"
+    horde_base_url: str = "https://aihorde.net/api/v2"
+    # The balance check lives on the keyed gateway, not on the keyless legacy host of POLLINATIONS_BASE_URL.
+    pollinations_gen_url: str = "https://gen.pollinations.ai"
+    tavily_base_url: str = "https://api.tavily.com"
+    keycheck_timeout_seconds: float = Field(4.0, gt=0, le=20)
+    # A key checked (conclusively or not) more recently than this is not checked again by the schedule.
+    keycheck_interval_seconds: int = Field(3600, ge=0)
+    # HF whoami-v2 is strictly rate-limited: at most one call per key per this many seconds.
+    hf_whoami_interval_seconds: int = Field(86400, ge=0)
+    imagegen_providers: str = Field("siliconflow,huggingface,horde,pollinations", min_length=1)
+    # The chain's breaker cool-down (its store records when a breaker opened, not until when).
+    imagegen_breaker_cooldown_s: float = Field(60.0, gt=0)
+
+    @property
+    def provider_order(self) -> list[str]:
+        return [name.strip() for name in self.imagegen_providers.split(",") if name.strip()]
+
+
 class JobSettings(FunctionSettings):
     bucket_name: str = Field(min_length=1)
     queue_url: str = Field(min_length=1)
@@ -43,9 +78,11 @@ class WebhookSettings(FunctionSettings):
     webhook_retry_delays: str | None = Field(None, pattern=r"^\d{1,3}(,\d{1,3}){0,19}$")
 
 
-class ApiSettings(JobSettings, WebhookSettings):
+class ApiSettings(JobSettings, WebhookSettings, KeySettings):
     max_wait_seconds: int = Field(25, ge=0, le=28)
     content_url_seconds: int = Field(300, ge=30, le=3600)
+    # Images per user per UTC day; 0 (or unset) turns quotas off.
+    daily_image_quota: int = Field(0, ge=0)
 
 
 class FetchSettings(BaseModel):
@@ -62,7 +99,7 @@ class FetchSettings(BaseModel):
     media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)
 
 
-class WorkerSettings(JobSettings, FetchSettings, WebhookSettings):
+class WorkerSettings(JobSettings, FetchSettings, WebhookSettings, KeySettings):
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)
@@ -70,6 +107,19 @@ class WorkerSettings(JobSettings, FetchSettings, WebhookSettings):
     tavily_api_key: SecretStr | None = None
     tavily_base_url: str = Field("https://api.tavily.com", pattern=r"^https?://\S+$")
     grounding_timeout_seconds: float = Field(8.0, gt=0, le=60)
+
+
+class ScheduledSettings(WebhookSettings, KeySettings):
+    queue_url: str = Field(min_length=1)
+    job_ttl_days: int = Field(30, ge=1, le=3650)
+    job_max_receive_count: int = Field(4, ge=1)
+    # A job still queued this long after it was created gets its message sent again.
+    queued_requeue_seconds: int = Field(300, ge=1)
+    # A job not finished this long after it was created is failed as stuck by the next sweep.
+    job_max_age_seconds: int = Field(3600, ge=60)
+    # Bounds on one run, so a run always ends well inside the function timeout.
+    sweep_max_jobs: int = Field(500, ge=1)
+    keycheck_max_per_run: int = Field(100, ge=0)
 
 
 class MediaProxySettings(AwsSettings, FetchSettings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 import time
 import uuid
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from imagegen.errors import BadRequest, Conflict, NotFound
-from imagegen.models import JobPage, JobRecord
+from imagegen.models import ErrorInfo, JobPage, JobRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -22,7 +23,18 @@ if TYPE_CHECKING:
 # Nested fields are stored as JSON strings: they are only ever read whole, and it keeps floats out of DynamoDB.
 _JSON_FIELDS = ("request", "attempts", "image", "error", "warnings", "chain_state", "grounding")
 _TIME_FIELDS = ("created_at", "started_at", "completed_at", "lease_until")
-_PLAIN_FIELDS = ("id", "status", "batch_id", "provider", "model", "user_id", "lease_token", "image_key", "request_hash")
+_PLAIN_FIELDS = (
+    "id",
+    "status",
+    "batch_id",
+    "provider",
+    "model",
+    "user_id",
+    "lease_token",
+    "image_key",
+    "request_hash",
+    "quota_day",
+)
 # DynamoDB's limits: BatchGetItem takes 100 keys; TransactWriteItems 100 actions in AWS, but 25 in the emulator.
 BATCH_GET_KEYS = 100
 TRANSACT_CHUNK = 25
@@ -68,6 +80,7 @@ def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
     for name in _JSON_FIELDS:
         item[name] = {"S": json.dumps(data.get(name))}
     item["deliveries"] = {"N": str(record.deliveries)}
+    item["requeues"] = {"N": str(record.requeues)}
     if record.lease_until is not None:
         item["lease_epoch"] = {"N": str(_epoch(record.lease_until))}
     item["expires_at"] = {"N": str(_epoch(record.created_at) + ttl_seconds)}
@@ -88,6 +101,7 @@ def from_item(item: dict[str, Any]) -> JobRecord:
             if value is not None:
                 data[name] = value
     data["deliveries"] = int(item.get("deliveries", {"N": "0"})["N"])
+    data["requeues"] = int(item.get("requeues", {"N": "0"})["N"])
     return JobRecord.model_validate(data)
 
 
@@ -149,6 +163,15 @@ class JobStore:
                 details={"field": "Idempotency-Key"},
             )
         return self.get(user_id, found["job_id"]["S"])
+
+    def find_replay(self, user_id: str, idempotency_key: str, request_hash: str | None) -> JobRecord | None:
+        """The job an earlier create stored under this idempotency key, or None when the key is new."""
+        marker = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return None if marker is None else self._replay(user_id, idempotency_key, request_hash)
 
     def create_many(self, records: list[JobRecord]) -> None:
         """Write new jobs, all-or-nothing per chunk of 25; an id that already exists fails its chunk."""
@@ -374,6 +397,100 @@ class JobStore:
                 raise
             raise LeaseLost(job.id) from error
         return job
+
+    # The sweeper's reads and writes: every write is conditioned on the job being exactly as the sweeper saw it.
+
+    def due_active(self, now: datetime, limit: int) -> builtins.list[JobRecord]:
+        """Non-terminal jobs whose lease ran out (running) or that were created (queued) by `now`, oldest first."""
+        # "~" sorts after every job id character, so every job due in this very second is included.
+        return self._active("gsi1sk <= :edge", f"{_epoch(now):012d}#~", limit)
+
+    def leased_active(self, now: datetime, limit: int) -> builtins.list[JobRecord]:
+        """Running jobs whose lease (or parked async check) is still live at `now`."""
+        return self._active("gsi1sk > :edge", f"{_epoch(now):012d}#~", limit)
+
+    def _active(self, condition: str, edge: str, limit: int) -> builtins.list[JobRecord]:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": f"gsi1pk = :active AND {condition}",
+            "ExpressionAttributeValues": {":active": {"S": ACTIVE_PARTITION}, ":edge": {"S": edge}},
+            "Limit": min(limit, 100),
+        }
+        jobs: builtins.list[JobRecord] = []
+        while len(jobs) < limit:
+            answer = self._client.query(**query)
+            jobs.extend(from_item(item) for item in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                break
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return jobs[:limit]
+
+    def mark_requeued(self, job: JobRecord, *, now: datetime) -> bool:
+        """Count one sweeper re-queue; False when the job moved on since it was read (nothing to do)."""
+        condition, names, values = _as_seen(job, now)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(job.user_id, job.id),
+                UpdateExpression="ADD requeues :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, ":one": {"N": "1"}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return False
+        return True
+
+    def fail_stuck(
+        self, job: JobRecord, error: ErrorInfo, *, now: datetime, even_if_leased: bool = False
+    ) -> JobRecord | None:
+        """Fail a job the sweeper found stuck; None when the job moved on since it was read.
+
+        `even_if_leased`: also while a worker holds a live lease (a job past its maximum age); that worker's
+        result is then discarded, as after a cancel."""
+        condition, names, values = _as_seen(job, now, lease_expired=not even_if_leased)
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(job.user_id, job.id),
+                UpdateExpression=(
+                    "SET #status = :failed, #error = :error, completed_at = :now_iso"
+                    " REMOVE gsi1pk, gsi1sk, lease_token, lease_until, lease_epoch"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={**names, "#error": "error"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":failed": {"S": "failed"},
+                    ":error": {"S": json.dumps(error.model_dump(mode="json"))},
+                    ":now_iso": {"S": now.isoformat()},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as failure:
+            if not _is_condition_failure(failure):
+                raise
+            return None
+        return from_item(answer["Attributes"])
+
+
+def _as_seen(
+    job: JobRecord, now: datetime, *, lease_expired: bool = True
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A condition that holds only while the job is still in the state the sweeper read."""
+    names = {"#status": "status"}
+    if job.status == "queued":
+        return "#status = :queued", names, {":queued": {"S": "queued"}}
+    if job.status != "running" or job.lease_token is None:
+        raise ValueError(f"the sweeper only acts on queued or leased running jobs, not {job.status}")
+    values: dict[str, Any] = {":running": {"S": "running"}, ":lease": {"S": job.lease_token}}
+    if not lease_expired:
+        return "#status = :running AND lease_token = :lease", names, values
+    values[":now_epoch"] = {"N": str(_epoch(now))}
+    return "#status = :running AND lease_token = :lease AND lease_epoch <= :now_epoch", names, values
 
 
 def _encode_cursor(key: dict[str, Any]) -> str:

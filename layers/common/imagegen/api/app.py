@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
-from imagegen.api import batches, errors, images, webhooks
+from imagegen.api import batches, errors, images, keys, webhooks
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -20,6 +20,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(images.router)
 app.include_router(batches.router)
 app.include_router(webhooks.router)
+app.include_router(keys.router)
 app.enable_swagger(
     path="/docs",
     title="imagegen",

@@ -36,7 +36,9 @@ def error_response(
 
 
 def from_domain(error: ImagegenError) -> Response[Any]:
-    return error_response(error.status, error.code, error.message, hint=error.hint, details=error.details)
+    return error_response(
+        error.status, error.code, error.message, hint=error.hint, details=error.details, headers=error.headers
+    )
 
 
 def _field(loc: Sequence[Any]) -> str:

@@ -1,0 +1,107 @@
+"""Daily quota counters (pk=USER#{user} sk=QUOTA#{day}) and the once-only refund marker on the job item."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _counter_key(user_id: str, day: str) -> dict[str, Any]:
+    return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"QUOTA#{day}"}}
+
+
+class DynamoQuotaStore:
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self._table = table_name
+        self._client = client
+
+    def reserve(self, user_id: str, day: str, limit: int, *, units: int, expires_at: datetime) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_counter_key(user_id, day),
+                UpdateExpression="SET expires_at = if_not_exists(expires_at, :expires) ADD used :units",
+                # used + units <= limit, written without arithmetic (conditions cannot add).
+                ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                ExpressionAttributeValues={
+                    ":units": {"N": str(units)},
+                    ":room": {"N": str(limit - units)},
+                    ":expires": {"N": str(int(expires_at.timestamp()))},
+                },
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def release(self, user_id: str, day: str, *, units: int) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_counter_key(user_id, day),
+                UpdateExpression="ADD used :minus",
+                ConditionExpression="used >= :units",
+                ExpressionAttributeValues={":minus": {"N": str(-units)}, ":units": {"N": str(units)}},
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+            # The counter is already at zero or expired with its day: there is nothing to give back.
+
+    def refund_once(self, user_id: str, job_id: str, day: str, *, now: datetime) -> bool:
+        job_key = {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"JOB#{job_id}"}}
+        # The marker and the decrement commit together or not at all: a second refund finds the marker and
+        # cancels the whole transaction, however many redeliveries or cancels report the job's end.
+        mark_job = {
+            "Update": {
+                "TableName": self._table,
+                "Key": job_key,
+                "UpdateExpression": "SET quota_refunded_at = :now",
+                "ConditionExpression": (
+                    "attribute_exists(pk) AND attribute_not_exists(quota_refunded_at) AND quota_day = :day"
+                    " AND #status IN (:failed, :canceled)"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":now": {"S": now.isoformat()},
+                    ":day": {"S": day},
+                    ":failed": {"S": "failed"},
+                    ":canceled": {"S": "canceled"},
+                },
+            }
+        }
+        decrement = {
+            "Update": {
+                "TableName": self._table,
+                "Key": _counter_key(user_id, day),
+                "UpdateExpression": "ADD used :minus_one",
+                "ConditionExpression": "used > :zero",
+                "ExpressionAttributeValues": {":minus_one": {"N": "-1"}, ":zero": {"N": "0"}},
+            }
+        }
+        try:
+            self._client.transact_write_items(TransactItems=[mark_job, decrement])  # type: ignore[list-item]
+        except ClientError as error:
+            if _code(error) != "TransactionCanceledException":
+                raise
+            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False  # refunded before, or not a refundable job
+            # The counter expired with its day (or is at zero): mark the job so no later call tries again.
+            try:
+                self._client.update_item(**mark_job["Update"])  # type: ignore[arg-type]
+            except ClientError as marking:
+                if _code(marking) != "ConditionalCheckFailedException":
+                    raise
+            return False
+        return True

@@ -1,0 +1,142 @@
+"""GET /v1/providers: the chain as this caller would get it, before anything is generated."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from imagegen.adapters.breaker_store import DynamoBreakerStore
+from imagegen.breaker import BreakerPolicy
+from imagegen.models import utcnow
+
+from tests.integration.keys_and_health.conftest import KeysEnv
+from tests.integration.keys_and_health.test_scheduled import _run_scheduled
+
+pytestmark = pytest.mark.integration
+
+USER_SF = "sk-Al1ceProvidersKey000001"
+DEPLOY_HF = "hf_DeploymentProvidersTok01"
+
+
+@pytest.fixture(autouse=True)
+def _default_chain(keys_env: KeysEnv) -> None:
+    # The suite's environment runs the offline placeholder only; these tests look at the deployed default chain.
+    keys_env.set(IMAGEGEN_PROVIDERS="siliconflow,huggingface,horde,pollinations")
+
+
+def _breaker(keys_env: KeysEnv, provider: str, source: str, state: str, open_until: dict[str, str] | None) -> None:
+    item = {"pk": {"S": f"BREAKER#{provider}#{source}"}, "sk": {"S": "BREAKER"}, "state": {"S": state}}
+    if open_until:
+        item["open_until"] = open_until
+    keys_env.aws.client("dynamodb").put_item(TableName=keys_env.aws.table, Item=item)
+
+
+def _links(answer) -> list[tuple]:
+    return [(i["provider"], i["key_source"], i["would_try"], i["reason"]) for i in answer.body["items"]]
+
+
+def test_given_no_keys_when_providers_listed_then_keyless_links_tried_and_others_say_which_key(
+    call_api, keys_env: KeysEnv
+):
+    answer = call_api("GET", "/v1/providers")
+
+    assert answer.status == 200
+    assert _links(answer) == [
+        (
+            "siliconflow",
+            None,
+            False,
+            "no key: PUT /v1/keys/siliconflow, or the deployment sets SILICONFLOW_API_KEY",
+        ),
+        ("huggingface", None, False, "no key: PUT /v1/keys/huggingface, or the deployment sets HF_TOKEN"),
+        ("horde", "keyless", True, "no key needed (anonymous / keyless access)"),
+        ("pollinations", "keyless", True, "no key needed (anonymous / keyless access)"),
+    ]
+    assert all(i["breaker"] == {"state": "closed", "open_until": None} for i in answer.body["items"])
+    assert answer.body["hint"] is None
+
+
+def test_given_nothing_usable_when_providers_listed_then_hint_names_the_keys_to_set(call_api, keys_env: KeysEnv):
+    keys_env.set(IMAGEGEN_PROVIDERS="siliconflow,huggingface")
+
+    answer = call_api("GET", "/v1/providers")
+
+    assert [i["would_try"] for i in answer.body["items"]] == [False, False]
+    assert answer.body["hint"] == (
+        "no provider can be tried: store a working key with PUT /v1/keys/{provider}, or have the operator set it "
+        "in the provider keys secret, for any of: siliconflow (SILICONFLOW_API_KEY), huggingface (HF_TOKEN)"
+    )
+
+
+def test_given_user_and_deployment_keys_with_health_and_breakers_when_listed_then_each_link_explained(
+    call_api, keys_env: KeysEnv
+):
+    keys_env.set(HF_TOKEN=DEPLOY_HF, IMAGEGEN_PROVIDERS="siliconflow,huggingface,horde,pollinations,placeholder")
+    keys_env.double.respond("out_of_credit", key=USER_SF)
+    call_api("PUT", "/v1/keys/siliconflow", body={"api_key": USER_SF})
+    opened = time.time()
+    store = DynamoBreakerStore(keys_env.aws.table, keys_env.aws.client("dynamodb"), BreakerPolicy(threshold=1))
+    store.record_failure("horde", "keyless", opened)  # the chain's own breaker store opens it
+    until = datetime.fromtimestamp(opened + 60, UTC)
+    _breaker(keys_env, "pollinations", "keyless", "open", {"S": (utcnow() - timedelta(seconds=5)).isoformat()})
+
+    answer = call_api("GET", "/v1/providers")
+
+    items = {i["provider"]: i for i in answer.body["items"]}
+    assert _links(answer) == [
+        ("siliconflow", "user", False, "user key out_of_credit (balance -0.50)"),
+        ("huggingface", "deployment", True, "deployment key, not checked yet"),
+        ("horde", "keyless", False, f"circuit breaker open until {until.isoformat()}"),
+        (
+            "pollinations",
+            "keyless",
+            True,
+            "no key needed (anonymous / keyless access); circuit breaker open: the next call is a trial",
+        ),
+        ("placeholder", "keyless", True, "offline placeholder image (needs no key)"),
+    ]
+    assert items["siliconflow"]["health"]["detail"] == "balance -0.50"
+    assert items["horde"]["breaker"]["state"] == "open"
+    assert answer.body["hint"] is None
+    assert USER_SF not in json.dumps(answer.body) and DEPLOY_HF not in json.dumps(answer.body)
+
+
+def test_given_deployment_key_checked_when_listed_then_status_shown_but_not_its_detail(call_api, keys_env: KeysEnv):
+    keys_env.set(HF_TOKEN=DEPLOY_HF, KEYCHECK_INTERVAL_SECONDS="0")
+    keys_env.double.respond("invalid", key=DEPLOY_HF)
+    _run_scheduled()
+    answer = call_api("GET", "/v1/providers", user="bob")
+
+    hf = answer.body["items"][1]
+    assert (hf["key_source"], hf["would_try"], hf["reason"]) == ("deployment", False, "deployment key invalid")
+    assert (hf["health"]["status"], hf["health"]["detail"]) == ("invalid", None)
+
+
+def test_given_alice_key_when_bob_lists_providers_then_he_does_not_get_it(call_api, keys_env: KeysEnv):
+    call_api("PUT", "/v1/keys/siliconflow", body={"api_key": USER_SF})
+
+    alice = call_api("GET", "/v1/providers").body["items"][0]
+    bob = call_api("GET", "/v1/providers", user="bob").body["items"][0]
+
+    assert (alice["key_source"], alice["would_try"]) == ("user", True)
+    assert (bob["key_source"], bob["would_try"]) == (None, False)
+
+
+def test_given_half_open_breaker_with_a_trial_call_out_when_listed_then_not_tried_until_the_probe_ends(
+    call_api, keys_env: KeysEnv
+):
+    probe_until = utcnow() + timedelta(seconds=90)
+    _breaker(keys_env, "horde", "keyless", "half_open", None)
+    keys_env.aws.client("dynamodb").update_item(
+        TableName=keys_env.aws.table,
+        Key={"pk": {"S": "BREAKER#horde#keyless"}, "sk": {"S": "BREAKER"}},
+        UpdateExpression="SET probe_until = :until",
+        ExpressionAttributeValues={":until": {"N": repr(probe_until.timestamp())}},
+    )
+
+    horde = call_api("GET", "/v1/providers").body["items"][2]
+
+    assert (horde["would_try"], horde["breaker"]["state"]) == (False, "half_open")
+    assert horde["reason"] == f"circuit breaker half-open, a trial call is out until {probe_until.isoformat()}"
