@@ -38,6 +38,9 @@ DEFAULT_USER = "local"
 LOCAL_DEFAULTS = {
     "IMAGEGEN_PROVIDERS": "placeholder",
     "MEDIA_ALLOW_PRIVATE_NETWORKS": "true",
+    # Deployment keys come from the environment locally (`SILICONFLOW_API_KEY=... make run`), as the README says:
+    # the template's name points at the emulated secret, which is created empty, and an empty name means "the env".
+    "PROVIDER_KEYS_SECRET": "",
 }
 _FAKE_SECRET = "testing"  # noqa: S105 - the emulator's fake credentials
 
