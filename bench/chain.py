@@ -55,8 +55,8 @@ from tests.doubles.huggingface import HuggingFaceDouble
 from tests.doubles.images import picture
 from tests.doubles.keys import HF_TOKEN, SF_KEY
 from tests.doubles.server import DoubleServer, Recorded, Reply
-from tests.doubles.signed_storage import SignedStorageDouble
 from tests.doubles.siliconflow import SiliconFlowDouble
+from tests.doubles.storage import StorageDouble
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -200,7 +200,7 @@ def p99(values: list[float]) -> float:
 class Providers:
     """What every scenario shares: the storage double and a healthy secondary (Hugging Face) behind a fixed latency."""
 
-    storage: SignedStorageDouble
+    storage: StorageDouble
     secondary: HuggingFaceDouble
 
     def environ(self, **extra: str) -> dict[str, str]:
@@ -397,7 +397,7 @@ class HordeRun:
         return sum(math.ceil(seconds * 1000) for seconds in self.invocations) / 1000
 
 
-def horde_job(endpoint: str, storage: SignedStorageDouble, runs: int) -> list[HordeRun]:
+def horde_job(endpoint: str, storage: StorageDouble, runs: int) -> list[HordeRun]:
     horde = HordeDouble(storage, wait_time=HORDE_QUEUE_WAIT_S, checks_until_done=2)
     # Encoded once up front: the double's WebP encoding is not the worker's time.
     horde.image_override = picture(1024, 1024, "horde", fmt="WEBP")
@@ -527,7 +527,7 @@ def main() -> None:
 
     began = time.monotonic()
     server, endpoint = start_moto()
-    storage = SignedStorageDouble()
+    storage = StorageDouble().start()
     secondary = HuggingFaceDouble(token=HF_TOKEN)
     # One realistic 1024x1024 PNG made up front, so the secondary's latency is exactly L.
     secondary.image_override = picture(1024, 1024, "bench")
@@ -540,7 +540,7 @@ def main() -> None:
         horde = horde_job(endpoint, storage, args.horde_runs)
     finally:
         secondary.close()
-        storage.close()
+        storage.stop()
         server.stop()
 
     # (a)

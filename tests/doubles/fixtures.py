@@ -1,4 +1,5 @@
-"""pytest fixtures for the provider and storage doubles, the no-auth fetcher, tables and buckets on moto's server."""
+"""pytest fixtures for the provider and storage doubles, the result fetcher, tables and buckets on moto's server
+(whose endpoint, `moto_endpoint`, comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,50 +11,46 @@ import boto3
 import httpx
 import pytest
 from imagegen import wiring
+from imagegen.fetch import FetchPolicy, SafeFetcher
 
-from tests.doubles.fetcher import PlainFetcher
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import HuggingFaceDouble
 from tests.doubles.keys import HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
 from tests.doubles.pollinations import PollinationsDouble
-from tests.doubles.signed_storage import SignedStorageDouble
 from tests.doubles.siliconflow import SiliconFlowDouble
 from tests.doubles.storage import StorageDouble
 
 
 @pytest.fixture
-def storage_double() -> Iterator[SignedStorageDouble]:
-    double = SignedStorageDouble()
-    yield double
-    double.close()
+def storage() -> Iterator[StorageDouble]:
+    """The signed-storage double of tests/doubles/storage.py on 127.0.0.1 (plain HTTP, random port); the provider
+    doubles leave their results on it, as SiliconFlow and Horde leave theirs on OSS, Azure or R2."""
+    with StorageDouble() as double:
+        yield double
 
 
 @pytest.fixture
-def siliconflow_double(storage_double: SignedStorageDouble) -> Iterator[SiliconFlowDouble]:
-    double = SiliconFlowDouble(storage_double, api_key=SF_KEY)
-    yield double
-    double.close()
+def siliconflow_double(storage: StorageDouble) -> Iterator[SiliconFlowDouble]:
+    with SiliconFlowDouble(storage, api_key=SF_KEY) as double:
+        yield double
 
 
 @pytest.fixture
 def hf_double() -> Iterator[HuggingFaceDouble]:
-    double = HuggingFaceDouble(token=HF_TOKEN)
-    yield double
-    double.close()
+    with HuggingFaceDouble(token=HF_TOKEN) as double:
+        yield double
 
 
 @pytest.fixture
-def horde_double(storage_double: SignedStorageDouble) -> Iterator[HordeDouble]:
-    double = HordeDouble(storage_double, api_keys={HORDE_KEY})
-    yield double
-    double.close()
+def horde_double(storage: StorageDouble) -> Iterator[HordeDouble]:
+    with HordeDouble(storage, api_keys={HORDE_KEY}) as double:
+        yield double
 
 
 @pytest.fixture
 def pollinations_double() -> Iterator[PollinationsDouble]:
-    double = PollinationsDouble(api_key=POLLINATIONS_KEY)
-    yield double
-    double.close()
+    with PollinationsDouble(api_key=POLLINATIONS_KEY) as double:
+        yield double
 
 
 @pytest.fixture
@@ -90,21 +87,10 @@ def provider_http() -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def plain_fetcher() -> Iterator[PlainFetcher]:
-    fetcher = PlainFetcher()
-    yield fetcher
-    fetcher.close()
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def safe_fetcher() -> SafeFetcher:
+    """The worker's fetcher for provider result links, configured as the local stack configures it: plain http and
+    loopback are admitted for the doubles, and everything else (no auth, expiry read from the link) is production's."""
+    return SafeFetcher(FetchPolicy(allow_private_networks=True))
 
 
 @pytest.fixture
@@ -132,13 +118,6 @@ def breaker_table(dynamodb_client: Any) -> str:
         BillingMode="PAY_PER_REQUEST",
     )
     return name
-
-
-@pytest.fixture
-def storage() -> Iterator[StorageDouble]:
-    """The signed-storage double of tests/doubles/storage.py on 127.0.0.1 (plain HTTP, random port)."""
-    with StorageDouble() as double:
-        yield double
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.doubles.images import picture
-from tests.doubles.server import DoubleServer, Recorded, Reply
-from tests.doubles.signed_storage import SignedStorageDouble
+from tests.doubles.server import HttpDouble, Recorded, Reply
+from tests.doubles.storage import StorageDouble
 
 ANON = "0000000000"
 
@@ -28,10 +28,12 @@ class HordeJob:
     generations: list[dict[str, Any]] = field(default_factory=list)
 
 
-class HordeDouble:
+class HordeDouble(HttpDouble):
+    base_path = "/api/v2"
+
     def __init__(
         self,
-        storage: SignedStorageDouble,
+        storage: StorageDouble,
         *,
         api_keys: set[str] | None = None,
         checks_until_done: int = 2,
@@ -54,13 +56,10 @@ class HordeDouble:
         self.r2 = r2
         # Anonymous requests above this many steps need kudos the anonymous user does not have.
         self.kudos_upfront_steps = kudos_upfront_steps
-        self.image_override: bytes | None = None
         self.jobs: dict[str, HordeJob] = {}
-        self.server = DoubleServer(self._handle)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.server.url}/api/v2"
+        # Image bytes override (e.g. a blank image) for the next successful answers.
+        self.image_override: bytes | None = None
+        super().__init__()
 
     def _handle(self, request: Recorded) -> Reply:
         path = request.path.removeprefix("/api/v2")
@@ -136,11 +135,12 @@ class HordeDouble:
                 width, height = int(params.get("width", 512)), int(params.get("height", 512))
                 data = self.image_override or picture(width, height, job.payload.get("prompt", ""), fmt="WEBP")
                 gen_id = str(uuid.uuid4())
-                img = (
-                    self.storage.put(data, "image/webp", style="s3", ttl=1800, suffix=".webp")
-                    if self.r2
-                    else base64.b64encode(data).decode()
-                )
+                if self.r2:
+                    # R2 presigned GET of `<generation id>.webp`, valid 30 minutes (PROVIDERS.md 3.3).
+                    self.storage.put(f"{gen_id}.webp", data, kind="s3", content_type="image/webp")
+                    img = self.storage.mint_url("s3", f"{gen_id}.webp", 1800)
+                else:
+                    img = base64.b64encode(data).decode()
                 metadata = [{"type": "censorship", "value": "nsfw", "ref": None}] if self.censorship_metadata else []
                 job.generations.append(
                     {
@@ -161,6 +161,3 @@ class HordeDouble:
     def _status(self, job: HordeJob) -> Reply:
         job.status_calls += 1
         return Reply.json(200, self._status_body(job, include=True))
-
-    def close(self) -> None:
-        self.server.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.doubles.images import picture
-from tests.doubles.server import DoubleServer, Recorded, Reply
+from tests.doubles.server import HttpDouble, Recorded, Reply
 
 TASK_PARAMETERS = {"guidance_scale", "negative_prompt", "num_inference_steps", "width", "height", "scheduler", "seed"}
 CREDITS = {
@@ -22,7 +22,7 @@ def loading(model: str, estimated_time: float) -> Reply:
     return Reply.json(503, {"error": f"Model {model} is currently loading", "estimated_time": estimated_time})
 
 
-class HuggingFaceDouble:
+class HuggingFaceDouble(HttpDouble):
     def __init__(
         self,
         *,
@@ -37,12 +37,9 @@ class HuggingFaceDouble:
         self.served = served
         # PROVIDERS.md 2.5 leaves open whether unknown keys are rejected; True is the strict reading.
         self.reject_unknown_params = reject_unknown_params
+        # Image bytes override (e.g. a blank image) for the next successful answers.
         self.image_override: bytes | None = None
-        self.server = DoubleServer(self._handle)
-
-    @property
-    def base_url(self) -> str:
-        return self.server.url
+        super().__init__()
 
     def _handle(self, request: Recorded) -> Reply:
         prefix = "/hf-inference/models/"
@@ -68,6 +65,3 @@ class HuggingFaceDouble:
         width, height = int(parameters.get("width", 1024)), int(parameters.get("height", 1024))
         data = self.image_override or picture(width, height, f"{model}:{body.get('inputs')}:{parameters.get('seed')}")
         return Reply(200, data, {"content-type": "image/png"})
-
-    def close(self) -> None:
-        self.server.close()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.doubles.server import HttpDouble, Recorded, Reply
 
 # path under the double's root → provider (PROVIDERS.md 1.7, 2.7, 3.5, 4.2, 5.4)
 ROUTES = {
@@ -195,7 +194,7 @@ class Seen:
     client_agent: str | None
 
 
-class KeyCheckDouble:
+class KeyCheckDouble(HttpDouble):
     """One loopback server for all five key checks. Answers per provider, or per key (`respond(..., key=)`);
     "hang" holds the request open until the double closes, so a client's timeout is what ends it."""
 
@@ -203,21 +202,11 @@ class KeyCheckDouble:
         self.seen: list[Seen] = []
         self._default: dict[str, str] = {provider: "ok" for provider in ANSWERS}
         self._by_key: dict[str, str] = {}
-        self._release = threading.Event()
-        double = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                double._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
-        self.root = f"http://127.0.0.1:{self._server.server_address[1]}"
+    @property
+    def root(self) -> str:
+        return self.url
 
     @property
     def env(self) -> dict[str, str]:
@@ -240,37 +229,19 @@ class KeyCheckDouble:
     def calls(self, provider: str) -> int:
         return sum(1 for seen in self.seen if seen.provider == provider)
 
-    def close(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        path = request.path.split("?", 1)[0]
-        provider = ROUTES.get(path)
+    def _handle(self, request: Recorded) -> Reply:
+        provider = ROUTES.get(request.path)
         if provider is None:
-            self._send(request, 404, {"message": "no such route on the double"})
-            return
-        auth = request.headers.get("Authorization") or ""
+            return Reply.json(404, {"message": "no such route on the double"})
+        auth = request.headers.get("authorization") or ""
         key = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else request.headers.get("apikey")
-        self.seen.append(Seen(provider, path, key, request.headers.get("Client-Agent")))
+        self.seen.append(Seen(provider, request.path, key, request.headers.get("client-agent")))
         outcome = self._by_key.get(key or "", self._default[provider])
+        # Longer than any client timeout in the tests; closing the double ends the wait without an answer.
+        delay = 10.0 if outcome == "hang" else 0.0
         if outcome == "hang":
-            self._release.wait(10)
             outcome = "ok"
         if key is None and provider == "horde":
             outcome = "no_key"
         status, body = ANSWERS[provider][outcome]
-        self._send(request, status, body)
-
-    @staticmethod
-    def _send(request: BaseHTTPRequestHandler, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        try:
-            request.send_response(status)
-            request.send_header("Content-Type", "application/json")
-            request.send_header("Content-Length", str(len(data)))
-            request.end_headers()
-            request.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            return  # the client gave up (its timeout): nothing left to answer
+        return Reply.json(status, body, delay=delay)

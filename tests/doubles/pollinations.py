@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.doubles.images import branded_placeholder, picture
-from tests.doubles.server import DoubleServer, Recorded, Reply
+from tests.doubles.server import HttpDouble, Recorded, Reply
 
 
 def queue_full(ip: str = "127.0.0.1") -> Reply:
@@ -22,15 +22,12 @@ def placeholder_reply() -> Reply:
     return Reply(200, branded_placeholder(), {"content-type": "image/jpeg"})
 
 
-class PollinationsDouble:
+class PollinationsDouble(HttpDouble):
     def __init__(self, *, api_key: str | None = None) -> None:
         self.api_key = api_key
+        # Image bytes override (e.g. a blank image) for the next successful answers.
         self.image_override: bytes | None = None
-        self.server = DoubleServer(self._handle)
-
-    @property
-    def base_url(self) -> str:
-        return self.server.url
+        super().__init__()
 
     def _handle(self, request: Recorded) -> Reply:
         if request.path.startswith("/image/"):
@@ -48,6 +45,3 @@ class PollinationsDouble:
         width, height = int(request.query.get("width", 1024)), int(request.query.get("height", 1024))
         data = self.image_override or picture(width, height, request.path + request.query.get("seed", ""), fmt="JPEG")
         return Reply(200, data, {"content-type": "image/jpeg"})
-
-    def close(self) -> None:
-        self.server.close()

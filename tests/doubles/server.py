@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 
@@ -57,6 +57,11 @@ class DoubleServer:
         self._script: deque[_Scripted] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        # hold()/release(): answers wait at the gate while it is shut; `_held` counts those waiting.
+        self._gate_open = threading.Event()
+        self._gate_open.set()
+        self._held = 0
+        self._held_changed = threading.Condition(self._lock)
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -77,6 +82,8 @@ class DoubleServer:
                     body=body,
                 )
                 reply = server._answer(recorded)
+                if not server._pass_gate():
+                    return
                 if reply.delay and server._stopping.wait(reply.delay):
                     return
                 try:
@@ -126,6 +133,35 @@ class DoubleServer:
         with self._lock:
             self._script.extend(_Scripted(reply, method, path_contains) for reply in replies)
 
+    def hold(self) -> None:
+        """Requests from now on are recorded and answered only after release(): a test sees how many are in flight
+        at once (wait_held), e.g. to prove that jobs run in parallel or to cancel one while its provider works."""
+        self._gate_open.clear()
+
+    def release(self) -> None:
+        self._gate_open.set()
+
+    def wait_held(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until `count` requests wait at the gate together; False on timeout."""
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self._held >= count, timeout=timeout)
+
+    def _pass_gate(self) -> bool:
+        """Wait while the gate is shut; False when the server closes meanwhile (then nothing is answered)."""
+        if self._gate_open.is_set():
+            return True
+        with self._held_changed:
+            self._held += 1
+            self._held_changed.notify_all()
+        try:
+            while not self._gate_open.wait(0.02):
+                if self._stopping.is_set():
+                    return False
+            return True
+        finally:
+            with self._held_changed:
+                self._held -= 1
+
     def calls(self, method: str | None = None, path_contains: str = "") -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if (method is None or r.method == method) and path_contains in r.path]
@@ -134,3 +170,36 @@ class DoubleServer:
         self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class HttpDouble:
+    """A service double served by a DoubleServer: subclasses set their state, call this __init__ last (the server
+    answers from then on) and implement `_handle`. Usable as a context manager."""
+
+    # What the client's base URL adds to the server's origin (e.g. "/v1"), as the real service's base URL does.
+    base_path = ""
+
+    def __init__(self) -> None:
+        self.server = DoubleServer(self._handle)
+
+    @property
+    def url(self) -> str:
+        """The origin, http://127.0.0.1:<port>."""
+        return self.server.url
+
+    @property
+    def base_url(self) -> str:
+        """What a client of the real service is configured with."""
+        return f"{self.server.url}{self.base_path}"
+
+    def _handle(self, request: Recorded) -> Reply:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.server.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

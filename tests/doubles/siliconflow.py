@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from tests.doubles.images import picture
-from tests.doubles.server import DoubleServer, Recorded, Reply
-from tests.doubles.signed_storage import SignedStorageDouble
+from tests.doubles.server import HttpDouble, Recorded, Reply
+from tests.doubles.storage import Kind, StorageDouble
 
 # Which body fields each model accepts (PROVIDERS.md 1.2); strict mode answers 400 for any other field.
 MODEL_FIELDS: dict[str, set[str]] = {
@@ -31,14 +32,16 @@ RATE_LIMITED = {
 OVERLOADED = {"code": 50505, "message": "Model service overloaded. Please try again later.", "data": None}
 
 
-class SiliconFlowDouble:
+class SiliconFlowDouble(HttpDouble):
+    base_path = "/v1"
+
     def __init__(
         self,
-        storage: SignedStorageDouble,
+        storage: StorageDouble,
         *,
         api_key: str,
-        url_style: str = "oss",
-        url_ttl: float = 3600,
+        url_style: Kind = "oss",
+        url_ttl: int = 3600,
         result_shape: str = "images",
         strict_params: bool = True,
         models: set[str] | None = None,
@@ -52,11 +55,7 @@ class SiliconFlowDouble:
         self.models = models if models is not None else set(MODEL_FIELDS)
         # Image bytes override (e.g. a blank image) for the next successful answers.
         self.image_override: bytes | None = None
-        self.server = DoubleServer(self._handle)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.server.url}/v1"
+        super().__init__()
 
     def _handle(self, request: Recorded) -> Reply:
         if request.method != "POST" or request.path != "/v1/images/generations":
@@ -77,11 +76,11 @@ class SiliconFlowDouble:
                 )
         width, height = (int(v) for v in str(body.get("image_size", "1024x1024")).split("x"))
         data = self.image_override or picture(width, height, f"{model}:{body.get('prompt')}:{body.get('seed')}")
-        url = self.storage.put(data, "image/png", style=self.url_style, ttl=self.url_ttl)
+        # Named like SiliconFlow's OSS results (PROVIDERS.md 1.3): the slashes stay percent-encoded in the link.
+        name = f"outputs%2F{time.strftime('%Y%m%d')}%2F{uuid.uuid4().hex}.png"
+        self.storage.put(name, data, kind=self.url_style, content_type="image/png")
+        url = self.storage.mint_url(self.url_style, name, self.url_ttl)
         item = {"url": url}
         payload: dict[str, Any] = {"timings": {"inference": 1.25}, "seed": body.get("seed", 42)}
         payload[self.result_shape] = [item]
         return Reply.json(200, payload, {"x-siliconcloud-trace-id": uuid.uuid4().hex})
-
-    def close(self) -> None:
-        self.server.close()

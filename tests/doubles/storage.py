@@ -7,6 +7,9 @@ Usage (the `storage` fixture in tests/doubles/fixtures.py does the start/stop)::
         url = storage.mint_url("azure", "outputs%2F2025%2Fcat.png", ttl_seconds=3600)
         ...  # fetch url; then storage.request_count, storage.requests[-1].headers, .raw_target
 
+The provider doubles (siliconflow.py, horde.py) leave their results here and hand back `mint_url` links, so the
+chain's downloads meet the same checks as the media proxy's.
+
 Paths are `/<kind>/<blob name>`; kinds: "azure", "s3", "oss" (signed) and "public" (no signature, for redirects
 and content-type cases). Blob names are stored and matched as raw, percent-encoded strings, and the signature
 covers the raw path and query, so a client that re-encodes anything gets 403 "Signature did not match".

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
+
+from tests.doubles.server import HttpDouble, Recorded, Reply
 
 # Bodies as Tavily sends them (PROVIDERS.md 5.3): the SDK reads detail.error.
 ERROR_BODIES: dict[int, dict[str, Any]] = {
@@ -27,15 +24,20 @@ class SeenRequest:
     body: dict[str, Any]
 
 
-@dataclass
-class TavilyDouble:
-    url: str = ""
-    # "ok", an HTTP status (401, 429, 432, 433, 500) or "hang" (answers only after `hang_seconds`).
-    mode: str | int = "ok"
-    hang_seconds: float = 5.0
-    answer: str | None = "The Eiffel Tower is a 330-metre wrought-iron lattice tower on the Champ de Mars in Paris."
-    seen: list[SeenRequest] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
+class TavilyDouble(HttpDouble):
+    def __init__(self) -> None:
+        # "ok", an HTTP status (401, 429, 432, 433, 500) or "hang" (answers only after `hang_seconds`, or never
+        # once the double is closed).
+        self.mode: str | int = "ok"
+        self.hang_seconds = 5.0
+        self.answer: str | None = (
+            "The Eiffel Tower is a 330-metre wrought-iron lattice tower on the Champ de Mars in Paris."
+        )
+        super().__init__()
+
+    @property
+    def seen(self) -> list[SeenRequest]:
+        return [SeenRequest(r.path, r.headers, r.json() if r.body else {}) for r in self.server.requests]
 
     def response(self, query: str) -> dict[str, Any]:
         return {
@@ -62,51 +64,10 @@ class TavilyDouble:
             "request_id": "123e4567-e89b-12d3-a456-426614174111",
         }
 
-
-def _handler(double: TavilyDouble) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-            return
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
-            double.seen.append(SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            if self.path != "/search":
-                self._send(404, {"detail": {"error": "Not Found"}})
-                return
-            if double.mode == "hang":
-                double.release.wait(double.hang_seconds)
-            if isinstance(double.mode, int):
-                self._send(double.mode, ERROR_BODIES.get(double.mode, {"detail": {"error": "error"}}))
-                return
-            self._send(200, double.response(str(body.get("query", ""))))
-
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            try:
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                return  # the client gave up (a timeout test): nothing left to tell it
-
-    return Handler
-
-
-@contextmanager
-def running_tavily() -> Iterator[TavilyDouble]:
-    double = TavilyDouble()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(double))
-    server.daemon_threads = True
-    double.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield double
-    finally:
-        double.release.set()
-        server.shutdown()
-        server.server_close()
+    def _handle(self, request: Recorded) -> Reply:
+        if request.method != "POST" or request.path != "/search":
+            return Reply.json(404, {"detail": {"error": "Not Found"}})
+        if isinstance(self.mode, int):
+            return Reply.json(self.mode, ERROR_BODIES.get(self.mode, {"detail": {"error": "error"}}))
+        query = str((request.json() if request.body else {}).get("query", ""))
+        return Reply.json(200, self.response(query), delay=self.hang_seconds if self.mode == "hang" else 0.0)

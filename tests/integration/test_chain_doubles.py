@@ -12,20 +12,20 @@ import pytest
 from imagegen.adapters.breaker_store import DynamoBreakerStore
 from imagegen.breaker import BreakerPolicy
 from imagegen.chain import Chain
+from imagegen.fetch import SafeFetcher
 from imagegen.generation import ChainFailed, ChainOutcome, ChainPending, ChainSucceeded, RunContext
 from imagegen.imaging import dhash_bytes
 from imagegen.models import ImageRequest
 from imagegen.providers.config import ProvidersSettings
 
-from tests.doubles.fetcher import PlainFetcher
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import CREDITS, HuggingFaceDouble, loading
 from tests.doubles.images import blank, branded_placeholder
 from tests.doubles.keys import ALL_KEYS, HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
 from tests.doubles.pollinations import PollinationsDouble, placeholder_reply, queue_full
 from tests.doubles.server import Reply
-from tests.doubles.signed_storage import SignedStorageDouble
 from tests.doubles.siliconflow import OVERLOADED, RATE_LIMITED, SiliconFlowDouble
+from tests.doubles.storage import Kind, StorageDouble
 
 pytest_plugins = ["tests.doubles.fixtures"]
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ class WallClock:
         return time.time() + self.offset
 
 
-def chain_for(environ: dict[str, str], http: httpx.Client, fetcher: PlainFetcher, **kwargs: Any) -> Chain:
+def chain_for(environ: dict[str, str], http: httpx.Client, fetcher: SafeFetcher, **kwargs: Any) -> Chain:
     return Chain(ProvidersSettings.from_environ(environ), http, fetcher, **kwargs)
 
 
@@ -68,11 +68,11 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         hf_double: HuggingFaceDouble,
     ) -> None:
         hf_double.gated = {DEV}
-        chain = chain_for(doubles_environ, provider_http, plain_fetcher, sleep=never_sleep)
+        chain = chain_for(doubles_environ, provider_http, safe_fetcher, sleep=never_sleep)
         outcome = chain.start(request(providers=["huggingface"], steps=28, guidance=3.5, seed=11), run_ctx())
         assert isinstance(outcome, ChainSucceeded)
         assert (outcome.image.provider, outcome.image.model, outcome.image.width) == ("huggingface", SCHNELL, 512)
@@ -92,10 +92,10 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         hf_double: HuggingFaceDouble,
     ) -> None:
-        chain = chain_for(doubles_environ, provider_http, plain_fetcher)
+        chain = chain_for(doubles_environ, provider_http, safe_fetcher)
         outcome = chain.start(request(providers=["huggingface"], extra={"lora": "pixel", "lora_scale": 0.7}), run_ctx())
         assert isinstance(outcome, ChainSucceeded)
         assert outcome.attempts[0].dropped_params == ["extra.lora", "extra.lora_scale"]
@@ -106,11 +106,11 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
     ) -> None:
         siliconflow_double.server.enqueue(Reply.json(500, {"code": 50000, "message": "Unknown error", "data": None}))
-        chain = chain_for({**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}, provider_http, plain_fetcher)
+        chain = chain_for({**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}, provider_http, safe_fetcher)
         outcome = chain.start(request(), run_ctx())
         assert isinstance(outcome, ChainSucceeded)
         assert outline(outcome) == [
@@ -123,12 +123,12 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
     ) -> None:
         siliconflow_double.server.enqueue(Reply.json(429, RATE_LIMITED, {"retry-after": "1"}))
         slept: list[float] = []
-        chain = chain_for(doubles_environ, provider_http, plain_fetcher, sleep=slept.append)
+        chain = chain_for(doubles_environ, provider_http, safe_fetcher, sleep=slept.append)
         outcome = chain.start(request(providers=["siliconflow"]), run_ctx())
         assert isinstance(outcome, ChainSucceeded)
         assert outline(outcome) == [
@@ -142,12 +142,12 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
     ) -> None:
         siliconflow_double.server.enqueue(Reply.json(200, {}, delay=30))
         environ = {**doubles_environ, "SILICONFLOW_TIMEOUT_S": "0.5", "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
-        chain = chain_for(environ, provider_http, plain_fetcher)
+        chain = chain_for(environ, provider_http, safe_fetcher)
         began = time.monotonic()
         outcome = chain.start(request(), run_ctx(seconds=5))
         elapsed = time.monotonic() - began
@@ -162,12 +162,12 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
     ) -> None:
         siliconflow_double.image_override = blank(1024, 1024, (255, 255, 255))
         environ = {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
-        outcome = chain_for(environ, provider_http, plain_fetcher).start(request(), run_ctx())
+        outcome = chain_for(environ, provider_http, safe_fetcher).start(request(), run_ctx())
         assert isinstance(outcome, ChainSucceeded)
         assert outline(outcome) == [
             ("siliconflow", "Kwai-Kolors/Kolors", "failed", "invalid_image"),
@@ -179,11 +179,11 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         hf_double: HuggingFaceDouble,
     ) -> None:
         hf_double.server.enqueue(loading(DEV, 0.2))
-        outcome = chain_for(doubles_environ, provider_http, plain_fetcher).start(
+        outcome = chain_for(doubles_environ, provider_http, safe_fetcher).start(
             request(providers=["huggingface"]), run_ctx()
         )
         assert isinstance(outcome, ChainSucceeded)
@@ -196,11 +196,11 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         hf_double: HuggingFaceDouble,
     ) -> None:
         hf_double.server.enqueue(loading(DEV, 2315.18), Reply.json(402, CREDITS))
-        outcome = chain_for(doubles_environ, provider_http, plain_fetcher, sleep=never_sleep).start(
+        outcome = chain_for(doubles_environ, provider_http, safe_fetcher, sleep=never_sleep).start(
             request(providers=["huggingface", "placeholder"]), run_ctx()
         )
         assert isinstance(outcome, ChainSucceeded)
@@ -214,12 +214,12 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
     ) -> None:
         siliconflow_double.url_ttl = -1
         environ = {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
-        outcome = chain_for(environ, provider_http, plain_fetcher).start(
+        outcome = chain_for(environ, provider_http, safe_fetcher).start(
             request(providers=["siliconflow", "placeholder"]), run_ctx()
         )
         assert isinstance(outcome, ChainSucceeded)
@@ -233,26 +233,27 @@ class TestFallbacks:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
-        storage_double: SignedStorageDouble,
-        style: str,
+        storage: StorageDouble,
+        style: Kind,
         shape: str,
     ) -> None:
         siliconflow_double.url_style, siliconflow_double.result_shape = style, shape
-        outcome = chain_for(doubles_environ, provider_http, plain_fetcher).start(
+        outcome = chain_for(doubles_environ, provider_http, safe_fetcher).start(
             request(providers=["siliconflow"]), run_ctx()
         )
         assert isinstance(outcome, ChainSucceeded)
         assert outcome.image.content_type == "image/png"
-        assert [r.headers.get("authorization") for r in storage_double.requests] == [None]
+        # One GET of a link of that style, which the storage accepted: signature intact, no Authorization header.
+        assert [(r.kind, r.status, r.headers.get("authorization")) for r in storage.requests] == [(style, 200, None)]
         assert siliconflow_double.server.requests[0].headers["authorization"] == f"Bearer {SF_KEY}"
 
     def test_given_every_provider_failing_when_run_then_one_aggregated_error_lists_each_attempt(
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
         hf_double: HuggingFaceDouble,
         horde_double: HordeDouble,
@@ -263,7 +264,7 @@ class TestFallbacks:
         horde_double.server.enqueue(Reply.json(403, {"message": "Due to heavy demand...", "rc": "KudosUpfront"}))
         pollinations_double.server.enqueue(queue_full())
         environ = {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
-        outcome = chain_for(environ, provider_http, plain_fetcher).start(request(), run_ctx())
+        outcome = chain_for(environ, provider_http, safe_fetcher).start(request(), run_ctx())
         assert isinstance(outcome, ChainFailed)
         assert outcome.error.code == "all_providers_failed"
         assert outcome.error.message == (
@@ -283,11 +284,11 @@ class TestHorde:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         horde_double: HordeDouble,
-        storage_double: SignedStorageDouble,
+        storage: StorageDouble,
     ) -> None:
-        chain = chain_for(doubles_environ, provider_http, plain_fetcher, sleep=never_sleep)
+        chain = chain_for(doubles_environ, provider_http, safe_fetcher, sleep=never_sleep)
         ask = request(providers=["horde"], width=1000, height=700, negative_prompt="fog", seed=5)
         began = time.monotonic()
         outcome = chain.start(ask, run_ctx())
@@ -309,20 +310,20 @@ class TestHorde:
         assert len(horde_double.server.calls("GET", "/generate/check/")) == 2
         assert len(horde_double.server.calls("GET", "/generate/status/")) == 1
         assert "horde: size 1000x700 -> 1024x704" in outcome.warnings
-        assert [r.headers.get("authorization") for r in storage_double.requests] == [None]
+        assert [(r.kind, r.status, r.headers.get("authorization")) for r in storage.requests] == [("s3", 200, None)]
 
     @pytest.mark.parametrize("via_metadata", [False, True])
     def test_given_a_censored_generation_when_collected_then_it_is_not_a_success(
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         horde_double: HordeDouble,
         via_metadata: bool,
     ) -> None:
         horde_double.checks_until_done = 1
         horde_double.censored, horde_double.censorship_metadata = not via_metadata, via_metadata
-        chain = chain_for(doubles_environ, provider_http, plain_fetcher)
+        chain = chain_for(doubles_environ, provider_http, safe_fetcher)
         ask = request(providers=["horde", "placeholder"])
         pending = chain.start(ask, run_ctx())
         assert isinstance(pending, ChainPending)
@@ -335,11 +336,11 @@ class TestHorde:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         horde_double: HordeDouble,
     ) -> None:
         horde_double.checks_until_done, horde_double.r2 = 1, False
-        chain = chain_for(doubles_environ, provider_http, plain_fetcher)
+        chain = chain_for(doubles_environ, provider_http, safe_fetcher)
         pending = chain.start(request(providers=["horde"]), run_ctx())
         assert isinstance(pending, ChainPending)
         outcome = chain.resume(request(providers=["horde"]), pending.state, run_ctx())
@@ -350,10 +351,10 @@ class TestHorde:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         horde_double: HordeDouble,
     ) -> None:
-        chain = chain_for(doubles_environ, provider_http, plain_fetcher)
+        chain = chain_for(doubles_environ, provider_http, safe_fetcher)
         ask = request(providers=["horde", "pollinations"])
         pending = chain.start(ask, run_ctx())
         assert isinstance(pending, ChainPending)
@@ -366,10 +367,10 @@ class TestHorde:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         horde_double: HordeDouble,
     ) -> None:
-        chain = chain_for(doubles_environ, provider_http, plain_fetcher)
+        chain = chain_for(doubles_environ, provider_http, safe_fetcher)
         pending = chain.start(request(providers=["horde"]), run_ctx())
         assert isinstance(pending, ChainPending)
         chain.cancel(pending.state)
@@ -383,7 +384,7 @@ class TestPollinations:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         pollinations_double: PollinationsDouble,
     ) -> None:
         pollinations_double.server.enqueue(queue_full(), placeholder_reply())
@@ -393,7 +394,7 @@ class TestPollinations:
             "IMAGEGEN_PLACEHOLDER_HASHES": dhash_bytes(branded_placeholder()),
         }
         ask = request(providers=["pollinations", "placeholder"], width=1024, height=1024)
-        outcome = chain_for(environ, provider_http, plain_fetcher).start(ask, run_ctx())
+        outcome = chain_for(environ, provider_http, safe_fetcher).start(ask, run_ctx())
         assert isinstance(outcome, ChainSucceeded)
         assert outline(outcome) == [
             ("pollinations", "flux", "failed", "rate_limited"),
@@ -410,11 +411,11 @@ class TestPollinations:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         pollinations_double: PollinationsDouble,
     ) -> None:
         environ = {**doubles_environ, "POLLINATIONS_API_KEY": POLLINATIONS_KEY}
-        outcome = chain_for(environ, provider_http, plain_fetcher).start(request(providers=["pollinations"]), run_ctx())
+        outcome = chain_for(environ, provider_http, safe_fetcher).start(request(providers=["pollinations"]), run_ctx())
         assert isinstance(outcome, ChainSucceeded)
         sent = pollinations_double.server.calls("GET")[0]
         assert (sent.path, sent.headers["authorization"]) == ("/image/a red fox in snow", f"Bearer {POLLINATIONS_KEY}")
@@ -425,7 +426,7 @@ class TestBreakerOnDynamo:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
         dynamodb_client: Any,
         breaker_table: str,
@@ -433,7 +434,7 @@ class TestBreakerOnDynamo:
         store = DynamoBreakerStore(breaker_table, dynamodb_client, BreakerPolicy(threshold=2, cooldown_s=60))
         wall = WallClock()
         environ = {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
-        chain = chain_for(environ, provider_http, plain_fetcher, breaker=store, wall_clock=wall)
+        chain = chain_for(environ, provider_http, safe_fetcher, breaker=store, wall_clock=wall)
         ask = request(providers=["siliconflow", "placeholder"])
         siliconflow_double.server.enqueue(*[Reply.json(503, OVERLOADED)] * 2)
         for _ in range(2):
@@ -477,7 +478,7 @@ class TestBreakerOnDynamo:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
         dynamodb_client: Any,
         breaker_table: str,
@@ -485,7 +486,7 @@ class TestBreakerOnDynamo:
         store = DynamoBreakerStore(breaker_table, dynamodb_client, BreakerPolicy(threshold=1))
         siliconflow_double.server.enqueue(*[Reply.json(400, {"code": 20012, "message": "bad", "data": None})] * 3)
         chain = chain_for(
-            {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}, provider_http, plain_fetcher, breaker=store
+            {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}, provider_http, safe_fetcher, breaker=store
         )
         for _ in range(3):
             chain.start(request(providers=["siliconflow", "placeholder"]), run_ctx())
@@ -498,12 +499,12 @@ class TestHedging:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
     ) -> None:
         siliconflow_double.server.enqueue(Reply.json(500, {"message": "late"}, delay=1.2))
         environ = {**doubles_environ, "IMAGEGEN_HEDGE_DELAY_S": "0.2", "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
-        chain = chain_for(environ, provider_http, plain_fetcher)
+        chain = chain_for(environ, provider_http, safe_fetcher)
         began = time.monotonic()
         outcome = chain.start(request(hedge=True), run_ctx())
         elapsed = time.monotonic() - began
@@ -518,12 +519,12 @@ class TestHedging:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
     ) -> None:
         siliconflow_double.server.enqueue(Reply.json(500, {"message": "late"}, delay=0.4))
         environ = {**doubles_environ, "IMAGEGEN_HEDGE_DELAY_S": "0.1", "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
-        outcome = chain_for(environ, provider_http, plain_fetcher).start(request(hedge=False), run_ctx())
+        outcome = chain_for(environ, provider_http, safe_fetcher).start(request(hedge=False), run_ctx())
         assert outline(outcome) == [
             ("siliconflow", "Kwai-Kolors/Kolors", "failed", "server_error"),
             ("huggingface", DEV, "succeeded", None),
@@ -535,12 +536,12 @@ class TestSecrets:
         self,
         doubles_environ: dict[str, str],
         provider_http: httpx.Client,
-        plain_fetcher: PlainFetcher,
+        safe_fetcher: SafeFetcher,
         siliconflow_double: SiliconFlowDouble,
         hf_double: HuggingFaceDouble,
         horde_double: HordeDouble,
         pollinations_double: PollinationsDouble,
-        storage_double: SignedStorageDouble,
+        storage: StorageDouble,
         caplog: pytest.LogCaptureFixture,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
@@ -557,7 +558,7 @@ class TestSecrets:
             "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors",
             "POLLINATIONS_API_KEY": POLLINATIONS_KEY,
         }
-        chain = chain_for(environ, provider_http, plain_fetcher)
+        chain = chain_for(environ, provider_http, safe_fetcher)
         outcome = chain.start(request(), run_ctx())
         assert isinstance(outcome, ChainFailed)
         captured = capsys.readouterr()
@@ -579,12 +580,14 @@ class TestSecrets:
             hf_double.server: ("authorization", f"Bearer {HF_TOKEN}"),
             horde_double.server: ("apikey", HORDE_KEY),
             pollinations_double.server: ("authorization", f"Bearer {POLLINATIONS_KEY}"),
-            storage_double.server: None,
         }
-        for server, expected in own.items():
+        for server, (header, value) in own.items():
             for recorded in server.requests:
                 values = " ".join(recorded.headers.values()) + recorded.body.decode("utf-8", "replace") + recorded.path
-                foreign = [key for key in ALL_KEYS if key in values and (expected is None or key not in expected[1])]
-                assert foreign == []
-                if expected is not None:
-                    assert recorded.headers[expected[0]] == expected[1]
+                assert [key for key in ALL_KEYS if key in values and key not in value] == []
+                assert recorded.headers[header] == value
+        # The storage double only takes GETs: a key could ride in a header or in the raw path and query.
+        for stored in storage.requests:
+            seen = " ".join(stored.headers.values()) + stored.raw_target
+            assert [key for key in ALL_KEYS if key in seen] == []
+            assert "authorization" not in stored.headers

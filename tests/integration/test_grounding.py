@@ -14,7 +14,7 @@ from imagegen.models import ImageRequest
 
 from tests.conftest import Aws
 from tests.doubles.generators import PlaceholderGenerator
-from tests.doubles.tavily import TavilyDouble, running_tavily
+from tests.doubles.tavily import TavilyDouble
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ WEB = ImageRequest(prompt=PROMPT, grounding="web", width=64, height=64)
 
 @pytest.fixture
 def tavily() -> Iterator[TavilyDouble]:
-    with running_tavily() as double:
+    with TavilyDouble() as double:
         yield double
 
 

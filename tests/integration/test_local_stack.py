@@ -376,6 +376,31 @@ def test_given_the_repository_template_when_started_then_function_environments_a
     assert os.environ["AWS_ENDPOINT_URL"] == stack.aws_endpoint
 
 
+def test_given_a_provider_key_in_the_environment_when_the_stack_runs_then_it_is_the_deployment_key(
+    local_stack_factory,
+):
+    # Given SILICONFLOW_API_KEY set for the stack, as `SILICONFLOW_API_KEY=sk-... make run` sets it
+    stack = local_stack_factory(
+        run_workers=False,
+        run_schedules=False,
+        env_overrides={
+            "IMAGEGEN_LOCAL_TOKENS": "alice:tok-alice",
+            "IMAGEGEN_PROVIDERS": "siliconflow",
+            "SILICONFLOW_API_KEY": "sk-LocalStackDeploymentKey0001",
+        },
+    )
+
+    # When alice asks which providers her jobs would use
+    answer = http("GET", f"{stack.url}/v1/providers", token="tok-alice")
+
+    # Then SiliconFlow would be tried with that key as the deployment's (README: locally, deployment keys come
+    # from the environment), not skipped for want of a key in the emulated, empty provider-keys secret
+    assert answer.status == 200
+    [item] = answer.json()["items"]
+    assert (item["provider"], item["key_source"], item["would_try"]) == ("siliconflow", "deployment", True)
+    assert stack.env["PROVIDER_KEYS_SECRET"] == ""
+
+
 def test_given_a_running_stack_when_stopped_then_environment_threads_and_modules_are_restored(tiny):
     before_env = dict(os.environ)
     stack = tiny(workers=True, IMAGEGEN_LOCAL_SCHEDULE_SECONDS="60")

@@ -25,8 +25,8 @@ from tests.doubles.images import blank, branded_placeholder
 from tests.doubles.keys import ALL_KEYS, HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
 from tests.doubles.pollinations import PollinationsDouble, queue_full
 from tests.doubles.server import Reply
-from tests.doubles.signed_storage import SignedStorageDouble
 from tests.doubles.siliconflow import OVERLOADED, RATE_LIMITED, SiliconFlowDouble
+from tests.doubles.storage import StorageDouble
 
 pytest_plugins = ["tests.doubles.fixtures", "tests.doubles.local_stack"]
 pytestmark = pytest.mark.integration
@@ -221,7 +221,7 @@ class TestFallThrough:
         assert len(siliconflow_double.server.calls("POST")) == 2
 
     def test_given_a_blank_image_when_a_job_runs_then_it_fails_validation_and_the_next_provider_serves(
-        self, start_api: StartApi, siliconflow_double: SiliconFlowDouble, storage_double: SignedStorageDouble
+        self, start_api: StartApi, siliconflow_double: SiliconFlowDouble, storage: StorageDouble
     ) -> None:
         siliconflow_double.image_override = blank(64, 64, (255, 255, 255))
         api = start_api(SILICONFLOW_MODELS=SCHNELL)
@@ -234,7 +234,7 @@ class TestFallThrough:
         ]
         assert job["attempts"][0]["message"] == "blank or uniform image (grey stddev 0.0)"
         # The signed link was fetched as given: no Authorization header reached the storage double.
-        assert [r.headers.get("authorization") for r in storage_double.requests] == [None]
+        assert [r.headers.get("authorization") for r in storage.requests] == [None]
 
     def test_given_pollinations_402_queue_full_then_its_placeholder_200_when_a_job_runs_then_both_fall_through(
         self, start_api: StartApi, pollinations_double: PollinationsDouble
@@ -348,7 +348,7 @@ class TestBreakerAndHedging:
 
 class TestHordeAsync:
     def test_given_horde_when_a_job_runs_then_it_goes_running_with_delayed_checks_to_succeeded_without_sleeping(
-        self, start_api: StartApi, horde_double: HordeDouble, storage_double: SignedStorageDouble
+        self, start_api: StartApi, horde_double: HordeDouble, storage: StorageDouble
     ) -> None:
         horde_double.checks_until_done = 2
         # Not done at the first check: wait_time 3 becomes the next check's DelaySeconds (the first uses the 2 s floor).
@@ -403,7 +403,7 @@ class TestHordeAsync:
         )
         assert len(horde_double.server.calls("GET", "/generate/check/")) == 2
         assert len(horde_double.server.calls("GET", "/generate/status/")) == 1
-        assert [r.headers.get("authorization") for r in storage_double.requests] == [None]
+        assert [r.headers.get("authorization") for r in storage.requests] == [None]
 
     def test_given_a_queued_horde_request_when_the_job_is_canceled_then_the_horde_gets_delete_and_nothing_revives_it(
         self, start_api: StartApi, horde_double: HordeDouble

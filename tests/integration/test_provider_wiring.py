@@ -6,12 +6,11 @@ import time
 from typing import Any
 
 import pytest
+from imagegen.fetch import SafeFetcher
 from imagegen.generation import ChainSucceeded, RunContext
 from imagegen.models import ImageRequest
 from imagegen.providers.config import ProvidersSettings
 from imagegen.providers.wiring import build_chain, provider_client
-
-from tests.doubles.fetcher import PlainFetcher
 
 pytest_plugins = ["tests.doubles.fixtures"]
 pytestmark = pytest.mark.integration
@@ -19,11 +18,11 @@ pytestmark = pytest.mark.integration
 
 class TestWiring:
     def test_given_an_environ_when_the_chain_is_built_then_it_serves_and_writes_no_breaker_item_when_healthy(
-        self, plain_fetcher: PlainFetcher, dynamodb_client: Any, breaker_table: str
+        self, safe_fetcher: SafeFetcher, dynamodb_client: Any, breaker_table: str
     ) -> None:
         chain = build_chain(
             {"IMAGEGEN_PROVIDERS": "placeholder"},
-            fetcher=plain_fetcher,
+            fetcher=safe_fetcher,
             table_name=breaker_table,
             dynamodb_client=dynamodb_client,
         )

@@ -18,7 +18,7 @@ from imagegen.adapters.webhook_http import WebhookHttpSender
 from imagegen.webhooks import WebhookDelivery
 
 from tests.conftest import Aws, FakeLambdaContext, load_function, sqs_event
-from tests.doubles.webhook_receiver import Receiver, running_receiver
+from tests.doubles.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ class Hooks:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    with running_receiver() as double:
+    with Receiver() as double:
         yield double
 
 

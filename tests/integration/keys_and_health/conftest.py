@@ -39,9 +39,8 @@ class KeysEnv:
 
 @pytest.fixture
 def keycheck() -> Iterator[KeyCheckDouble]:
-    double = KeyCheckDouble()
-    yield double
-    double.close()
+    with KeyCheckDouble() as double:
+        yield double
 
 
 @pytest.fixture

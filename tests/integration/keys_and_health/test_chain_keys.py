@@ -8,12 +8,12 @@ import time
 import httpx
 import pytest
 from imagegen import wiring
+from imagegen.fetch import SafeFetcher
 from imagegen.generation import ChainFailed, ChainSucceeded, RunContext
 from imagegen.models import ImageRequest
 from imagegen.providers.wiring import build_chain
 from imagegen.settings import KeySettings
 
-from tests.doubles.fetcher import PlainFetcher
 from tests.doubles.keys import SF_KEY
 from tests.doubles.siliconflow import SiliconFlowDouble
 from tests.integration.keys_and_health.conftest import KeysEnv
@@ -35,7 +35,7 @@ def test_given_only_a_user_key_when_chain_runs_then_that_users_key_is_sent_and_o
     keys_env: KeysEnv,
     doubles_environ: dict[str, str],
     provider_http: httpx.Client,
-    plain_fetcher: PlainFetcher,
+    safe_fetcher: SafeFetcher,
     siliconflow_double: SiliconFlowDouble,
 ):
     call_api("PUT", "/v1/keys/siliconflow", body={"api_key": SF_KEY})
@@ -43,7 +43,7 @@ def test_given_only_a_user_key_when_chain_runs_then_that_users_key_is_sent_and_o
     keys = wiring.chain_keys(KeySettings.from_env(os.environ))
     chain = build_chain(
         environ,
-        fetcher=plain_fetcher,
+        fetcher=safe_fetcher,
         table_name=keys_env.aws.table,
         dynamodb_client=keys_env.aws.client("dynamodb"),
         http=provider_http,
@@ -69,7 +69,7 @@ def test_given_user_key_found_invalid_when_chain_runs_then_link_skipped_with_the
     keys_env: KeysEnv,
     doubles_environ: dict[str, str],
     provider_http: httpx.Client,
-    plain_fetcher: PlainFetcher,
+    safe_fetcher: SafeFetcher,
     siliconflow_double: SiliconFlowDouble,
 ):
     keys_env.double.respond("invalid", key=SF_KEY)
@@ -77,7 +77,7 @@ def test_given_user_key_found_invalid_when_chain_runs_then_link_skipped_with_the
     keys = wiring.chain_keys(KeySettings.from_env(os.environ))
     chain = build_chain(
         doubles_environ,
-        fetcher=plain_fetcher,
+        fetcher=safe_fetcher,
         table_name=keys_env.aws.table,
         dynamodb_client=keys_env.aws.client("dynamodb"),
         http=provider_http,
@@ -103,7 +103,7 @@ def test_given_user_key_refused_by_the_provider_when_chain_runs_then_key_marked_
     keys_env: KeysEnv,
     doubles_environ: dict[str, str],
     provider_http: httpx.Client,
-    plain_fetcher: PlainFetcher,
+    safe_fetcher: SafeFetcher,
     siliconflow_double: SiliconFlowDouble,
 ):
     # Given a user key that the last health check passed, but that SiliconFlow's generation endpoint refuses (401)
@@ -113,7 +113,7 @@ def test_given_user_key_refused_by_the_provider_when_chain_runs_then_key_marked_
     keys = wiring.chain_keys(KeySettings.from_env(os.environ))
     chain = build_chain(
         doubles_environ,
-        fetcher=plain_fetcher,
+        fetcher=safe_fetcher,
         table_name=keys_env.aws.table,
         dynamodb_client=keys_env.aws.client("dynamodb"),
         http=provider_http,
