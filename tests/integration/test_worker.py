@@ -36,6 +36,9 @@ class DyingImages:
             raise WorkerDied
         return self.real.put(user_id, job_id, data, content_type)
 
+    def delete(self, key: str) -> None:
+        self.real.delete(key)
+
 
 class CountingGenerator(PlaceholderGenerator):
     def __init__(self) -> None:
@@ -233,3 +236,40 @@ def test_given_job_queue_adapter_when_delay_exceeds_sqs_limit_then_clamped(aws: 
 
     attributes = aws.client("sqs").get_queue_attributes(QueueUrl=aws.queue_url, AttributeNames=["All"])["Attributes"]
     assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 1
+
+
+class InterruptedGenerator(PlaceholderGenerator):
+    """Draws the image, but while it draws, `meanwhile` changes the job behind the worker's back."""
+
+    def __init__(self, meanwhile: Any) -> None:
+        self.meanwhile = meanwhile
+
+    def start(self, request: ImageRequest, ctx: RunContext) -> ChainOutcome:
+        self.meanwhile(ctx.user_id, ctx.job_id)
+        return super().start(request, ctx)
+
+
+def test_given_job_canceled_while_generating_when_worker_finishes_then_no_image_is_left(call_api, aws: Aws):
+    job_id = call_api("POST", "/v1/images", body={"prompt": "cancel me", "width": 64, "height": 64}).body["id"]
+    body = aws.receive()[0]["Body"]
+    canceled = InterruptedGenerator(lambda user, job: call_api("POST", f"/v1/images/{job}/cancel", user=user))
+
+    _worker(aws, canceled).handle(body, receive_count=1, remaining_seconds=60)
+
+    assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "canceled"
+    assert _image_count(aws) == 0
+
+
+def test_given_job_taken_over_while_generating_when_worker_finishes_then_the_image_is_kept(call_api, aws: Aws):
+    job_id = call_api("POST", "/v1/images", body={"prompt": "taken over", "width": 64, "height": 64}).body["id"]
+    body = aws.receive()[0]["Body"]
+    store = _store(aws)
+
+    def take_over(user: str, job: str) -> None:
+        # Another worker claims the job after this one's lease ran out (lease 0 here), and will write the same key.
+        store.claim(user, job, now=utcnow(), lease_seconds=120)
+
+    _worker(aws, InterruptedGenerator(take_over), lease=0).handle(body, receive_count=1, remaining_seconds=60)
+
+    assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "running"
+    assert _image_count(aws) == 1

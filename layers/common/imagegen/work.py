@@ -32,6 +32,8 @@ class Queue(Protocol):
 class Images(Protocol):
     def put(self, user_id: str, job_id: str, data: bytes, content_type: str) -> str: ...
 
+    def delete(self, key: str) -> None: ...
+
 
 class Grounder(Protocol):
     def __call__(self, request: ImageRequest) -> GroundingResult: ...
@@ -109,7 +111,8 @@ class Worker:
                 outcome = self._generator.start(apply(job.request, job.grounding), ctx)
             self._settle(job, lease, outcome)
         except LeaseLost:
-            # Canceled while we worked (or a sweeper handed it on): our result is discarded, nothing is stored.
+            # Canceled while we worked (or a sweeper handed it on): our result is discarded, and so is any image
+            # it stored (see _discard_image).
             logger.info("job %s changed hands while running; result discarded", job_id)
         except Exception as error:
             if receive_count >= self._config.max_receive_count:
@@ -184,7 +187,21 @@ class Worker:
             )
         else:
             done = job.model_copy(update={"status": "failed", "attempts": outcome.attempts, "error": outcome.error})
-        self._finish(done, lease, now)
+        try:
+            self._finish(done, lease, now)
+        except LeaseLost:
+            if done.image_key:
+                self._discard_image(done.user_id, done.id, done.image_key)
+            raise
+
+    def _discard_image(self, user_id: str, job_id: str, key: str) -> None:
+        """The job ended without us (canceled, or failed by the sweeper): the image we stored belongs to no job.
+
+        A job another worker took over keeps it: that worker writes the same key, and may already have.
+        """
+        current = self._store.get(user_id, job_id)
+        if current.status in ("canceled", "failed"):
+            self._images.delete(key)
 
     def _finish(self, job: JobRecord, lease: str, now: datetime) -> None:
         final = job.model_copy(update={"completed_at": now, "lease_token": None, "lease_until": None})
