@@ -297,3 +297,16 @@ def test_given_event_files_when_replayed_then_each_is_handled(call_api, aws: Aws
     raw = handler(event, FakeLambdaContext("ApiFunction"))
 
     assert raw["statusCode"] == 202
+
+
+def test_given_docs_route_when_called_then_swagger_ui_embeds_the_spec_with_bearer_auth(call_api):
+    answer = call_api("GET", "/docs", user=None, resource="/docs")
+    spec = call_api("GET", "/openapi.json", user=None, resource="/openapi.json").body
+
+    assert answer.status == 200
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert "SwaggerUIBundle" in answer.body
+    assert '"/v1/images"' in answer.body
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert spec["security"] == [{"bearer": []}]
+    assert spec["paths"]["/v1/health"]["get"]["security"] == []

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from functools import cache
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
+import aws_lambda_powertools.event_handler as event_handler
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
@@ -21,14 +23,11 @@ app.include_router(images.router)
 app.include_router(batches.router)
 app.include_router(webhooks.router)
 app.include_router(keys.router)
-app.enable_swagger(
-    path="/docs",
-    title="imagegen",
-    version=__version__,
-    description="Image generation with provider fallbacks. Every route but /v1/health, /openapi.json and /docs "
-    "needs `Authorization: Bearer <api token>`.",
-    security_schemes={"bearer": HTTPBearer(description="An imagegen API token")},
-    security=[{"bearer": []}],
+# Served without the authorizer (template.yaml: Auth: Authorizer: NONE).
+PUBLIC_PATHS = ("/v1/health", "/openapi.json", "/docs")
+DESCRIPTION = (
+    "Image generation with provider fallbacks. Every route but /v1/health, /openapi.json and /docs "
+    "needs `Authorization: Bearer <api token>`."
 )
 
 
@@ -37,13 +36,46 @@ def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
+# The OpenAPI document is built on first request, not at import: Powertools' OpenAPI models cost about 0.25 s
+# of every cold start (enable_swagger() would load them eagerly), and almost no invocation serves the docs.
+@cache
+def openapi_document() -> str:
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title="imagegen",
+            version=__version__,
+            description=DESCRIPTION,
+            security_schemes={"bearer": HTTPBearer(description="An imagegen API token")},
+            security=[{"bearer": []}],
+        )
+    )
+    # Powertools leaves out an empty per-route `security`, which would make the public routes inherit bearer auth.
+    for path in PUBLIC_PATHS:
+        for operation in document["paths"].get(path, {}).values():
+            operation["security"] = []
+    return json.dumps(document)
+
+
 @app.get("/openapi.json", summary="This API's OpenAPI 3.1 document", security=[], include_in_schema=False)
 def openapi() -> Response[str]:
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=app.get_openapi_json_schema(title="imagegen", version=__version__),
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_document())
+
+
+@app.get("/docs", summary="Swagger UI", security=[], include_in_schema=False)
+def docs() -> Response[str]:
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+
+    ui = Path(event_handler.__file__).parent / "openapi" / "swagger_ui"
+    html = generate_swagger_html(
+        openapi_document().replace("</", "<\\/"),
+        (ui / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (ui / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "",
+        None,
     )
+    return Response(status_code=200, content_type=content_types.TEXT_HTML, body=html)
 
 
 errors.register(app)
