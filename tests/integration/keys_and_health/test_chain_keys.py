@@ -8,6 +8,8 @@ import time
 import httpx
 import pytest
 from imagegen import wiring
+from imagegen.chain import Chain
+from imagegen.chain_keys import ChainKeys
 from imagegen.fetch import SafeFetcher
 from imagegen.generation import ChainFailed, ChainSucceeded, RunContext
 from imagegen.models import ImageRequest
@@ -30,6 +32,23 @@ def _request() -> ImageRequest:
     return ImageRequest(prompt="a red fox in snow", width=512, height=512, providers=["siliconflow"])
 
 
+def _chain(
+    keys_env: KeysEnv, environ: dict[str, str], http: httpx.Client, fetcher: SafeFetcher
+) -> tuple[ChainKeys, Chain]:
+    """The chain as the worker builds it: the worker's key ports, the breaker table on moto."""
+    keys = wiring.chain_keys(KeySettings.from_env(os.environ))
+    chain = build_chain(
+        environ,
+        fetcher=fetcher,
+        table_name=keys_env.aws.table,
+        dynamodb_client=keys_env.aws.client("dynamodb"),
+        http=http,
+        key_resolver=keys,
+        key_health=keys,
+    )
+    return keys, chain
+
+
 def test_given_only_a_user_key_when_chain_runs_then_that_users_key_is_sent_and_others_have_none(
     call_api,
     keys_env: KeysEnv,
@@ -40,16 +59,7 @@ def test_given_only_a_user_key_when_chain_runs_then_that_users_key_is_sent_and_o
 ):
     call_api("PUT", "/v1/keys/siliconflow", body={"api_key": SF_KEY})
     environ = {name: value for name, value in doubles_environ.items() if name != "SILICONFLOW_API_KEY"}
-    keys = wiring.chain_keys(KeySettings.from_env(os.environ))
-    chain = build_chain(
-        environ,
-        fetcher=safe_fetcher,
-        table_name=keys_env.aws.table,
-        dynamodb_client=keys_env.aws.client("dynamodb"),
-        http=provider_http,
-        key_resolver=keys,
-        key_health=keys,
-    )
+    _, chain = _chain(keys_env, environ, provider_http, safe_fetcher)
 
     alice = chain.start(_request(), _ctx("alice"))
     bob = chain.start(_request(), _ctx("bob"))
@@ -74,16 +84,7 @@ def test_given_user_key_found_invalid_when_chain_runs_then_link_skipped_with_the
 ):
     keys_env.double.respond("invalid", key=SF_KEY)
     call_api("PUT", "/v1/keys/siliconflow", body={"api_key": SF_KEY})
-    keys = wiring.chain_keys(KeySettings.from_env(os.environ))
-    chain = build_chain(
-        doubles_environ,
-        fetcher=safe_fetcher,
-        table_name=keys_env.aws.table,
-        dynamodb_client=keys_env.aws.client("dynamodb"),
-        http=provider_http,
-        key_resolver=keys,
-        key_health=keys,
-    )
+    _, chain = _chain(keys_env, doubles_environ, provider_http, safe_fetcher)
 
     outcome = chain.start(_request().model_copy(update={"providers": ["siliconflow", "placeholder"]}), _ctx("alice"))
 
@@ -110,16 +111,7 @@ def test_given_user_key_refused_by_the_provider_when_chain_runs_then_key_marked_
     refused = "sk-" + "r" * 40
     keys_env.double.respond("ok", key=refused)
     call_api("PUT", "/v1/keys/siliconflow", body={"api_key": refused})
-    keys = wiring.chain_keys(KeySettings.from_env(os.environ))
-    chain = build_chain(
-        doubles_environ,
-        fetcher=safe_fetcher,
-        table_name=keys_env.aws.table,
-        dynamodb_client=keys_env.aws.client("dynamodb"),
-        http=provider_http,
-        key_resolver=keys,
-        key_health=keys,
-    )
+    keys, chain = _chain(keys_env, doubles_environ, provider_http, safe_fetcher)
     request = _request().model_copy(update={"providers": ["siliconflow", "placeholder"]})
 
     # When one run meets the 401, and a later invocation runs again
