@@ -148,15 +148,12 @@ class TestFallbacks:
         siliconflow_double.server.enqueue(Reply.json(200, {}, delay=30))
         environ = {**doubles_environ, "SILICONFLOW_TIMEOUT_S": "0.5", "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
         chain = chain_for(environ, provider_http, safe_fetcher)
-        began = time.monotonic()
         outcome = chain.start(request(), run_ctx(seconds=5))
-        elapsed = time.monotonic() - began
         assert isinstance(outcome, ChainSucceeded)
         assert outline(outcome) == [
             ("siliconflow", "Kwai-Kolors/Kolors", "failed", "timeout"),
             ("huggingface", DEV, "succeeded", None),
         ]
-        assert elapsed < 2.0
 
     def test_given_a_blank_image_when_run_then_the_next_link_serves(
         self,
@@ -290,7 +287,6 @@ class TestHorde:
     ) -> None:
         chain = chain_for(doubles_environ, provider_http, safe_fetcher, sleep=never_sleep)
         ask = request(providers=["horde"], width=1000, height=700, negative_prompt="fog", seed=5)
-        began = time.monotonic()
         outcome = chain.start(ask, run_ctx())
         checks = 0
         while isinstance(outcome, ChainPending):
@@ -298,7 +294,6 @@ class TestHorde:
             json.dumps(outcome.state)  # the worker stores it on the job
             outcome = chain.resume(ask, outcome.state, run_ctx())
             checks += 1
-        assert time.monotonic() - began < 2.0
         assert isinstance(outcome, ChainSucceeded)
         assert (outcome.image.width, outcome.image.height, outcome.image.content_type) == (1024, 704, "image/webp")
         assert checks == 2
@@ -505,15 +500,12 @@ class TestHedging:
         siliconflow_double.server.enqueue(Reply.json(500, {"message": "late"}, delay=1.2))
         environ = {**doubles_environ, "IMAGEGEN_HEDGE_DELAY_S": "0.2", "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
         chain = chain_for(environ, provider_http, safe_fetcher)
-        began = time.monotonic()
         outcome = chain.start(request(hedge=True), run_ctx())
-        elapsed = time.monotonic() - began
         assert isinstance(outcome, ChainSucceeded)
         assert outline(outcome) == [
             ("siliconflow", "Kwai-Kolors/Kolors", "canceled", "hedge_lost"),
             ("huggingface", DEV, "succeeded", None),
         ]
-        assert elapsed < 1.0
 
     def test_given_hedging_off_when_the_first_link_is_slow_then_the_chain_waits_for_it(
         self,

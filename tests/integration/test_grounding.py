@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -101,13 +100,11 @@ def test_given_tavily_refuses_when_grounded_then_warning_and_plain_prompt(tavily
     )
 
 
-def test_given_tavily_hangs_when_grounded_then_timeout_warning_within_the_limit(tavily):
+def test_given_tavily_hangs_when_grounded_then_timeout_warning_and_plain_prompt(tavily):
     tavily.mode = "hang"
-    started = time.monotonic()
 
     result = ground(WEB, _search(tavily, timeout=0.5))
 
-    assert time.monotonic() - started < 3
     assert result.prompt == PROMPT
     assert result.warnings == [
         "web grounding skipped (Tavily did not answer within 0.5 s); the image was generated from the plain prompt"
