@@ -36,9 +36,14 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    # The query string as sent: `query` keeps one value per name, this keeps repeats (`expand=a&expand=b`).
+    raw_query: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    def query_all(self, name: str) -> list[str]:
+        return [value for key, value in parse_qsl(self.raw_query, keep_blank_values=True) if key == name]
 
 
 @dataclass
@@ -80,6 +85,7 @@ class DoubleServer:
                     query=dict(parse_qsl(parts.query, keep_blank_values=True)),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    raw_query=parts.query,
                 )
                 reply = server._answer(recorded)
                 if not server._pass_gate():
