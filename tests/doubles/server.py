@@ -51,6 +51,7 @@ class _Scripted:
     reply: Reply
     method: str | None
     path_contains: str | None
+    path_prefix: str | None = None
 
 
 class DoubleServer:
@@ -127,17 +128,25 @@ class DoubleServer:
         with self._lock:
             self.requests.append(request)
             for scripted in self._script:
-                if (scripted.method is None or scripted.method == request.method) and (
-                    scripted.path_contains is None or scripted.path_contains in request.path
+                if (
+                    (scripted.method is None or scripted.method == request.method)
+                    and (scripted.path_contains is None or scripted.path_contains in request.path)
+                    and (scripted.path_prefix is None or request.path.startswith(scripted.path_prefix))
                 ):
                     self._script.remove(scripted)
                     return scripted.reply
         return self.handler(request)
 
-    def enqueue(self, *replies: Reply, method: str | None = None, path_contains: str | None = None) -> None:
+    def enqueue(
+        self,
+        *replies: Reply,
+        method: str | None = None,
+        path_contains: str | None = None,
+        path_prefix: str | None = None,
+    ) -> None:
         """The next matching requests get these replies, in order, before the default behaviour resumes."""
         with self._lock:
-            self._script.extend(_Scripted(reply, method, path_contains) for reply in replies)
+            self._script.extend(_Scripted(reply, method, path_contains, path_prefix) for reply in replies)
 
     def hold(self) -> None:
         """Requests from now on are recorded and answered only after release(): a test sees how many are in flight
