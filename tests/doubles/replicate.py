@@ -182,7 +182,7 @@ class ReplicateEngine:
             id=uuid.uuid4().hex[:26],
             model=model,
             version=version or "hidden",
-            input={k: given[k] for k in given if k in schema.fields},
+            input=given,  # echoed as sent; unknown inputs are only left out of the generation
         )
         self.predictions[prediction.id] = prediction
         wait = _prefer_wait(request.headers.get("prefer"))
