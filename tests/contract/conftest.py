@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,10 @@ from tests.doubles.keys import FAL_KEY, HF_TOKEN, REPLICATE_TOKEN, SF_KEY
 from tests.doubles.replicate import ReplicateDouble
 from tests.doubles.siliconflow import SiliconFlowDouble
 from tests.doubles.storage import StorageDouble
+
+# horde-sdk's models forbid unknown fields only when this is set as horde_sdk is imported (its own test mode);
+# the contract tests want that strictness. Nothing else in the suite imports horde_sdk.
+os.environ.setdefault("TESTS_ONGOING", "1")
 
 
 @pytest.fixture
