@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from huggingface_hub import InferenceClient, constants, set_client_factory
+from huggingface_hub import HfApi, InferenceClient, constants, set_client_factory
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.inference._providers import _common, hf_inference, wavespeed
 from huggingface_hub.utils._http import default_client_factory, hf_request_event_hook
@@ -164,3 +164,43 @@ def test_given_a_hub_that_reads_only_expand_brackets_when_huggingface_hub_asks_t
 
     with pytest.raises(ValueError, match="No provider mapping found"):
         InferenceClient(provider="fal-ai", api_key=HF_TOKEN).text_to_image("a cat", model=DEV)
+
+
+@pytest.mark.parametrize(
+    ("arrange", "provider", "status", "text"),
+    [
+        (lambda double: double.out_of_credit.add(HF_TOKEN), "fal-ai", 402, "exceeded your monthly included credits"),
+        (lambda double: double.payg_disabled.add("replicate"), "replicate", 402, "Pay-as-you go is not enabled"),
+        (lambda double: double.tokens.clear(), "fal-ai", 401, "Invalid credentials in Authorization header"),
+        (lambda double: double.models[DEV].mapping.pop(0), "fal-ai", None, "not supported by provider fal-ai"),
+    ],
+    ids=["credits", "payg-disabled", "unknown-token", "unmapped"],
+)
+def test_given_a_router_refusal_when_generating_then_huggingface_hub_surfaces_it(
+    client_on: HfRouterDouble, arrange: Any, provider: str, status: int | None, text: str
+):
+    arrange(client_on)
+
+    # An unmapped provider is refused by huggingface_hub itself, before any router call (ValueError).
+    with pytest.raises((HfHubHTTPError, ValueError)) as raised:
+        InferenceClient(provider=provider, api_key=HF_TOKEN).text_to_image("a cat", model=DEV)
+
+    if status is None:
+        assert isinstance(raised.value, ValueError) and text in str(raised.value)
+    else:
+        assert isinstance(raised.value, HfHubHTTPError)
+        assert raised.value.response.status_code == status and text in raised.value.response.text
+
+
+def test_given_a_failed_wavespeed_task_when_polled_then_the_client_reports_its_error(client_on: HfRouterDouble):
+    client_on.wavespeed_error = "content flagged"
+
+    with pytest.raises(ValueError, match="WaveSpeed AI task failed: content flagged"):
+        InferenceClient(provider="wavespeed", api_key=HF_TOKEN).text_to_image("a cat", model=DEV)
+
+
+def test_given_the_hub_when_asked_whoami_then_the_key_check_answers_come_from_keycheck(client_on: HfRouterDouble):
+    assert HfApi(token=HF_TOKEN).whoami(cache=False)["name"] == "alice"
+    with pytest.raises(HfHubHTTPError) as raised:
+        HfApi(token="hf_unknown").whoami(cache=False)
+    assert raised.value.response.status_code == 401
