@@ -18,7 +18,8 @@ Router (https://router.huggingface.co), `Authorization: Bearer hf_…` (a token 
   header" (router text UNCONFIRMED); token in `no_permission` → 403 "…does not have sufficient permissions to call
   Inference Providers…"; in `out_of_credit` → 402 credits text; provider in `payg_disabled` → 402 "Pay-as-you go
   is not enabled for provider X yet.".
-- A providerId the mapping does not list for that provider → 404 (body UNCONFIRMED: `{"error": "..."}`).
+- A providerId the mapping does not list for that provider → 404 (body UNCONFIRMED: `{"error": "..."}`). A listed
+  one is served whatever its `status` (live, staging, error): the status is for clients to filter on.
 - `POST /fal-ai/{providerId}`: fal's sync app (tests/doubles/fal.py `FalApps`: fal's FLUX schema, unknown keys
   422 by default, `fal.unknown_fields = "ignore"` for the other reading) → `images[0].url` on the storage double.
 - `POST /replicate/v1/models/{owner}/{name}/predictions` (`Prefer: wait`), `/replicate/v1/predictions` with a
