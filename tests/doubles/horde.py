@@ -1,4 +1,6 @@
-"""AI Horde double: async submit, check loop (wait_time, done after N checks), status once done, DELETE cancel."""
+"""AI Horde double: async submit, check loop (wait_time, done after N checks), status once done, DELETE cancel.
+
+Its answers parse with horde-sdk's strict response models (tests/contract/test_horde_sdk.py)."""
 
 from __future__ import annotations
 
@@ -80,8 +82,10 @@ class HordeDouble(HttpDouble):
                 if kind == "check":
                     return self._check(job)
                 if request.method == "DELETE":
+                    # The full status as it stood, finished images included (PROVIDERS.md 3.3); then it stops.
+                    body = self._status_body(job, include=True)
                     job.canceled = True
-                    return Reply.json(200, self._status_body(job, include=False))
+                    return Reply.json(200, body)
                 return self._status(job)
         return error(404, "NotFound", "not found")
 

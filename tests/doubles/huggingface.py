@@ -1,4 +1,8 @@
-"""Hugging Face router double: POST /{router provider}/models/{model}, {inputs, parameters} in, image bytes out."""
+"""Hugging Face router double: POST /{router provider}/models/{model}, {inputs, parameters} in, image bytes out.
+
+The older hf-inference-only double, serving every model (`served=None`); kept for the tests written against it.
+tests/doubles/hf_router.py is the whole router (every Inference Provider route, the Hub mapping, FLUX.1 refused
+on hf-inference as production now does)."""
 
 from __future__ import annotations
 

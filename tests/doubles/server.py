@@ -36,9 +36,14 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    # The query string as sent: `query` keeps one value per name, this keeps repeats (`expand=a&expand=b`).
+    raw_query: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    def query_all(self, name: str) -> list[str]:
+        return [value for key, value in parse_qsl(self.raw_query, keep_blank_values=True) if key == name]
 
 
 @dataclass
@@ -46,6 +51,7 @@ class _Scripted:
     reply: Reply
     method: str | None
     path_contains: str | None
+    path_prefix: str | None = None
 
 
 class DoubleServer:
@@ -80,6 +86,7 @@ class DoubleServer:
                     query=dict(parse_qsl(parts.query, keep_blank_values=True)),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    raw_query=parts.query,
                 )
                 reply = server._answer(recorded)
                 if not server._pass_gate():
@@ -121,17 +128,25 @@ class DoubleServer:
         with self._lock:
             self.requests.append(request)
             for scripted in self._script:
-                if (scripted.method is None or scripted.method == request.method) and (
-                    scripted.path_contains is None or scripted.path_contains in request.path
+                if (
+                    (scripted.method is None or scripted.method == request.method)
+                    and (scripted.path_contains is None or scripted.path_contains in request.path)
+                    and (scripted.path_prefix is None or request.path.startswith(scripted.path_prefix))
                 ):
                     self._script.remove(scripted)
                     return scripted.reply
         return self.handler(request)
 
-    def enqueue(self, *replies: Reply, method: str | None = None, path_contains: str | None = None) -> None:
+    def enqueue(
+        self,
+        *replies: Reply,
+        method: str | None = None,
+        path_contains: str | None = None,
+        path_prefix: str | None = None,
+    ) -> None:
         """The next matching requests get these replies, in order, before the default behaviour resumes."""
         with self._lock:
-            self._script.extend(_Scripted(reply, method, path_contains) for reply in replies)
+            self._script.extend(_Scripted(reply, method, path_contains, path_prefix) for reply in replies)
 
     def hold(self) -> None:
         """Requests from now on are recorded and answered only after release(): a test sees how many are in flight

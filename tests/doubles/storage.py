@@ -10,9 +10,15 @@ Usage (the `storage` fixture in tests/doubles/fixtures.py does the start/stop)::
 The provider doubles (siliconflow.py, horde.py) leave their results here and hand back `mint_url` links, so the
 chain's downloads meet the same checks as the media proxy's.
 
-Paths are `/<kind>/<blob name>`; kinds: "azure", "s3", "oss" (signed) and "public" (no signature, for redirects
-and content-type cases). Blob names are stored and matched as raw, percent-encoded strings, and the signature
-covers the raw path and query, so a client that re-encodes anything gets 403 "Signature did not match".
+Paths are `/<kind>/<blob name>`; kinds: "azure", "s3", "oss" (signed), "public" (no signature, for redirects
+and content-type cases), and two public CDNs: "fal" (fal's `v3.fal.media/files/<bucket>/<id>.<ext>`, public by
+design, PROVIDERS-ROUTES.md 2.5) and "replicate" (`replicate.delivery/xezq/<id>/out-0.webp`, 3.6). The CDN kinds
+accept a request with or without an `Authorization` header (whether replicate.delivery needs one is UNCONFIRMED;
+fal's is public) and record it, so a test can still assert that no provider key reached the CDN; set
+`cdn_refuses_auth = True` for the strict reading.
+
+Blob names are stored and matched as raw, percent-encoded strings, and the signature covers the raw path and
+query, so a client that re-encodes anything gets 403 "Signature did not match".
 
 Behaviour, as the real services answer (PROVIDERS.md section 6 and the S3/OSS error formats):
 - any request with an `Authorization` header: 403, `x-ms-error-code: AuthenticationFailed`,
@@ -46,8 +52,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import parse_qsl, quote
 
-Kind = Literal["azure", "s3", "oss", "public"]
-KINDS: tuple[Kind, ...] = ("azure", "s3", "oss", "public")
+Kind = Literal["azure", "s3", "oss", "public", "fal", "replicate"]
+KINDS: tuple[Kind, ...] = ("azure", "s3", "oss", "public", "fal", "replicate")
+# Unsigned public CDNs: `mint_url` gives a plain link and an Authorization header is no refusal (see above).
+CDN_KINDS: frozenset[str] = frozenset({"fal", "replicate"})
 
 _SIGNATURE_PARAM = {"azure": "sig", "s3": "X-Amz-Signature", "oss": "Signature"}
 _PATTERN = bytes(range(256)) * 256  # 64 KiB block that generated bodies repeat
@@ -117,6 +125,8 @@ class StorageDouble:
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
         self.requests: list[RecordedRequest] = []
+        # The strict reading for the CDN kinds: an Authorization header is refused as on signed storage.
+        self.cdn_refuses_auth = False
 
     # lifecycle -------------------------------------------------------------------------------------------------
 
@@ -197,9 +207,9 @@ class StorageDouble:
 
     # links -----------------------------------------------------------------------------------------------------
 
-    def url(self, name: str, *, host: str | None = None) -> str:
-        """An unsigned link under /public/."""
-        return f"{self._origin(host)}/public/{name}"
+    def url(self, name: str, *, host: str | None = None, kind: Kind = "public") -> str:
+        """An unsigned link under /public/ (or under a CDN kind, /fal/ or /replicate/)."""
+        return f"{self._origin(host)}/{kind}/{name}"
 
     def mint_url(
         self,
@@ -215,8 +225,8 @@ class StorageDouble:
         `host` replaces 127.0.0.1 in the link (e.g. "acct.blob.core.windows.net"), for tests that resolve that
         name to the double. An expired link: `mint_url(kind, name, 60, issued_seconds_ago=3600)`.
         """
-        if kind == "public":
-            return self.url(blob_name, host=host)
+        if kind == "public" or kind in CDN_KINDS:
+            return self.url(blob_name, host=host, kind=kind)
         issued = self.now() - issued_seconds_ago
         path = f"/{kind}/{blob_name}"
         if kind == "azure":
@@ -335,7 +345,7 @@ class StorageDouble:
     def _refusal(
         self, kind: str, path: str, query: str, headers: Mapping[str, str]
     ) -> tuple[int, dict[str, str], bytes] | None:
-        if "authorization" in headers:
+        if "authorization" in headers and (kind not in CDN_KINDS or self.cdn_refuses_auth):
             scheme = headers["authorization"].split(" ", 1)[0] or "(empty)"
             return (
                 403,
