@@ -98,10 +98,11 @@ class ApiClient:
         return self._json("POST", f"v1/images/{_segment(job_id)}/cancel")
 
     def download(self, job_id: str) -> Image:
+        # Asked as JSON ({"url", "expires_in"}); a stack that only redirects answers 302 with the URL instead.
         response = self._send("GET", f"v1/images/{_segment(job_id)}/content")
-        location = response.headers.get("location")
-        if response.status_code not in (301, 302, 303, 307, 308) or not location:
-            raise ApiError(response.status_code, "unexpected_answer", "the API did not redirect to the image")
+        location = response.headers.get("location") if response.is_redirect else _json_url(response)
+        if not location:
+            raise ApiError(response.status_code, "unexpected_answer", "the API gave no URL for the image")
         target = response.url.join(location)
         try:
             image = self._plain.get(target)
@@ -160,6 +161,15 @@ class ApiClient:
         if response.is_error:
             raise ApiError.of(response)
         return response
+
+
+def _json_url(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    url = body.get("url") if isinstance(body, dict) else None
+    return url if isinstance(url, str) else None
 
 
 def _segment(value: str) -> str:

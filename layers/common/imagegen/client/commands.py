@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Column, Table
+from rich.text import Text
 
 from imagegen.client import batchfile, config
 from imagegen.client.api import ApiClient, ApiError, NetworkError
@@ -146,7 +147,7 @@ def _interrupted(out: Output, what: str, cancel_it: Callable[[], dict[str, Any]]
     """Ctrl-C while waiting: on a terminal, ask whether to cancel; elsewhere leave the work running and say so."""
     if out.interactive and sys.stdin.isatty():
         try:
-            answer = out.console.input(f"\nCancel {what}? [y/N] ")
+            answer = out.console.input(Text(f"\nCancel {what}? [y/N] "))
         except (KeyboardInterrupt, EOFError):
             answer = ""
         if answer.strip().lower() in ("y", "yes"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +35,11 @@ class Output:
         self.console = console or Console(highlight=False)
         self.errors = errors or Console(stderr=True, highlight=False)
         self.interactive = self.console.is_terminal and not self.console.is_dumb_terminal
+        if not self.interactive:
+            # A pipe in a non-UTF-8 locale must not turn a prompt's "é" into a crash.
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, io.TextIOWrapper):
+                    stream.reconfigure(errors="replace")
 
     def line(self, text: str, style: str | None = None) -> None:
         if self.interactive:
@@ -187,7 +193,7 @@ class BatchView:
                 self._tasks[index], completed=SAVED, status="succeeded", detail=f"{provider} → {path}"
             )
             return
-        self._out.line(f"{self._tag(index)} succeeded {provider} → {path}  ({self._done}/{len(self._labels)} done)")
+        self._out.line(f"{self._tag(index)} succeeded {provider} -> {path}  ({self._done}/{len(self._labels)} done)")
 
     def ended_badly(self, index: int, item: dict[str, Any], message: str, hint: str | None) -> None:
         self._finish_one()
