@@ -298,8 +298,8 @@
 
   // Keys
 
+  // Leaves #keys-error alone: it may hold what a save or delete just answered.
   async function refreshKeys() {
-    showError("keys-error", null);
     let page;
     try {
       page = await api("/v1/keys");
