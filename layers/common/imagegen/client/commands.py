@@ -208,10 +208,9 @@ def batch(args: argparse.Namespace, api: ApiClient, out: Output) -> int:
     created = api.create_batch(plan.body, str(uuid.uuid4()))
     batch_id = str(created["id"])
     labels = [str(item.get("prompt", "")) for item in plan.body["items"]]
-    follower = _BatchFollower(api, plan.names, directory)
     try:
         with BatchView(out, batch_id, labels) as view:
-            follower.view = view
+            follower = _BatchFollower(api, view, plan.names, directory)
             final = _poll(lambda: api.get_batch(batch_id), follower.update, follower.done)
             view.finished(str(final["status"]))
     except KeyboardInterrupt:
@@ -229,18 +228,17 @@ def batch(args: argparse.Namespace, api: ApiClient, out: Output) -> int:
 class _BatchFollower:
     """Turns successive reads of a batch into view updates, and writes each image as soon as its job succeeds."""
 
-    def __init__(self, api: ApiClient, names: list[str], directory: Path) -> None:
+    def __init__(self, api: ApiClient, view: BatchView, names: list[str], directory: Path) -> None:
         self.api = api
+        self.view = view
         self.names = names
         self.directory = directory
-        self.view: BatchView | None = None
         self.seen: dict[int, tuple[str, str, str]] = {}
         self.finished: set[int] = set()
         self.saved = 0
         self.bad = 0
 
     def update(self, current: dict[str, Any]) -> None:
-        assert self.view is not None
         for item in current.get("items", []):
             index = int(item["index"])
             state = (str(item.get("job_id")), str(item.get("status")), str(item.get("provider")))
@@ -252,7 +250,6 @@ class _BatchFollower:
                 self._finish(index, item)
 
     def _finish(self, index: int, item: dict[str, Any]) -> None:
-        assert self.view is not None
         self.finished.add(index)
         if item.get("status") != "succeeded":
             self.bad += 1
