@@ -8,7 +8,7 @@ PYENV_313 := $(shell pyenv root 2>/dev/null)/versions/3.13.0/bin
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: install tools run test unit integration lint typecheck validate build deploy bench clean
+.PHONY: install tools browser run test unit integration lint typecheck validate build deploy bench clean
 
 install: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml
@@ -23,6 +23,14 @@ $(SAM):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --upgrade pip
 	$(TOOLS)/bin/pip install -q aws-sam-cli 'cfn-lint==1.53.3'
+
+# The web page's tests drive Debian's Chromium (never a browser downloaded by Playwright): installed when missing.
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "make browser: $(CHROMIUM) is missing; install Debian's chromium package as root" >&2; exit 1; fi; \
+	$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
 run: install
 	$(BIN)/imagegen local --host $(HOST) --port $(PORT)
@@ -43,7 +51,7 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck validate
+test: lint typecheck validate browser
 	$(BIN)/pytest -q
 
 build: tools

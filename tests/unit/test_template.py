@@ -389,6 +389,8 @@ def test_given_the_api_function_when_read_then_public_routes_skip_the_authorizer
         ("GET", "/v1/health"): {"Authorizer": "NONE"},
         ("GET", "/openapi.json"): {"Authorizer": "NONE"},
         ("GET", "/docs"): {"Authorizer": "NONE"},
+        ("GET", "/"): {"Authorizer": "NONE"},
+        ("GET", "/assets/{name}"): {"Authorizer": "NONE"},
         ("ANY", "/v1/{proxy+}"): None,
     }
 

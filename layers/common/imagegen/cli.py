@@ -1,4 +1,4 @@
-"""The `imagegen` command: the local stack, one-off local invocations, and API tokens."""
+"""The `imagegen` command: the local stack, one-off local invocations, API tokens, and the client commands."""
 
 from __future__ import annotations
 
@@ -17,8 +17,16 @@ from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagegen", description="imagegen command line")
+    from imagegen.client.parser import EXIT_CODES, add_commands
+
+    parser = argparse.ArgumentParser(
+        prog="imagegen",
+        description="imagegen command line",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    add_commands(commands)
 
     local = commands.add_parser(
         "local",
@@ -57,11 +65,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "client", None):
+        return _client(args)
     if args.command == "local" and args.local_command == "invoke":
         return _local_invoke(args)
     if args.command == "local":
         return _local(args)
     return _tokens_create(args)
+
+
+def _client(args: argparse.Namespace) -> int:
+    try:
+        from imagegen.client.commands import run
+    except ImportError as exc:  # the client's terminal library is an extra: the Lambda layer does not carry it
+        print(f"imagegen {args.client}: {exc}; install the client with: pip install 'imagegen[cli]'", file=sys.stderr)
+        return 2
+    return run(args)
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
-from imagegen.api import batches, errors, images, keys, webhooks
+from imagegen.api import batches, errors, images, keys, web, webhooks
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -23,8 +23,9 @@ app.include_router(images.router)
 app.include_router(batches.router)
 app.include_router(webhooks.router)
 app.include_router(keys.router)
+app.include_router(web.router)
 # Served without the authorizer (template.yaml: Auth: Authorizer: NONE).
-PUBLIC_PATHS = ("/v1/health", "/openapi.json", "/docs")
+PUBLIC_PATHS = ("/v1/health", "/openapi.json", "/docs", "/", "/assets/{name}")
 DESCRIPTION = (
     "Image generation with provider fallbacks. Every route but /v1/health, /openapi.json and /docs "
     "needs `Authorization: Bearer <api token>`."

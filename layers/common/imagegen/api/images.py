@@ -81,6 +81,17 @@ def get_image(job_id: str) -> Response[Job]:
 )
 def get_image_content(job_id: str) -> Response[Any]:
     url = wiring.job_service().content_url(user_id(router.current_event.raw_event), _job_id(job_id))
+    # A browser's fetch cannot read a cross-origin 302, and an <img> cannot send the token: a page asks for the
+    # URL as JSON (Accept: application/json) and sets it as the image's src. The 302 stays the default.
+    accept = header(router.current_event.headers, "accept") or ""
+    if any(part.split(";")[0].strip().lower() == "application/json" for part in accept.split(",")):
+        body = {"url": url, "expires_in": wiring.api_settings().content_url_seconds}
+        return Response(
+            status_code=200,
+            content_type=content_types.APPLICATION_JSON,
+            body=body,
+            headers={"Cache-Control": "private, no-store"},
+        )
     return Response(status_code=302, headers={"Location": url, "Cache-Control": "private, max-age=60"}, body="")
 
 
