@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 ProviderName = Literal["siliconflow", "huggingface", "horde", "pollinations", "placeholder"]
 PROVIDER_NAMES: tuple[str, ...] = ("siliconflow", "huggingface", "horde", "pollinations", "placeholder")
@@ -14,6 +14,19 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 
 ExtraValue = str | int | float | bool
+# Numbers in `extra` stay within what every JSON reader holds exactly (2**53 - 1, JavaScript's safe integers).
+MAX_EXTRA_NUMBER = 2**53 - 1
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema calls 512.0 an integer, and clients that write every number as a float send it so; "512" and 512.5
+    # are left as they are, for the strict int check to refuse.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_integral)]
 
 
 def utcnow() -> datetime:
@@ -27,13 +40,16 @@ class StrictModel(BaseModel):
 
 
 class ImageRequest(StrictModel):
+    # NaN and infinities are not JSON: a request holding one could not be stored or echoed as standard JSON.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
     prompt: Annotated[str, Field(min_length=1, max_length=2000)]
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
-    width: Annotated[int, Field(ge=64, le=2048)] = 1024
-    height: Annotated[int, Field(ge=64, le=2048)] = 1024
-    steps: Annotated[int | None, Field(ge=1, le=100)] = None
+    width: Annotated[WholeNumber, Field(ge=64, le=2048)] = 1024
+    height: Annotated[WholeNumber, Field(ge=64, le=2048)] = 1024
+    steps: Annotated[WholeNumber | None, Field(ge=1, le=100)] = None
     guidance: Annotated[float | None, Field(ge=0, le=30)] = None
-    seed: Annotated[int | None, Field(ge=0, le=4_294_967_295)] = None
+    seed: Annotated[WholeNumber | None, Field(ge=0, le=4_294_967_295)] = None
     model: Annotated[str | None, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")] = None
     providers: Annotated[list[ProviderName] | None, Field(min_length=1, max_length=10)] = None
     extra: Annotated[dict[str, ExtraValue] | None, Field(max_length=20)] = None
@@ -64,6 +80,8 @@ class ImageRequest(StrictModel):
                 raise ValueError("keys must be 1-64 characters")
             if isinstance(item, str) and len(item) > 500:
                 raise ValueError(f"value of {key!r} is longer than 500 characters")
+            if isinstance(item, int | float) and not isinstance(item, bool) and abs(item) > MAX_EXTRA_NUMBER:
+                raise ValueError(f"value of {key!r} must be a finite number within ±{MAX_EXTRA_NUMBER}")
         return value
 
 
