@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
-from imagegen.api import batches, body, errors, images, keys, webhooks
+from imagegen.api import batches, body, errors, images, keys, openai, webhooks
 from imagegen.errors import ValidationFailed
 
 MAX_BODY_BYTES = 64 * 1024
@@ -34,6 +34,7 @@ app.include_router(images.router)
 app.include_router(batches.router)
 app.include_router(webhooks.router)
 app.include_router(keys.router)
+app.include_router(openai.router)
 # Served without the authorizer (template.yaml: Auth: Authorizer: NONE).
 PUBLIC_PATHS = ("/v1/health", "/openapi.json", "/docs")
 DESCRIPTION = (

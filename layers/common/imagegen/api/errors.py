@@ -85,4 +85,16 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[Any]:
         event = app.current_event
+        allowed = allowed_methods(app, event.path)
+        if allowed:
+            # RFC 9110: a known resource asked with a method it lacks is 405 with the methods it has, not a 404.
+            methods = ", ".join(allowed)
+            message = f"{event.path} does not take {event.http_method}; it takes {methods}"
+            return error_response(405, "method_not_allowed", message, headers={"Allow": methods})
         return error_response(404, "not_found", f"no route {event.http_method} {event.path}")
+
+
+def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:
+    # Powertools keeps its routes in these two lists and offers no public way to ask which methods match a path.
+    routes = app._static_routes + app._dynamic_routes
+    return sorted({route.method for route in routes if route.rule.match(path)})

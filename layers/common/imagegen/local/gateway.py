@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from imagegen.local.function_urls import FunctionUrlRoute, url_event, url_response
 from imagegen.local.logs import LOGGER_NAME
 from imagegen.local.spec import ApiSpec, AuthorizerSpec, RouteSpec
 
@@ -111,6 +112,8 @@ class Gateway:
     invoke: Invoke
     region: str
     account_id: str
+    # Function URLs served on this port for the routes their Metadata names (imagegen.local.function_urls).
+    function_urls: Sequence[FunctionUrlRoute] = ()
     _compiled: list[_Route] = field(default_factory=list)
     _cache: dict[tuple[str, str, tuple[str, ...]], _CachedPolicy] = field(default_factory=dict)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -132,6 +135,9 @@ class Gateway:
             if request.too_large or len(request.body) > MAX_PAYLOAD_BYTES:
                 raise GatewayError("REQUEST_TOO_LARGE")
             path, query = _split_target(request.target)
+            url_route = self._function_url(request.method, path)
+            if url_route is not None:
+                return self._invoke_url(url_route, request)
             found = self._route(request.method, path)
             if found is None:
                 raise GatewayError("MISSING_AUTHENTICATION_TOKEN")
@@ -143,6 +149,35 @@ class Gateway:
             return self._integrate(route, event)
         except GatewayError as error:
             return self._gateway_response(api, error.response_type, request_id)
+
+    # Function URLs: no authorizer, no 29 s limit (the function's own Timeout applies), payload format 2.0.
+
+    def _function_url(self, method: str, path: str) -> FunctionUrlRoute | None:
+        for route in self.function_urls:
+            if route.path == path and route.method == method.upper():
+                return route
+        return None
+
+    def _invoke_url(self, route: FunctionUrlRoute, request: HttpRequest) -> HttpResponse:
+        event = url_event(
+            request.method,
+            request.target,
+            list(request.headers),
+            request.body,
+            source_ip=request.source_ip,
+            route=route,
+            region=self.region,
+        )
+        try:
+            status, headers, body = url_response(self.invoke(route.function, event))
+        except Exception as exc:  # a function error is a 502, as Lambda's URL answers it
+            log.error("%s failed: %s", route.function, type(exc).__name__, exc_info=exc)
+            headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", "FunctionError")]
+            return HttpResponse(status=502, headers=headers, body=b'{"Message":"Internal Server Error"}')
+        headers = [(name, value) for name, value in headers if name.lower() not in _HOP_HEADERS]
+        return HttpResponse(
+            status=status, headers=[*headers, ("x-amzn-RequestId", event["requestContext"]["requestId"])], body=body
+        )
 
     # Routing
 
