@@ -18,7 +18,7 @@ import pytest
 from imagegen.local import LocalStack
 from PIL import Image
 
-from tests.conftest import Aws
+from tests.conftest import ROOT, Aws
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.doubles.local_stack"]
@@ -306,3 +306,22 @@ def test_given_the_api_function_when_a_field_is_nan_then_400_names_it(call_api):
     assert answer.status == 400
     assert answer.body["error"]["param"] == "quality"
     assert json.dumps(answer.body)  # standard JSON all the way
+
+
+def test_given_the_sample_event_when_the_function_is_invoked_then_it_answers_an_image(local_stack_factory):
+    # events/openai_generation.json is what `imagegen local invoke OpenAiFunction -e ...` and `sam local invoke` use.
+    event = json.loads((ROOT / "events" / "openai_generation.json").read_text())
+    stack = local_stack_factory(
+        serve_http=False,
+        run_schedules=False,
+        env_overrides={
+            "IMAGEGEN_LOCAL_TOKENS": "alice:igk_example-token-not-real",
+            "IMAGEGEN_PROVIDERS": "placeholder",
+        },
+    )
+
+    answer = stack.invoke("OpenAiFunction", event)
+
+    assert answer["statusCode"] == 200, answer
+    [image] = json.loads(answer["body"])["data"]
+    assert png(base64.b64decode(image["b64_json"])).size == (256, 256)
