@@ -26,7 +26,21 @@ def _integral(value: Any) -> Any:
     return value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_integral)]
+# After the bounds in an Annotated int, so that the JSON Schema keeps minimum/maximum.
+INTEGRAL = BeforeValidator(_integral)
+_EXTRA_NUMBER = {"minimum": -MAX_EXTRA_NUMBER, "maximum": MAX_EXTRA_NUMBER}
+# What ImageRequest._extra_keys checks, said in the OpenAPI document too.
+EXTRA_SCHEMA: dict[str, Any] = {
+    "propertyNames": {"minLength": 1, "maxLength": 64},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string", "maxLength": 500},
+            {"type": "integer", **_EXTRA_NUMBER},
+            {"type": "number", **_EXTRA_NUMBER},
+            {"type": "boolean"},
+        ]
+    },
+}
 
 
 def utcnow() -> datetime:
@@ -43,16 +57,19 @@ class ImageRequest(StrictModel):
     # NaN and infinities are not JSON: a request holding one could not be stored or echoed as standard JSON.
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    prompt: Annotated[str, Field(min_length=1, max_length=2000)]
+    # The pattern is for the OpenAPI document (a blank prompt is refused); the validator below says so in words.
+    prompt: Annotated[str, Field(min_length=1, max_length=2000, json_schema_extra={"pattern": r"\S"})]
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
-    width: Annotated[WholeNumber, Field(ge=64, le=2048)] = 1024
-    height: Annotated[WholeNumber, Field(ge=64, le=2048)] = 1024
-    steps: Annotated[WholeNumber | None, Field(ge=1, le=100)] = None
+    width: Annotated[int, Field(ge=64, le=2048), INTEGRAL] = 1024
+    height: Annotated[int, Field(ge=64, le=2048), INTEGRAL] = 1024
+    steps: Annotated[int, Field(ge=1, le=100), INTEGRAL] | None = None
     guidance: Annotated[float | None, Field(ge=0, le=30)] = None
-    seed: Annotated[WholeNumber | None, Field(ge=0, le=4_294_967_295)] = None
+    seed: Annotated[int, Field(ge=0, le=4_294_967_295), INTEGRAL] | None = None
     model: Annotated[str | None, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")] = None
-    providers: Annotated[list[ProviderName] | None, Field(min_length=1, max_length=10)] = None
-    extra: Annotated[dict[str, ExtraValue] | None, Field(max_length=20)] = None
+    providers: Annotated[
+        list[ProviderName] | None, Field(min_length=1, max_length=10, json_schema_extra={"uniqueItems": True})
+    ] = None
+    extra: Annotated[dict[str, ExtraValue] | None, Field(max_length=20, json_schema_extra=EXTRA_SCHEMA)] = None
     hedge: bool | None = None
     on_refusal: Literal["stop", "fallback"] = "stop"
     grounding: Literal["none", "web"] = "none"

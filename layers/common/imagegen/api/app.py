@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
 from imagegen.api import batches, body, errors, images, keys, openai, webhooks
+from imagegen.api.context import header
 from imagegen.errors import ValidationFailed
 
 MAX_BODY_BYTES = 64 * 1024
@@ -54,19 +55,28 @@ def health() -> dict[str, str]:
 def openapi_document() -> str:
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-    document = json.loads(
-        app.get_openapi_json_schema(
-            title="imagegen",
-            version=__version__,
-            description=DESCRIPTION,
-            security_schemes={"bearer": HTTPBearer(description="An imagegen API token")},
-            security=[{"bearer": []}],
+    from imagegen.api import media_proxy, openapi
+
+    def generated(resolver: APIGatewayRestResolver) -> dict[str, Any]:
+        return dict(
+            json.loads(
+                resolver.get_openapi_json_schema(
+                    title="imagegen",
+                    version=__version__,
+                    description=DESCRIPTION,
+                    security_schemes={"bearer": HTTPBearer(description="An imagegen API token")},
+                    security=[{"bearer": []}],
+                )
+            )
         )
-    )
+
+    # /v1/media is served by the MediaProxy function, behind the same API and authorizer: one document for both.
+    document = openapi.complete(generated(app), generated(media_proxy.app))
     # Powertools leaves out an empty per-route `security`, which would make the public routes inherit bearer auth.
     for path in PUBLIC_PATHS:
         for operation in document["paths"].get(path, {}).values():
             operation["security"] = []
+            operation["responses"].pop("401", None)
     return json.dumps(document)
 
 
@@ -106,8 +116,23 @@ def _refused(status: int, code: str, message: str, detail: str, hint: str | None
 
 
 def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # Both refused before routing: nothing this large or undecodable is parsed, validated or logged.
-    if len(body.raw_body(event) or b"") > MAX_BODY_BYTES:
+    # All refused before routing: nothing this large, of another type or undecodable is parsed, validated or logged.
+    raw = body.raw_body(event)
+    # The OpenAI-compatible route answers in OpenAI's shape, this one included (imagegen.api.openai.read_body).
+    if (
+        raw
+        and not body.json_or_unlabelled(header(event.get("headers"), "content-type"))
+        and event.get("path") != openai.PATH
+    ):
+        # Every body this API reads is JSON; Powertools would try forms and multipart (and fail on a bad boundary).
+        return _refused(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "body: this API reads JSON bodies only",
+            "send Content-Type: application/json",
+            hint="send the body as JSON with Content-Type: application/json",
+        )
+    if len(raw or b"") > MAX_BODY_BYTES:
         return _refused(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             "payload_too_large",

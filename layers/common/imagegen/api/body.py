@@ -36,6 +36,12 @@ class _Refused:
         self.reason = reason
 
 
+def json_or_unlabelled(content_type: str | None) -> bool:
+    """Whether a body of this Content-Type is read as JSON: application/json, any +json type, or none given."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    return not media_type or media_type == "application/json" or media_type.endswith("+json")
+
+
 def raw_body(event: Mapping[str, Any]) -> bytes | None:
     """The request body's bytes as the client sent them (API Gateway base64-encodes binary media types)."""
     body = event.get("body")

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from imagegen import wiring
-from imagegen.api import body
+from imagegen.api import body, errors
 from imagegen.api.context import header, user_id
 from imagegen.errors import Unauthorized
 from imagegen.openai_images import OpenAiError, OpenAiImages
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 PATH = "/v1/images/generations"
 # Methods a client might try on the path; POST is the only one served (405 names it).
-OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE", "HEAD"]
+OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 # The same bound as the rest of the API: nothing larger is parsed (an OpenAI body is a prompt and a few options).
 MAX_BODY_BYTES = 64 * 1024
 # A `url` answer works without our token for at least an hour (Open WebUI and others fetch it later).
@@ -53,9 +53,13 @@ def method_not_allowed() -> Response[Any]:
     return response
 
 
-def read_body(event: dict[str, Any]) -> Any:
+def read_body(event: dict[str, Any], headers: dict[str, str] | None) -> Any:
     """The JSON body, or OpenAiError 400: not UTF-8, not JSON, or a number JSON does not have (NaN, 1e400)."""
-    if len(body.raw_body(event) or b"") > MAX_BODY_BYTES:
+    raw = body.raw_body(event)
+    if raw and not body.json_or_unlabelled(header(headers, "content-type")):
+        message = "Content-Type: the body must be JSON (application/json)"
+        raise OpenAiError(415, message, param="Content-Type", code="unsupported_media_type")
+    if len(raw or b"") > MAX_BODY_BYTES:
         raise OpenAiError(413, f"body: the request body is larger than {MAX_BODY_BYTES // 1024} KB", param="body")
     try:
         text = body.body_text(event)
@@ -88,7 +92,7 @@ def generations(
             url_seconds=url_seconds,
             base_url_hint=hint,
         )
-        result = images.generate(user, read_body(event), header(headers, "idempotency-key"))
+        result = images.generate(user, read_body(event, headers), header(headers, "idempotency-key"))
     except OpenAiError as error:
         return error_response(error)
     except Exception:
@@ -123,6 +127,7 @@ def create_generation() -> Response[Any]:
 
 
 @router.route(PATH, method=OTHER_METHODS, include_in_schema=False)
+@errors.refusal
 def other_methods() -> Response[Any]:
     # Registered so that GET /v1/images/generations is not read as a job id by GET /v1/images/<job_id>.
     return method_not_allowed()

@@ -105,6 +105,8 @@ def other_methods() -> Response[Any]:
 
 @app.not_found
 def not_found(_: NotFoundError) -> Response[Any]:
+    if app.current_event.path == PATH:
+        return method_not_allowed()
     return error_response(
         OpenAiError(404, f"no route {app.current_event.http_method} {app.current_event.path}: this URL serves {PATH}")
     )
