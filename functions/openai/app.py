@@ -14,4 +14,4 @@ openai_url.settings()
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return openai_url.resolve(event, context)
+    return openai_url.handle(event)

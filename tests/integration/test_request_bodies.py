@@ -138,3 +138,18 @@ def test_given_a_string_fraction_or_bool_for_an_integer_when_created_then_422(ca
 
     assert answer.status == 422, answer.body
     assert answer.body["error"]["details"][0]["field"] == "width"
+
+
+def test_given_a_bad_default_that_every_item_overrides_when_batch_created_then_422_names_the_default(
+    call_api, aws: Aws
+):
+    # Given defaults whose prompt is too long, though each item brings its own (found by schemathesis)
+    body = {"defaults": {"prompt": "x" * 2001, "width": 512}, "items": [{"prompt": "a"}, {"prompt": "b"}]}
+
+    # When the batch is created
+    answer = call_api("POST", "/v1/batches", body=body)
+
+    # Then it is refused naming defaults.prompt, and nothing was queued
+    assert answer.status == 422, answer.body
+    assert [item["field"] for item in answer.body["error"]["details"]] == ["defaults.prompt"]
+    assert aws.receive() == []

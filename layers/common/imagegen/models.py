@@ -26,6 +26,12 @@ def _integral(value: Any) -> Any:
     return value
 
 
+# "Has a character that is not whitespace", as str.strip() sees whitespace, written so that ECMA-262 regexes (what
+# JSON Schema validators use) and Python's agree: ECMA's \s lacks \x1c-\x1f and \x85, and has \ufeff.
+NOT_BLANK_PATTERN = r"[^\s\x1c-\x1f\x85]|\ufeff"
+# A URL we can fetch is printable ASCII (imagegen.fetch refuses anything else): documented so, which also keeps the
+# document from meaning another \S than the validator's (ECMA-262 and Rust regexes disagree on \x85 and \ufeff).
+URL_SCHEMA_PATTERN = "^https?://[!-~]+$"
 # After the bounds in an Annotated int, so that the JSON Schema keeps minimum/maximum.
 INTEGRAL = BeforeValidator(_integral)
 _EXTRA_NUMBER = {"minimum": -MAX_EXTRA_NUMBER, "maximum": MAX_EXTRA_NUMBER}
@@ -58,7 +64,7 @@ class ImageRequest(StrictModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     # The pattern is for the OpenAPI document (a blank prompt is refused); the validator below says so in words.
-    prompt: Annotated[str, Field(min_length=1, max_length=2000, json_schema_extra={"pattern": r"\S"})]
+    prompt: Annotated[str, Field(min_length=1, max_length=2000, json_schema_extra={"pattern": NOT_BLANK_PATTERN})]
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
     width: Annotated[int, Field(ge=64, le=2048), INTEGRAL] = 1024
     height: Annotated[int, Field(ge=64, le=2048), INTEGRAL] = 1024
@@ -73,7 +79,10 @@ class ImageRequest(StrictModel):
     hedge: bool | None = None
     on_refusal: Literal["stop", "fallback"] = "stop"
     grounding: Literal["none", "web"] = "none"
-    webhook_url: Annotated[str | None, Field(max_length=2048, pattern=r"^https?://\S+$")] = None
+    webhook_url: Annotated[
+        str | None,
+        Field(max_length=2048, pattern=r"^https?://\S+$", json_schema_extra={"pattern": URL_SCHEMA_PATTERN}),
+    ] = None
 
     @field_validator("prompt")
     @classmethod

@@ -16,7 +16,7 @@ from imagegen.batch_models import BatchCreate
 from imagegen.batches import BatchService
 from imagegen.errors import ImagegenError
 from imagegen.jobs import JobService
-from imagegen.models import PROVIDER_NAMES, ImageRequest, Job
+from imagegen.models import NOT_BLANK_PATTERN, PROVIDER_NAMES, ImageRequest, Job
 
 MAX_IMAGES = 4
 MIN_SIDE, MAX_SIDE = 64, 2048
@@ -70,12 +70,20 @@ class GenerationRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT, pattern=r"\S")
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT, json_schema_extra={"pattern": NOT_BLANK_PATTERN})
     model: str | None = None
     n: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
     size: str | None = Field(default=None, pattern=SIZE_PATTERN)
     response_format: Literal["b64_json", "url"] | None = None
     stream: Literal[False] | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        # The same rule as ImageRequest's, so that every prompt accepted here makes a valid job.
+        if not value.strip():
+            raise ValueError("must contain a non-whitespace character")
+        return value
 
     @field_validator("n", mode="before")
     @classmethod
@@ -109,15 +117,14 @@ def _invalid(exc: ValidationError) -> OpenAiError:
         "string_too_short": "must not be empty",
         "string_pattern_mismatch": _pattern_message(param),
     }
-    message = messages.get(str(kind), str(problem.get("msg", "is not valid")))
+    message = messages.get(str(kind), str(problem.get("msg", "is not valid")).removeprefix("Value error, "))
     code = "missing_required_parameter" if kind == "missing" else "invalid_value"
     return OpenAiError(400, f"{param}: {message}", param=param, code=code)
 
 
 def _pattern_message(param: str) -> str:
-    if param == "size":
-        return f'must be "auto" or WIDTHxHEIGHT with each side between {MIN_SIDE} and {MAX_SIDE}, e.g. "1024x768"'
-    return "must contain a non-whitespace character"
+    # Only size has a pattern the server checks.
+    return f'must be "auto" or WIDTHxHEIGHT with each side between {MIN_SIDE} and {MAX_SIDE}, e.g. "1024x768"'
 
 
 def image_size(size: str | None) -> tuple[int, int]:

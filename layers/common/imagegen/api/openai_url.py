@@ -1,4 +1,4 @@
-"""The OpenAi function's resolver: POST /v1/images/generations on a Lambda function URL, which can wait for minutes.
+"""The OpenAi function: POST /v1/images/generations on a Lambda function URL, which can wait for minutes.
 
 A function URL has no authorizer in front of it: the function checks the same bearer tokens the API's authorizer
 does (the same token store), and caches what it resolved as API Gateway caches the authorizer's answer.
@@ -14,13 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.event_handler import Response
 from pydantic import Field
 
 from imagegen import wiring
-from imagegen.api.openai import OTHER_METHODS, PATH, error_response, generations, method_not_allowed, unauthorized
+from imagegen.api.openai import PATH, error_response, generations, method_not_allowed, unauthorized
 from imagegen.auth import bearer_token
 from imagegen.openai_images import OpenAiError
 from imagegen.settings import FunctionSettings
@@ -72,51 +70,42 @@ def settings() -> OpenAiUrlSettings:
     return OpenAiUrlSettings.from_env(os.environ)
 
 
-app = LambdaFunctionUrlResolver()
 _tokens = TokenCache()
 
 
-@app.post(PATH)
-def create_generation() -> Response[Any]:
-    event = app.current_event
+def handle(event: dict[str, Any]) -> dict[str, Any]:
+    """Answers a function URL event (payload format 2.0). Not a Powertools resolver: those keep the current event on
+    their class, which a generation that waits for minutes must not share with other invocations in one process (the
+    local stack runs every function in one)."""
+    try:
+        response = _route(event)
+    except Exception:
+        logger.exception("unhandled error")
+        response = error_response(OpenAiError(500, "something went wrong on our side", type_="server_error"))
+    headers = {name: str(value) for name, value in response.headers.items()}
+    body = response.body if isinstance(response.body, str) else ""
+    return {"statusCode": response.status_code, "headers": headers, "body": body, "isBase64Encoded": False}
+
+
+def _route(event: dict[str, Any]) -> Response[Any]:
+    http = (event.get("requestContext") or {}).get("http") or {}
+    method, path = str(http.get("method", "")).upper(), str(event.get("rawPath") or http.get("path") or "")
+    if path != PATH:
+        return error_response(OpenAiError(404, f"no route {method} {path}: this URL serves POST {PATH}"))
+    if method != "POST":
+        return method_not_allowed()
+    headers = event.get("headers") or {}
     config = settings()
-    token = bearer_token(event.headers)
+    token = bearer_token(headers)
     # The table name scopes the cache: one process may serve more than one stack (the local stack in tests).
-    user = (
-        _tokens.user(wiring.token_store(), config.table_name, token, config.openai_token_cache_seconds)
-        if token
-        else None
-    )
+    ttl = config.openai_token_cache_seconds
+    user = _tokens.user(wiring.token_store(), config.table_name, token, ttl) if token else None
     if user is None:
         return unauthorized()
     return generations(
         user,
-        event.raw_event,
-        event.headers,
+        event,
+        headers,
         wait_seconds=config.openai_wait_seconds,
         url_seconds=config.openai_url_expires_seconds,
     )
-
-
-@app.route(PATH, method=OTHER_METHODS)
-def other_methods() -> Response[Any]:
-    return method_not_allowed()
-
-
-@app.not_found
-def not_found(_: NotFoundError) -> Response[Any]:
-    if app.current_event.path == PATH:
-        return method_not_allowed()
-    return error_response(
-        OpenAiError(404, f"no route {app.current_event.http_method} {app.current_event.path}: this URL serves {PATH}")
-    )
-
-
-@app.exception_handler(Exception)
-def unexpected(_: Exception) -> Response[Any]:
-    logger.exception("unhandled error")
-    return error_response(OpenAiError(500, "something went wrong on our side", type_="server_error"))
-
-
-def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)

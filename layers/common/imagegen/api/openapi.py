@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from imagegen.models import NOT_BLANK_PATTERN, URL_SCHEMA_PATTERN
 from imagegen.openai_images import MAX_IMAGES, MAX_PROMPT, SIZE_PATTERN, GenerationRequest
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -121,6 +122,7 @@ ERROR_DESCRIPTIONS = {
     "409": "Wrong state for this (the hint says what to wait for), or an Idempotency-Key reused with another body",
     "410": "The signed link has expired: regenerate the image",
     "413": "Request body over 64 KB (or media over the proxy's limit)",
+    "414": "A request line longer than the gateway takes (a URL of tens of KB)",
     "415": "A body that is not Content-Type: application/json",
     "422": "Validation error: details names each field and why",
     "429": "Daily image quota used up (Retry-After: seconds until it resets)",
@@ -230,11 +232,11 @@ def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[str]:
     if operation.get("security") != []:
         statuses.add("401")
     if any(parameter.get("in") == "path" for parameter in parameters):
-        statuses.add("404")
+        statuses |= {"404", "414"}
     if "requestBody" in operation:
         statuses |= {"400", "413", "415", "422"}
     if any(parameter.get("in") == "query" for parameter in parameters):
-        statuses.add("422")
+        statuses |= {"414", "422"}
     return statuses
 
 
@@ -270,7 +272,7 @@ def _media_responses(responses: dict[str, Any]) -> None:
 def _openai_operation(generated: dict[str, Any]) -> dict[str, Any]:
     body = GenerationRequest.model_json_schema()
     properties = body["properties"]
-    properties["prompt"] = {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT, "pattern": r"\S"}
+    properties["prompt"] = {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT, "pattern": NOT_BLANK_PATTERN}
     properties["size"] = {
         "type": "string",
         "pattern": SIZE_PATTERN,
@@ -296,6 +298,7 @@ def _openai_operation(generated: dict[str, Any]) -> dict[str, Any]:
         "401": "Missing or invalid API token (invalid_api_key)",
         "410": "A job of the generation was canceled",
         "413": "Request body over 64 KB",
+        "414": "A request line longer than the gateway takes (a URL of tens of KB)",
         "415": "A body that is not Content-Type: application/json",
         "429": "Daily image quota used up (insufficient_quota; Retry-After until the reset; not retried)",
         "502": "Every provider of the chain failed (the message says what each answered; not retried)",
@@ -342,6 +345,7 @@ def _batch_items(schemas: dict[str, Any]) -> None:
     partial.pop("title", None)
     partial["description"] = "Fields of an image request (ImageRequest); defaults and item are merged, item first."
     batch["properties"]["defaults"] = partial
+    batch["properties"]["webhook_url"]["pattern"] = URL_SCHEMA_PATTERN
     items = batch["properties"]["items"]
     items["items"] = copy.deepcopy(partial)
     with_prompt = {"type": "object", "required": ["prompt"]}

@@ -24,6 +24,10 @@ class _BodyTooLarge(Exception):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway expect
     server: GatewayHttpServer
+    # What the HTTP front answers itself (a request line over 64 KB is a 414, a malformed one a 400) in the API's
+    # error shape instead of the base class's HTML page. Its messages are fixed phrases without quotes.
+    error_content_type = "application/json"
+    error_message_format = '{"error": {"code": "http_%(code)d", "message": "%(message)s: %(explain)s"}}'
 
     def setup(self) -> None:
         super().setup()
