@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -325,3 +326,15 @@ def test_given_the_sample_event_when_the_function_is_invoked_then_it_answers_an_
     assert answer["statusCode"] == 200, answer
     [image] = json.loads(answer["body"])["data"]
     assert png(base64.b64decode(image["b64_json"])).size == (256, 256)
+
+
+def test_given_the_readme_example_when_run_against_the_stack_then_it_writes_the_png(stack, tmp_path, monkeypatch):
+    # The README's snippet, with the printed URL and token replaced by this stack's.
+    text = (ROOT / "README.md").read_text()
+    [code] = [block for block in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "images.generate" in block]
+    code = code.replace("http://127.0.0.1:3000", stack.url).replace('"igk_..."', repr(TOKEN))
+    monkeypatch.chdir(tmp_path)
+
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own documentation's code
+
+    assert png((tmp_path / "lighthouse.png").read_bytes()).size == (512, 512)
