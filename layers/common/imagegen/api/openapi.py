@@ -292,6 +292,17 @@ def _openai_operation(generated: dict[str, Any]) -> dict[str, Any]:
     body.pop("title", None)
     body["description"] = "The body the official openai client sends. Other OpenAI fields (quality, style, "
     "background, output_format, moderation, user, ...) and unknown fields are accepted and ignored."
+    return {
+        "summary": generated.get("summary"),
+        "description": generated.get("description"),
+        "operationId": generated.get("operationId"),
+        "parameters": [dict(IDEMPOTENCY_KEY)],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": _openai_responses(),
+    }
+
+
+def _openai_responses() -> dict[str, Any]:
     error_statuses = {
         "400": "Bad request: a parameter (param names it), a body that is not UTF-8 JSON, a content refusal "
         "(content_policy_violation), or b64_json images too large for one response (response_too_large: use url)",
@@ -323,14 +334,7 @@ def _openai_operation(generated: dict[str, Any]) -> dict[str, Any]:
             "headers": headers,
             "content": {"application/json": {"schema": OPENAI_ERROR}},
         }
-    return {
-        "summary": generated.get("summary"),
-        "description": generated.get("description"),
-        "operationId": generated.get("operationId"),
-        "parameters": [dict(IDEMPOTENCY_KEY)],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-        "responses": responses,
-    }
+    return responses
 
 
 def _batch_items(schemas: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,26 +69,7 @@ def url_event(
 ) -> dict[str, Any]:
     """The event Lambda sends a function through its URL (payload format 2.0)."""
     parts = urlsplit(target)
-    merged: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        key = name.lower()
-        if key == "cookie":
-            cookies.extend(part.strip() for part in value.split(";") if part.strip())
-            continue
-        # Lambda joins repeated headers with commas, as HTTP allows.
-        merged[key] = f"{merged[key]},{value}" if key in merged else value
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        query[name] = f"{query[name]},{value}" if name in query else value
-    content_type = merged.get("content-type", "").split(";")[0].strip().lower()
-    is_text = bool(body) and (not content_type or _TEXT_TYPES.match(content_type) is not None)
-    text: str | None = None
-    if is_text:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            is_text = False
+    merged, cookies = _headers(headers)
     domain = f"{route.url_id}.lambda-url.{region}.on.aws"
     now = datetime.now(UTC)
     event: dict[str, Any] = {
@@ -115,15 +96,61 @@ def url_event(
             "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(now.timestamp() * 1000),
         },
-        "isBase64Encoded": bool(body) and not is_text,
+        "isBase64Encoded": False,
     }
     if cookies:
         event["cookies"] = cookies
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
     if query:
         event["queryStringParameters"] = query
     if body:
-        event["body"] = text if is_text else base64.b64encode(body).decode("ascii")
+        event["body"], event["isBase64Encoded"] = _body(body, merged.get("content-type", ""))
     return event
+
+
+def _headers(headers: list[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        key = name.lower()
+        if key == "cookie":
+            cookies.extend(part.strip() for part in value.split(";") if part.strip())
+        else:
+            # Lambda joins repeated headers with commas, as HTTP allows.
+            merged[key] = f"{merged[key]},{value}" if key in merged else value
+    return merged, cookies
+
+
+def _body(body: bytes, content_type: str) -> tuple[str, bool]:
+    media_type = content_type.split(";")[0].strip().lower()
+    if not media_type or _TEXT_TYPES.match(media_type):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+Invoke = Callable[[str, Any], Any]
+RequestLine = tuple[str, str, list[tuple[str, str]], bytes, str]  # method, target, headers, body, source ip
+
+
+def invoke_url(
+    invoke: Invoke, route: FunctionUrlRoute, request: RequestLine, region: str
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Invokes the route's function as its URL would, and answers as the URL would (a function error is a 502)."""
+    method, target, headers, body, source_ip = request
+    event = url_event(method, target, headers, body, source_ip=source_ip, route=route, region=region)
+    request_id = ("x-amzn-RequestId", event["requestContext"]["requestId"])
+    try:
+        status, answer_headers, answer = url_response(invoke(route.function, event))
+    except Exception as exc:  # any function error, as Lambda's URL answers it
+        log.error("%s failed: %s", route.function, type(exc).__name__, exc_info=exc)
+        headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", "FunctionError"), request_id]
+        return 502, headers, b'{"Message":"Internal Server Error"}'
+    return status, [*answer_headers, request_id], answer
 
 
 class UrlResultError(Exception):

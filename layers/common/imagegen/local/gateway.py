@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from imagegen.local.function_urls import FunctionUrlRoute, url_event, url_response
+from imagegen.local.function_urls import FunctionUrlRoute, invoke_url
 from imagegen.local.logs import LOGGER_NAME
 from imagegen.local.spec import ApiSpec, AuthorizerSpec, RouteSpec
 
@@ -153,31 +153,13 @@ class Gateway:
     # Function URLs: no authorizer, no 29 s limit (the function's own Timeout applies), payload format 2.0.
 
     def _function_url(self, method: str, path: str) -> FunctionUrlRoute | None:
-        for route in self.function_urls:
-            if route.path == path and route.method == method.upper():
-                return route
-        return None
+        return next((r for r in self.function_urls if r.path == path and r.method == method.upper()), None)
 
     def _invoke_url(self, route: FunctionUrlRoute, request: HttpRequest) -> HttpResponse:
-        event = url_event(
-            request.method,
-            request.target,
-            list(request.headers),
-            request.body,
-            source_ip=request.source_ip,
-            route=route,
-            region=self.region,
-        )
-        try:
-            status, headers, body = url_response(self.invoke(route.function, event))
-        except Exception as exc:  # a function error is a 502, as Lambda's URL answers it
-            log.error("%s failed: %s", route.function, type(exc).__name__, exc_info=exc)
-            headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", "FunctionError")]
-            return HttpResponse(status=502, headers=headers, body=b'{"Message":"Internal Server Error"}')
+        request_line = (request.method, request.target, list(request.headers), request.body, request.source_ip)
+        status, headers, body = invoke_url(self.invoke, route, request_line, self.region)
         headers = [(name, value) for name, value in headers if name.lower() not in _HOP_HEADERS]
-        return HttpResponse(
-            status=status, headers=[*headers, ("x-amzn-RequestId", event["requestContext"]["requestId"])], body=body
-        )
+        return HttpResponse(status=status, headers=headers, body=body)
 
     # Routing
 
