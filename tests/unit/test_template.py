@@ -386,9 +386,9 @@ def test_given_the_api_function_when_read_then_public_routes_skip_the_authorizer
         event["Type"] == "Api" and event["Properties"]["RestApiId"] == {"Ref": "Api"} for event in events.values()
     )
     assert routes == {
-        ("GET", "/v1/health"): {"Authorizer": "NONE"},
-        ("GET", "/openapi.json"): {"Authorizer": "NONE"},
-        ("GET", "/docs"): {"Authorizer": "NONE"},
+        ("ANY", "/v1/health"): {"Authorizer": "NONE"},
+        ("ANY", "/openapi.json"): {"Authorizer": "NONE"},
+        ("ANY", "/docs"): {"Authorizer": "NONE"},
         ("GET", "/"): {"Authorizer": "NONE"},
         ("GET", "/assets/{name}"): {"Authorizer": "NONE"},
         ("ANY", "/v1/{proxy+}"): None,

@@ -48,9 +48,11 @@ def item_requests(body: BatchCreate) -> list[ImageRequest]:
     requests: list[ImageRequest] = []
     problems: list[dict[str, str]] = []
     seen: set[str] = set()
-    for index, overrides in enumerate(body.items):
+    # The defaults are checked on their own first (index None): a bad default is refused even if every item sets it.
+    own: tuple[int | None, dict[str, Any]] = (None, {} if "prompt" in body.defaults else {"prompt": "-"})
+    for index, overrides in [own, *enumerate(body.items)]:
         try:
-            requests.append(ImageRequest.model_validate({**body.defaults, **overrides}))
+            request = ImageRequest.model_validate({**body.defaults, **overrides})
         except ValidationError as error:
             for problem in error.errors():
                 loc = [str(part) for part in problem.get("loc", ())]
@@ -62,6 +64,9 @@ def item_requests(body: BatchCreate) -> list[ImageRequest]:
                 seen.add(field)
                 message = "unknown field" if problem.get("type") == "extra_forbidden" else str(problem.get("msg"))
                 problems.append({"field": field, "message": message})
+        else:
+            if index is not None:
+                requests.append(request)
     if problems:
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
         if len(problems) > 5:

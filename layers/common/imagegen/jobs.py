@@ -34,6 +34,10 @@ class Queue(Protocol):
 class Presigner(Protocol):
     def presigned_url(self, key: str, expires_in: int) -> str: ...
 
+    def read(self, key: str) -> tuple[bytes, str]:
+        """The stored image's bytes and content type."""
+        ...
+
 
 TerminalListener = Callable[[JobRecord], None]
 UrlCheck = Callable[[str, str], None]
@@ -154,14 +158,22 @@ class JobService:
     def list(self, user_id: str, limit: int, cursor: str | None) -> JobPage:
         return self._store.list(user_id, limit, cursor)
 
-    def content_url(self, user_id: str, job_id: str) -> str:
+    def content_url(self, user_id: str, job_id: str, expires_in: int | None = None) -> str:
+        key = self._image_key(user_id, job_id)
+        return self._images.presigned_url(key, expires_in or self._content_url_seconds)
+
+    def content(self, user_id: str, job_id: str) -> tuple[bytes, str]:
+        """The image's bytes and content type (the OpenAI-compatible route answers them inline)."""
+        return self._images.read(self._image_key(user_id, job_id))
+
+    def _image_key(self, user_id: str, job_id: str) -> str:
         job = self._store.get(user_id, job_id)
         if job.status != "succeeded" or not job.image_key:
             raise Conflict(
                 f"job {job_id} is {job.status}; its image is available once it has succeeded",
                 hint="poll GET /v1/images/{id} until status is succeeded",
             )
-        return self._images.presigned_url(job.image_key, self._content_url_seconds)
+        return job.image_key
 
     def cancel(self, user_id: str, job_id: str) -> Job:
         job, changed = self._store.cancel_changed(user_id, job_id, now=self._clock())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 ProviderName = Literal["siliconflow", "huggingface", "horde", "pollinations", "placeholder"]
 PROVIDER_NAMES: tuple[str, ...] = ("siliconflow", "huggingface", "horde", "pollinations", "placeholder")
@@ -14,6 +14,39 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 
 ExtraValue = str | int | float | bool
+# Numbers in `extra` stay within what every JSON reader holds exactly (2**53 - 1, JavaScript's safe integers).
+MAX_EXTRA_NUMBER = 2**53 - 1
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema calls 512.0 an integer, and clients that write every number as a float send it so; "512" and 512.5
+    # are left as they are, for the strict int check to refuse.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# "Has a character that is not whitespace", as str.strip() sees whitespace, written so that ECMA-262 regexes (what
+# JSON Schema validators use) and Python's agree: ECMA's \s lacks \x1c-\x1f and \x85, and has \ufeff.
+NOT_BLANK_PATTERN = r"[^\s\x1c-\x1f\x85]|\ufeff"
+# A URL we can fetch is printable ASCII (imagegen.fetch refuses anything else): documented so, which also keeps the
+# document from meaning another \S than the validator's (ECMA-262 and Rust regexes disagree on \x85 and \ufeff).
+URL_SCHEMA_PATTERN = "^https?://[!-~]+$"
+# After the bounds in an Annotated int, so that the JSON Schema keeps minimum/maximum.
+INTEGRAL = BeforeValidator(_integral)
+_EXTRA_NUMBER = {"minimum": -MAX_EXTRA_NUMBER, "maximum": MAX_EXTRA_NUMBER}
+# What ImageRequest._extra_keys checks, said in the OpenAPI document too.
+EXTRA_SCHEMA: dict[str, Any] = {
+    "propertyNames": {"minLength": 1, "maxLength": 64},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string", "maxLength": 500},
+            {"type": "integer", **_EXTRA_NUMBER},
+            {"type": "number", **_EXTRA_NUMBER},
+            {"type": "boolean"},
+        ]
+    },
+}
 
 
 def utcnow() -> datetime:
@@ -27,20 +60,29 @@ class StrictModel(BaseModel):
 
 
 class ImageRequest(StrictModel):
-    prompt: Annotated[str, Field(min_length=1, max_length=2000)]
+    # NaN and infinities are not JSON: a request holding one could not be stored or echoed as standard JSON.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    # The pattern is for the OpenAPI document (a blank prompt is refused); the validator below says so in words.
+    prompt: Annotated[str, Field(min_length=1, max_length=2000, json_schema_extra={"pattern": NOT_BLANK_PATTERN})]
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
-    width: Annotated[int, Field(ge=64, le=2048)] = 1024
-    height: Annotated[int, Field(ge=64, le=2048)] = 1024
-    steps: Annotated[int | None, Field(ge=1, le=100)] = None
+    width: Annotated[int, Field(ge=64, le=2048), INTEGRAL] = 1024
+    height: Annotated[int, Field(ge=64, le=2048), INTEGRAL] = 1024
+    steps: Annotated[int, Field(ge=1, le=100), INTEGRAL] | None = None
     guidance: Annotated[float | None, Field(ge=0, le=30)] = None
-    seed: Annotated[int | None, Field(ge=0, le=4_294_967_295)] = None
+    seed: Annotated[int, Field(ge=0, le=4_294_967_295), INTEGRAL] | None = None
     model: Annotated[str | None, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")] = None
-    providers: Annotated[list[ProviderName] | None, Field(min_length=1, max_length=10)] = None
-    extra: Annotated[dict[str, ExtraValue] | None, Field(max_length=20)] = None
+    providers: Annotated[
+        list[ProviderName] | None, Field(min_length=1, max_length=10, json_schema_extra={"uniqueItems": True})
+    ] = None
+    extra: Annotated[dict[str, ExtraValue] | None, Field(max_length=20, json_schema_extra=EXTRA_SCHEMA)] = None
     hedge: bool | None = None
     on_refusal: Literal["stop", "fallback"] = "stop"
     grounding: Literal["none", "web"] = "none"
-    webhook_url: Annotated[str | None, Field(max_length=2048, pattern=r"^https?://\S+$")] = None
+    webhook_url: Annotated[
+        str | None,
+        Field(max_length=2048, pattern=r"^https?://\S+$", json_schema_extra={"pattern": URL_SCHEMA_PATTERN}),
+    ] = None
 
     @field_validator("prompt")
     @classmethod
@@ -64,6 +106,8 @@ class ImageRequest(StrictModel):
                 raise ValueError("keys must be 1-64 characters")
             if isinstance(item, str) and len(item) > 500:
                 raise ValueError(f"value of {key!r} is longer than 500 characters")
+            if isinstance(item, int | float) and not isinstance(item, bool) and abs(item) > MAX_EXTRA_NUMBER:
+                raise ValueError(f"value of {key!r} must be a finite number within ±{MAX_EXTRA_NUMBER}")
         return value
 
 

@@ -36,6 +36,10 @@ class ImageStore:
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)
 
+    def read(self, key: str) -> tuple[bytes, str]:
+        answer = self._client.get_object(Bucket=self._bucket, Key=key)
+        return answer["Body"].read(), answer.get("ContentType") or "application/octet-stream"
+
     def presigned_url(self, key: str, expires_in: int) -> str:
         return self._client.generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in

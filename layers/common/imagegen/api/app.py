@@ -1,8 +1,7 @@
-"""The API resolver: routers, error mapping, OpenAPI, and the request-size guard."""
+"""The API resolver: routers, error mapping, OpenAPI, and the guards on request bodies (size, UTF-8, JSON)."""
 
 from __future__ import annotations
 
-import base64
 import json
 from functools import cache
 from http import HTTPStatus
@@ -14,15 +13,29 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
-from imagegen.api import batches, errors, images, keys, web, webhooks
+from imagegen.api import batches, body, errors, images, keys, openai, web, webhooks
+from imagegen.api.context import header
+from imagegen.errors import ValidationFailed
 
 MAX_BODY_BYTES = 64 * 1024
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+def strict_json(text: str) -> Any:
+    """Every JSON body is read here (Powertools' validation calls it): NaN and infinities are a 422 naming the field."""
+    try:
+        return body.loads(text)
+    except body.BadNumbers as exc:
+        details = [{"field": path, "message": reason} for path, reason in exc.problems]
+        summary = "; ".join(f"{item['field']}: {item['message']}" for item in details[:5])
+        raise ValidationFailed(summary, details=details) from None
+
+
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=strict_json)
 app.include_router(images.router)
 app.include_router(batches.router)
 app.include_router(webhooks.router)
 app.include_router(keys.router)
+app.include_router(openai.router)
 app.include_router(web.router)
 # Served without the authorizer (template.yaml: Auth: Authorizer: NONE).
 PUBLIC_PATHS = ("/v1/health", "/openapi.json", "/docs", "/", "/assets/{name}")
@@ -43,19 +56,28 @@ def health() -> dict[str, str]:
 def openapi_document() -> str:
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-    document = json.loads(
-        app.get_openapi_json_schema(
-            title="imagegen",
-            version=__version__,
-            description=DESCRIPTION,
-            security_schemes={"bearer": HTTPBearer(description="An imagegen API token")},
-            security=[{"bearer": []}],
+    from imagegen.api import media_proxy, openapi
+
+    def generated(resolver: APIGatewayRestResolver) -> dict[str, Any]:
+        return dict(
+            json.loads(
+                resolver.get_openapi_json_schema(
+                    title="imagegen",
+                    version=__version__,
+                    description=DESCRIPTION,
+                    security_schemes={"bearer": HTTPBearer(description="An imagegen API token")},
+                    security=[{"bearer": []}],
+                )
+            )
         )
-    )
+
+    # /v1/media is served by the MediaProxy function, behind the same API and authorizer: one document for both.
+    document = openapi.complete(generated(app), generated(media_proxy.app))
     # Powertools leaves out an empty per-route `security`, which would make the public routes inherit bearer auth.
     for path in PUBLIC_PATHS:
         for operation in document["paths"].get(path, {}).values():
             operation["security"] = []
+            operation["responses"].pop("401", None)
     return json.dumps(document)
 
 
@@ -82,27 +104,51 @@ def docs() -> Response[str]:
 errors.register(app)
 
 
-def _body_size(event: dict[str, Any]) -> int:
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        return len(base64.b64decode(body, validate=False))
-    return len(body.encode())
+def _refused(status: int, code: str, message: str, detail: str, hint: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "details": [{"field": "body", "message": detail}]}
+    if hint:
+        error["hint"] = hint
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"error": error}),
+        "isBase64Encoded": False,
+    }
 
 
 def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if _body_size(event) > MAX_BODY_BYTES:
-        # Refused before routing: nothing this large is parsed, validated or logged.
-        body = {
-            "error": {
-                "code": "payload_too_large",
-                "message": f"body: the request body is larger than {MAX_BODY_BYTES // 1024} KB",
-                "details": [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
-            }
-        }
-        return {
-            "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": json.dumps(body),
-            "isBase64Encoded": False,
-        }
+    # All refused before routing: nothing this large, of another type or undecodable is parsed, validated or logged.
+    raw = body.raw_body(event)
+    # The OpenAI-compatible route answers in OpenAI's shape, this one included (imagegen.api.openai.read_body).
+    if (
+        raw
+        and not body.json_or_unlabelled(header(event.get("headers"), "content-type"))
+        and event.get("path") != openai.PATH
+    ):
+        # Every body this API reads is JSON; Powertools would try forms and multipart (and fail on a bad boundary).
+        return _refused(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "body: this API reads JSON bodies only",
+            "send Content-Type: application/json",
+            hint="send the body as JSON with Content-Type: application/json",
+        )
+    if len(raw or b"") > MAX_BODY_BYTES:
+        return _refused(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "payload_too_large",
+            f"body: the request body is larger than {MAX_BODY_BYTES // 1024} KB",
+            f"at most {MAX_BODY_BYTES} bytes",
+        )
+    try:
+        body.body_text(event)
+    except body.BodyNotUtf8:
+        # API Gateway passes every body on base64-encoded (BinaryMediaTypes */*), bytes as the client sent them.
+        return _refused(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_json",
+            "body: the request body is not valid JSON: its bytes are not UTF-8",
+            "not UTF-8 encoded JSON",
+            hint="send JSON encoded as UTF-8 with Content-Type: application/json",
+        )
     return app.resolve(event, context)

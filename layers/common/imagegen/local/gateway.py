@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from imagegen.local.function_urls import FunctionUrlRoute, invoke_url
 from imagegen.local.logs import LOGGER_NAME
 from imagegen.local.spec import ApiSpec, AuthorizerSpec, RouteSpec
 
@@ -111,6 +112,8 @@ class Gateway:
     invoke: Invoke
     region: str
     account_id: str
+    # Function URLs served on this port for the routes their Metadata names (imagegen.local.function_urls).
+    function_urls: Sequence[FunctionUrlRoute] = ()
     _compiled: list[_Route] = field(default_factory=list)
     _cache: dict[tuple[str, str, tuple[str, ...]], _CachedPolicy] = field(default_factory=dict)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -132,6 +135,9 @@ class Gateway:
             if request.too_large or len(request.body) > MAX_PAYLOAD_BYTES:
                 raise GatewayError("REQUEST_TOO_LARGE")
             path, query = _split_target(request.target)
+            url_route = self._function_url(request.method, path)
+            if url_route is not None:
+                return self._invoke_url(url_route, request)
             found = self._route(request.method, path)
             if found is None:
                 raise GatewayError("MISSING_AUTHENTICATION_TOKEN")
@@ -143,6 +149,17 @@ class Gateway:
             return self._integrate(route, event)
         except GatewayError as error:
             return self._gateway_response(api, error.response_type, request_id)
+
+    # Function URLs: no authorizer, no 29 s limit (the function's own Timeout applies), payload format 2.0.
+
+    def _function_url(self, method: str, path: str) -> FunctionUrlRoute | None:
+        return next((r for r in self.function_urls if r.path == path and r.method == method.upper()), None)
+
+    def _invoke_url(self, route: FunctionUrlRoute, request: HttpRequest) -> HttpResponse:
+        request_line = (request.method, request.target, list(request.headers), request.body, request.source_ip)
+        status, headers, body = invoke_url(self.invoke, route, request_line, self.region)
+        headers = [(name, value) for name, value in headers if name.lower() not in _HOP_HEADERS]
+        return HttpResponse(status=status, headers=headers, body=body)
 
     # Routing
 

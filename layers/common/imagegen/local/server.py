@@ -24,6 +24,10 @@ class _BodyTooLarge(Exception):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway expect
     server: GatewayHttpServer
+    # What the HTTP front answers itself (a request line over 64 KB is a 414, a malformed one a 400) in the API's
+    # error shape instead of the base class's HTML page. Its messages are fixed phrases without quotes.
+    error_content_type = "application/json"
+    error_message_format = '{"error": {"code": "http_%(code)d", "message": "%(message)s: %(explain)s"}}'
 
     def setup(self) -> None:
         super().setup()
@@ -64,6 +68,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, QUERY, ...) goes to the gateway too, where an ANY route takes it and the function
+        # answers 405; the base class would answer 501 with an HTML page of its own.
+        if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
+            return self._serve
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from imagegen.local.cfn import Context, Physical, TemplateError, evaluate_conditions, load_template, parameter_values
+from imagegen.local.function_urls import function_url_routes
 from imagegen.local.gateway import Gateway
 from imagegen.local.logs import LOGGER_NAME
 from imagegen.local.pollers import QueuePoller, ScheduleRunner, rate_seconds
@@ -167,7 +168,9 @@ class LocalStack:
             template, context, self.clients, Settings(visibility_timeout=self._int_setting(VISIBILITY_VAR, None))
         )
         self.resources = context.resources
-        self.spec = build_spec(template, active_resources(template, context), context, self.root)
+        active = active_resources(template, context)
+        self.spec = build_spec(template, active, context, self.root)
+        url_routes = function_url_routes(active, context)
         self._apply_function_environment()
         _forget_service_caches()
         for path in dict.fromkeys(path for function in self.spec.functions.values() for path in function.layer_dirs):
@@ -180,13 +183,14 @@ class LocalStack:
         }
         if self.issue_tokens:
             self._issue_tokens()
-        if self.serve_http and self.spec.routes:
+        if self.serve_http and (self.spec.routes or url_routes):
             gateway = Gateway(
                 apis=self.spec.apis,
                 routes=self.spec.routes,
                 invoke=self.invoke,
                 region=self.region,
                 account_id=context.account_id,
+                function_urls=url_routes,
             )
             self._http = GatewayHttpServer((self.host, self.port), gateway)
             self._http.start()

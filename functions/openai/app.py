@@ -1,0 +1,17 @@
+"""OpenAi function: POST /v1/images/generations on a Lambda function URL, where a generation may take minutes."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from imagegen.api import openai_url
+
+logger = Logger()
+# Validated at cold start: a bad setting stops the function here, with its name, rather than on a request.
+openai_url.settings()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return openai_url.handle(event)
