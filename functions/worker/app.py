@@ -5,21 +5,30 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from imagegen import wiring
+from imagegen.messages import JobBody
 
 logger = Logger()
 # Powertools metric instances share one set: this flushes what the provider chain recorded.
 metrics = Metrics()
+
+
+class JobRecord(SqsRecordModel):
+    # A body that is no job message parses as Unreadable: the worker drops it with a log line instead of failing
+    # the record (which SQS would redeliver until the DLQ).
+    body: JobBody  # type: ignore[assignment]
+
+
 # Report every failed record, even when all failed, instead of raising: SQS redelivers exactly those.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
     wiring.worker().handle(
         record.body,
-        receive_count=int(record.attributes.approximate_receive_count),
+        receive_count=int(record.attributes.ApproximateReceiveCount),
         remaining_seconds=lambda_context.get_remaining_time_in_millis() / 1000,
     )
 

@@ -6,11 +6,14 @@ import time
 from typing import Any
 
 import pytest
-from imagegen.fetch import SafeFetcher
+from imagegen.adapters.breaker_store import DynamoBreakerStore
+from imagegen.chain.wiring import build_chain, provider_client
 from imagegen.generation import ChainSucceeded, RunContext
+from imagegen.media.fetch import SafeFetcher
 from imagegen.models import ImageRequest
-from imagegen.providers.config import ProvidersSettings
-from imagegen.providers.wiring import build_chain, provider_client
+from imagegen.providers.settings import ProvidersSettings
+
+from tests.doubles.key_stores import chain_keys
 
 pytest_plugins = ["tests.doubles.fixtures"]
 pytestmark = pytest.mark.integration
@@ -20,11 +23,12 @@ class TestWiring:
     def test_given_an_environ_when_the_chain_is_built_then_it_serves_and_writes_no_breaker_item_when_healthy(
         self, safe_fetcher: SafeFetcher, dynamodb_client: Any, breaker_table: str
     ) -> None:
+        settings = ProvidersSettings.from_environ({"IMAGEGEN_PROVIDERS": "placeholder"})
         chain = build_chain(
-            {"IMAGEGEN_PROVIDERS": "placeholder"},
+            settings,
+            keys=chain_keys(settings),
             fetcher=safe_fetcher,
-            table_name=breaker_table,
-            dynamodb_client=dynamodb_client,
+            breaker=DynamoBreakerStore(breaker_table, dynamodb_client),
         )
         ctx = RunContext(job_id="j", user_id="u", deadline=time.monotonic() + 5)
         outcome = chain.start(ImageRequest(prompt="a boat", width=256, height=128), ctx)

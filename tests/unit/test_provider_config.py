@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from imagegen.providers.config import ProvidersSettings
+from imagegen.providers.settings import ProvidersSettings
 from pydantic import ValidationError
+
+
+def _four(settings: ProvidersSettings) -> list[Any]:
+    return [settings.for_provider(name) for name in ("siliconflow", "huggingface", "horde", "pollinations")]
 
 
 class TestProvidersSettings:
     def test_given_an_empty_environ_when_built_then_documented_defaults(self) -> None:
         settings = ProvidersSettings.from_environ({})
-        assert settings.siliconflow.base_url == "https://api.siliconflow.com/v1"
-        assert settings.siliconflow.models == (
+        sf, hf, horde, poll = (
+            settings.for_provider(n) for n in ("siliconflow", "huggingface", "horde", "pollinations")
+        )
+        assert sf.base_url == "https://api.siliconflow.com/v1"
+        assert sf.models == (
             "Kwai-Kolors/Kolors",
             "black-forest-labs/FLUX.1-schnell",
             "Qwen/Qwen-Image",
         )
-        assert settings.huggingface.base_url == "https://router.huggingface.co"
-        assert settings.huggingface.hub_url == "https://huggingface.co"
-        assert settings.huggingface.models == ("black-forest-labs/FLUX.1-dev", "black-forest-labs/FLUX.1-schnell")
-        assert settings.huggingface.router_provider("black-forest-labs/FLUX.1-dev") == "hf-inference"
-        assert settings.horde.base_url == "https://aihorde.net/api/v2"
-        assert settings.horde.anonymous is True
-        assert settings.pollinations.base_url == "https://image.pollinations.ai"
+        assert hf.base_url == "https://router.huggingface.co"
+        assert hf.hub_url == "https://huggingface.co"
+        assert hf.models == (
+            "black-forest-labs/FLUX.1-dev",
+            "black-forest-labs/FLUX.1-schnell",
+        )
+        assert hf.router_provider("black-forest-labs/FLUX.1-dev") == "hf-inference"
+        assert horde.base_url == "https://aihorde.net/api/v2"
+        assert horde.anonymous is True
+        assert poll.base_url == "https://image.pollinations.ai"
         assert settings.chain.default_chain == ("siliconflow", "huggingface", "horde", "pollinations")
-        assert (settings.siliconflow.api_key, settings.huggingface.api_key, settings.pollinations.api_key) == (
+        assert (
+            sf.api_key,
+            hf.api_key,
+            poll.api_key,
+        ) == (
             None,
             None,
             None,
@@ -49,15 +65,16 @@ class TestProvidersSettings:
             "IMAGEGEN_HEDGE_DELAY_S": "7.5",
         }
         settings = ProvidersSettings.from_environ(environ)
-        assert settings.siliconflow.base_url == "https://api.siliconflow.cn/v1"
-        assert settings.siliconflow.models == ("Kwai-Kolors/Kolors", "Qwen/Qwen-Image")
-        assert settings.huggingface.hub_url == "http://127.0.0.1:9001"
-        assert settings.horde.anonymous is False
-        assert settings.horde.client_agent == "imagegen:0.1.0:ops@example.com"
-        assert settings.pollinations.base_url == "https://gen.pollinations.ai"
+        sf, hf, horde, poll = _four(settings)
+        assert sf.base_url == "https://api.siliconflow.cn/v1"
+        assert sf.models == ("Kwai-Kolors/Kolors", "Qwen/Qwen-Image")
+        assert hf.hub_url == "http://127.0.0.1:9001"
+        assert horde.anonymous is False
+        assert horde.client_agent == "imagegen:0.1.0:ops@example.com"
+        assert poll.base_url == "https://gen.pollinations.ai"
         assert settings.chain.default_chain == ("pollinations", "horde")
         assert settings.chain.hedge is True
-        assert settings.siliconflow.hedge_delay_s == 7.5
+        assert sf.hedge_delay_s == 7.5
         printed = repr(settings) + str(settings) + str(settings.model_dump()) + settings.model_dump_json()
         assert [k for k in ("sk-cfgSECRET", "hf_cfgSECRET", "horde-cfgSECRET", "sk_cfgSECRET") if k in printed] == []
 

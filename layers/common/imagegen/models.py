@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ProviderName = Literal["siliconflow", "huggingface", "horde", "pollinations", "placeholder"]
-PROVIDER_NAMES: tuple[str, ...] = ("siliconflow", "huggingface", "horde", "pollinations", "placeholder")
+from imagegen.providers import PROVIDER_NAMES
+
+if TYPE_CHECKING:
+    ProviderName = str
+else:
+    # The registry's image providers; the JSON schema stays an enum of their names.
+    ProviderName = Literal[PROVIDER_NAMES]
+
+__all__ = ["PROVIDER_NAMES", "ProviderName"]
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})

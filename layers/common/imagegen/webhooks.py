@@ -12,12 +12,13 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel
 
-from imagegen.batch_models import Batch, BatchRecord
 from imagegen.errors import UrlNotAllowed
+from imagegen.jobs.batch_models import Batch, BatchRecord
+from imagegen.messages import Queue, Unreadable, WebhookMessage
 from imagegen.models import JobRecord, utcnow
 
 logger = logging.getLogger(__name__)
@@ -122,10 +123,6 @@ class WebhookSecrets:
 # Events: built once when a job or batch ends, queued, and delivered with the same id and body on every attempt.
 
 
-class Queue(Protocol):
-    def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None: ...
-
-
 def event_body(event_type: str, occurred_at: datetime, data: BaseModel) -> str:
     """The payload (the spec's `type`, `timestamp`, `data`), serialized once: what is signed is what is sent."""
     envelope = {
@@ -160,8 +157,7 @@ class WebhookNotifier:
         self._enqueue(record.user_id, f"msg_{batch.id}_{record.round}", record.webhook_url, body)
 
     def _enqueue(self, user_id: str, event_id: str, url: str, body: str) -> None:
-        message = {"kind": "webhook", "user_id": user_id, "event_id": event_id, "url": url, "body": body, "attempt": 1}
-        self._queue.send(message)
+        self._queue.send(WebhookMessage(user_id=user_id, event_id=event_id, url=url, body=body))
         logger.info("webhook %s queued", event_id)
 
 
@@ -215,15 +211,14 @@ class WebhookDelivery:
         self._delays = tuple(delays)
         self._clock = clock
 
-    def handle(self, raw: str) -> DeliveryOutcome | None:
+    def handle(self, message: WebhookMessage | Unreadable) -> DeliveryOutcome | None:
         """One attempt. A failed attempt queues the next one (with its delay) before this message is acknowledged;
         if that send fails, this raises, and SQS delivers this attempt again: at least once, never lost."""
-        message = _parse(raw)
-        if message is None:
-            logger.error("dropping a webhook message that is malformed")
+        if isinstance(message, Unreadable):
+            logger.error("dropping a webhook message that is malformed (%s)", message.reason)
             return None
-        event_id, url, attempt = message["event_id"], message["url"], message["attempt"]
-        body = message["body"].encode()
+        event_id, attempt = message.event_id, message.attempt
+        body = message.body.encode()
         now = self._clock()
         timestamp = int(now.timestamp())
         headers = {
@@ -232,17 +227,17 @@ class WebhookDelivery:
             "webhook-id": event_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(
-                self._secrets.current(message["user_id"]).signing_secrets(now), event_id, timestamp, body
+                self._secrets.current(message.user_id).signing_secrets(now), event_id, timestamp, body
             ),
         }
         try:
-            answer = self._sender.post(url, body, headers)
+            answer = self._sender.post(message.url, body, headers)
         except UrlNotAllowed as refused:
             # The address is checked again at delivery (DNS may have changed since create): refused now is final.
             logger.warning("webhook %s not sent: %s", event_id, refused.message)
             return DeliveryOutcome(event_id, attempt, "gave_up", detail=refused.message)
         except DeliveryFailed as failed:
-            return self._again(message, attempt, None, failed.reason, None)
+            return self._again(message, None, failed.reason, None)
         if 200 <= answer.status < 300:
             logger.info("webhook %s delivered on attempt %d", event_id, attempt)
             return DeliveryOutcome(event_id, attempt, "delivered", status=answer.status)
@@ -253,32 +248,16 @@ class WebhookDelivery:
         detail = f"receiver answered {answer.status}" + (
             " (redirects are not followed)" if 300 <= answer.status < 400 else ""
         )
-        return self._again(message, attempt, answer.status, detail, answer.retry_after)
+        return self._again(message, answer.status, detail, answer.retry_after)
 
     def _again(
-        self, message: dict[str, Any], attempt: int, status: int | None, detail: str, retry_after: int | None
+        self, message: WebhookMessage, status: int | None, detail: str, retry_after: int | None
     ) -> DeliveryOutcome:
-        event_id = message["event_id"]
+        event_id, attempt = message.event_id, message.attempt
         if attempt >= len(self._delays):
             logger.error("webhook %s failed on all %d attempts (last: %s); giving up", event_id, attempt, detail)
             return DeliveryOutcome(event_id, attempt, "gave_up", status=status, detail=detail)
         delay = min(MAX_DELAY_SECONDS, max(self._delays[attempt], retry_after or 0))
-        self._queue.send({**message, "attempt": attempt + 1}, delay_seconds=delay)
+        self._queue.send(message.model_copy(update={"attempt": attempt + 1}), delay_seconds=delay)
         logger.warning("webhook %s attempt %d failed (%s); next in %d s", event_id, attempt, detail, delay)
         return DeliveryOutcome(event_id, attempt, "retry", status=status, detail=detail, next_delay=delay)
-
-
-def _parse(raw: str) -> dict[str, Any] | None:
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or message.get("kind") != "webhook":
-        return None
-    fields = ("user_id", "event_id", "url", "body")
-    if not all(isinstance(message.get(name), str) and message[name] for name in fields):
-        return None
-    attempt = message.get("attempt", 1)
-    if not isinstance(attempt, int) or attempt < 1:
-        return None
-    return message

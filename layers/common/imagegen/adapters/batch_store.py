@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from imagegen.batch_models import BatchRecord
 from imagegen.errors import Conflict, NotFound
+from imagegen.jobs.batch_models import BatchRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imagegen.breaker import BreakerDecision, BreakerPolicy, BreakerStateName, BreakerUnavailable
+from imagegen.breaker import (
+    BreakerDecision,
+    BreakerPolicy,
+    BreakerStateName,
+    BreakerStatus,
+    BreakerUnavailable,
+    breaker_status,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -16,6 +23,10 @@ SK = "BREAKER"
 
 def _n(value: float) -> dict[str, str]:
     return {"N": repr(float(value))}
+
+
+def _float(attribute: dict[str, str] | None) -> float | None:
+    return float(attribute["N"]) if attribute and "N" in attribute else None
 
 
 class DynamoBreakerStore:
@@ -52,9 +63,16 @@ class DynamoBreakerStore:
         return dict(answer.get("Attributes") or {})
 
     def state(self, provider: str, key_source: str, now: float) -> BreakerStateName:
+        return self.status(provider, key_source).state
+
+    def status(self, provider: str, key_source: str) -> BreakerStatus:
         item = self._get(provider, key_source)
-        state = item.get("state", {}).get("S", "closed")
-        return state if state in ("open", "half_open") else "closed"
+        return breaker_status(
+            item.get("state", {}).get("S", "closed"),
+            _float(item.get("opened_at")),
+            _float(item.get("probe_until")),
+            self.policy,
+        )
 
     def acquire(self, provider: str, key_source: str, now: float) -> BreakerDecision:
         item = self._get(provider, key_source)

@@ -13,7 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
 from imagegen.errors import ServiceUnavailable
-from imagegen.keys import KeyHealth, KeyProvider, UserKey, key_provider, last4
+from imagegen.keys.formats import key_provider, last4
+from imagegen.keys.types import KeyHealth, UserKey
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -93,7 +94,7 @@ class KeyStore:
 
     # Users' keys.
 
-    def put(self, user_id: str, provider: KeyProvider, api_key: SecretStr, *, now: datetime) -> UserKey:
+    def put(self, user_id: str, provider: str, api_key: SecretStr, *, now: datetime) -> UserKey:
         """Encrypt and store (replacing any earlier key); the item never holds the key in plain text."""
         if not self._kms_key_id:
             raise ServiceUnavailable(
@@ -162,7 +163,7 @@ class KeyStore:
         )
         return [_user_key(item) for item in answer.get("Items", [])]
 
-    def delete(self, user_id: str, provider: KeyProvider) -> bool:
+    def delete(self, user_id: str, provider: str) -> bool:
         answer = self._ddb.delete_item(
             TableName=self._table, Key=_user_key_item_key(user_id, provider), ReturnValues="ALL_OLD"
         )

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from imagegen import wiring
 from imagegen.api.context import user_id
-from imagegen.chain_status import ChainView
-from imagegen.keys import HealthStatus, UserKey
+from imagegen.keys.status import ChainView
+from imagegen.keys.types import HealthStatus, UserKey
 from imagegen.models import StrictModel
+from imagegen.providers import KEY_PROVIDERS
 
 router = Router()
 
@@ -67,8 +68,8 @@ class KeyPage(BaseModel):
 @router.put(
     "/v1/keys/<provider>",
     summary="Store your own key for a provider (encrypted; write-only). It is checked at once.",
-    description="Providers: siliconflow (sk-...), huggingface (hf_...), horde, pollinations (sk_/pk_...), "
-    "tavily (tvly-...). The answer shows the last 4 characters and the check's verdict, never the key.",
+    description=f"Providers: {', '.join(KEY_PROVIDERS)}. The answer shows the last 4 characters and the check's "
+    "verdict, never the key.",
 )
 def put_key(provider: str, body: KeyPut) -> KeyView:
     key = wiring.user_key_service().put(user_id(router.current_event.raw_event), provider, body.api_key)

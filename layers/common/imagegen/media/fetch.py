@@ -27,37 +27,18 @@ from imagegen.errors import (
     UpstreamTimeout,
     UrlNotAllowed,
 )
+from imagegen.providers import RESULT_HOSTS
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES: Final = 20 * 1024 * 1024
 
-# Where providers in the chain deliver results. A suffix admits the name itself and every name below it.
-DEFAULT_ALLOWED_HOST_SUFFIXES: Final[tuple[str, ...]] = (
-    # Azure Blob SAS links (reported for SiliconFlow results; the field failure this fetcher exists for).
-    ".blob.core.windows.net",
-    # Aliyun OSS signed links: SiliconFlow's sc-maas.oss-cn-<region>.aliyuncs.com. The region sits in a label,
-    # so no narrower suffix covers every region; the address checks below still apply to every name.
-    ".aliyuncs.com",
-    # Cloudflare R2 presigned links: AI Horde's generations (30 min).
-    ".r2.cloudflarestorage.com",
-    # SiliconFlow's own CDN (cdn.siliconflow.com) on both sites.
-    ".siliconflow.com",
-    ".siliconflow.cn",
-    # Pollinations answers with the image itself; its OpenAI-style route answers with a link on its own hosts.
-    ".pollinations.ai",
-    # Hugging Face Hub and its CDNs (cdn-lfs.hf.co, cas-bridge.xethub.hf.co).
-    ".huggingface.co",
-    ".hf.co",
-    # Router partners behind Hugging Face answer with links on their CDNs (fal-ai, replicate).
-    ".fal.media",
-    ".replicate.delivery",
-    # AI Horde's own host (images normally come from R2; base64 otherwise).
-    ".aihorde.net",
-    # Deliberately absent: ".amazonaws.com". It admits every EC2, ELB and API Gateway hostname, i.e. servers that
-    # anyone runs, and no provider in the chain delivers from S3. Add ".s3.amazonaws.com" (or a regional
-    # ".s3.<region>.amazonaws.com") to MEDIA_ALLOWED_HOSTS if one ever does.
-)
+# Where providers in the chain deliver results: each provider's spec lists its result hosts (and says why each).
+# A suffix admits the name itself and every name below it.
+# Deliberately absent: ".amazonaws.com". It admits every EC2, ELB and API Gateway hostname, i.e. servers that anyone
+# runs, and no provider in the chain delivers from S3. Add ".s3.amazonaws.com" (or a regional
+# ".s3.<region>.amazonaws.com") to MEDIA_ALLOWED_HOSTS if one ever does.
+DEFAULT_ALLOWED_HOST_SUFFIXES: Final[tuple[str, ...]] = RESULT_HOSTS
 
 # Cloud metadata and runtime endpoints: refused even when private networks are admitted for local doubles.
 _METADATA_ADDRESSES: Final = frozenset(

@@ -1,4 +1,4 @@
-"""The chain's two key ports (chain.KeyResolver, chain.KeyHealth) over one keys.KeyResolver, renewed per invocation."""
+"""The chain's key port over a KeyResolver that is renewed per invocation (decrypted keys live that long only)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,17 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import cast
 
 from botocore.exceptions import ClientError
 
-from imagegen.chain import ResolvedKey as ChainKey
-from imagegen.keys import HealthStatus, KeyResolver
+from imagegen.keys.resolver import KeyResolver
+from imagegen.keys.types import HealthStatus, ResolvedKey
 
 logger = logging.getLogger(__name__)
 
 
 class ChainKeys:
-    """Pass one instance as both `key_resolver=` and `key_health=` of the Chain.
+    """Pass one instance as the Chain's `keys=`.
 
     Decrypted user keys are cached for one invocation: the worker calls `begin_invocation()` per Lambda
     invocation; `max_age_seconds` bounds the cache even if nobody does, so a deleted or replaced key is never
@@ -47,21 +46,15 @@ class ChainKeys:
             self.begin_invocation()
         return self._resolver
 
-    def resolve(self, provider: str, user_id: str) -> ChainKey | None:
-        resolved = self.resolver.resolve(user_id, provider)
-        return None if resolved.source is None else ChainKey(resolved.source, resolved.key)
+    def resolve(self, user_id: str, provider: str) -> ResolvedKey:
+        return self.resolver.resolve(user_id, provider)
 
-    def status(self, provider: str, key_source: str, user_id: str) -> str | None:
-        resolved = self.resolver.resolve(user_id, provider)
-        if resolved.source != key_source or resolved.health is None:
-            return None
-        return resolved.health.status
-
-    def report(self, provider: str, key_source: str, user_id: str, status: str, detail: str) -> None:
+    def report(self, user_id: str, provider: str, key_source: str, status: HealthStatus, detail: str) -> None:
+        """What a real call learned about the key a run used (a 401: invalid; a 402: out_of_credit)."""
         if self.resolver.resolve(user_id, provider).source != key_source:
             return  # the key changed since the run took it: the verdict is not about the current key
         try:
-            self.resolver.mark(user_id, provider, cast(HealthStatus, status), detail, at=datetime.now(UTC))
+            self.resolver.mark(user_id, provider, status, detail, at=datetime.now(UTC))
         except ClientError as error:
             # A lost verdict only means the next run tries the key once more.
             code = error.response.get("Error", {}).get("Code")

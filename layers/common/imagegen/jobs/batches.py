@@ -7,26 +7,23 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import ValidationError
 
 from imagegen.adapters.batch_store import BatchRaced, BatchStore
 from imagegen.adapters.job_store import JobStore
-from imagegen.batch_models import Batch, BatchCreate, BatchItem, BatchRecord, BatchStatus, StatusCounts
 from imagegen.errors import Conflict, ValidationFailed
 from imagegen.ids import new_id
-from imagegen.jobs import JobService, check_idempotency_key, request_hash
+from imagegen.jobs.batch_models import Batch, BatchCreate, BatchItem, BatchRecord, BatchStatus, StatusCounts
+from imagegen.jobs.quota import DailyQuota
+from imagegen.jobs.service import JobService, check_idempotency_key, request_hash
+from imagegen.messages import GenerateMessage, Queue
 from imagegen.models import ErrorInfo, ImageRequest, Job, JobRecord, utcnow
-from imagegen.quota import DailyQuota
 
 logger = logging.getLogger(__name__)
 
 BATCH_ID_PATTERN = r"^bat_[0-9A-HJKMNP-TV-Z]{26}$"
-
-
-class BatchQueue(Protocol):
-    def send_many(self, messages: list[dict[str, Any]]) -> None: ...
 
 
 class BatchEnded(Protocol):
@@ -133,8 +130,8 @@ def build_batch(record: BatchRecord, jobs: dict[str, JobRecord]) -> Batch:
     )
 
 
-def _generate(job: JobRecord) -> dict[str, Any]:
-    return {"kind": "generate", "user_id": job.user_id, "job_id": job.id}
+def _generate(job: JobRecord) -> GenerateMessage:
+    return GenerateMessage(user_id=job.user_id, job_id=job.id)
 
 
 class BatchService:
@@ -142,7 +139,7 @@ class BatchService:
         self,
         jobs: JobStore,
         batches: BatchStore,
-        queue: BatchQueue,
+        queue: Queue,
         job_service: JobService,
         *,
         clock: Callable[[], datetime] = utcnow,

@@ -14,8 +14,9 @@ from typing import Protocol
 from imagegen.adapters.job_store import JobStore
 from imagegen.errors import BadRequest, Conflict
 from imagegen.ids import new_id
+from imagegen.jobs.quota import DailyQuota
+from imagegen.messages import CancelMessage, GenerateMessage, Queue
 from imagegen.models import ImageRequest, Job, JobPage, JobRecord, utcnow
-from imagegen.quota import DailyQuota
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +26,6 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 WAIT_POLL_FIRST_SECONDS = 0.05
 WAIT_POLL_FAST_FOR_SECONDS = 1.0
 WAIT_POLL_MAX_SECONDS = 0.5
-
-
-class Queue(Protocol):
-    def send(self, message: dict[str, object], *, delay_seconds: int = 0) -> None: ...
 
 
 class Presigner(Protocol):
@@ -131,7 +128,7 @@ class JobService:
     def _enqueue(self, job: JobRecord) -> None:
         # The job is already durable; if SQS refuses, the sweeper re-enqueues jobs left queued too long.
         try:
-            self._queue.send({"kind": "generate", "user_id": job.user_id, "job_id": job.id})
+            self._queue.send(GenerateMessage(user_id=job.user_id, job_id=job.id))
         except Exception:
             logger.exception("could not enqueue job %s; the sweeper will pick it up", job.id)
 
@@ -170,7 +167,7 @@ class JobService:
         if job.chain_state:
             # A provider may still be working on it (async); the worker cancels the remote request.
             try:
-                self._queue.send({"kind": "cancel", "user_id": user_id, "job_id": job_id})
+                self._queue.send(CancelMessage(user_id=user_id, job_id=job_id))
             except Exception:
                 logger.exception("could not queue remote cancel for job %s", job_id)
         return job.public()

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
 from imagegen.generation import ChainOutcome, ChainPending, ChainSucceeded, Generator, RunContext
 from imagegen.grounding import GroundingResult, apply, ground
-from imagegen.jobs import TerminalListener, notify_terminal
+from imagegen.jobs.service import TerminalListener, notify_terminal
+from imagegen.messages import CancelMessage, CheckMessage, GenerateMessage, Queue, Unreadable
 from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, utcnow
 
 logger = logging.getLogger(__name__)
@@ -23,10 +23,6 @@ logger = logging.getLogger(__name__)
 
 class RetryLater(Exception):
     """Leave the message on the queue: it comes back after the visibility timeout."""
-
-
-class Queue(Protocol):
-    def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None: ...
 
 
 class Images(Protocol):
@@ -75,64 +71,60 @@ class Worker:
         self._clock = clock
         self._monotonic = monotonic
 
-    def handle(self, body: str, *, receive_count: int, remaining_seconds: float) -> None:
-        try:
-            message = json.loads(body)
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            logger.error("dropping a message that is not a JSON object")
+    def handle(
+        self,
+        message: GenerateMessage | CheckMessage | CancelMessage | Unreadable,
+        *,
+        receive_count: int,
+        remaining_seconds: float,
+    ) -> None:
+        if isinstance(message, Unreadable):
+            # Retrying cannot make it readable: acknowledged and dropped, with the reason (never the body) logged.
+            logger.error("dropping a message that is no job message (%s)", message.reason)
             return
-        kind = message.get("kind")
-        user_id, job_id = str(message.get("user_id", "")), str(message.get("job_id", ""))
-        if not user_id or not job_id:
-            logger.error("dropping malformed message (kind=%s)", kind)
+        if isinstance(message, CancelMessage):
+            self._cancel_remote(message.user_id, message.job_id)
             return
-        if kind == "cancel":
-            self._cancel_remote(user_id, job_id)
-            return
-        if kind not in ("generate", "check"):
-            logger.error("dropping message of unknown kind %r for job %s", kind, job_id)
-            return
-        job = self._claim(user_id, job_id, kind, str(message.get("check_token", "")))
+        job = self._claim(message)
         if job is None:
             return
         lease = job.lease_token or ""
         try:
-            ctx = RunContext(
-                job_id=job.id,
-                user_id=user_id,
-                deadline=self._monotonic() + min(self._config.deadline_seconds, max(1.0, remaining_seconds - 10)),
-            )
-            if kind == "check":
-                outcome = self._generator.resume(apply(job.request, job.grounding), job.chain_state, ctx)
-            else:
+            if isinstance(message, GenerateMessage):
                 job = self._ground(job)
-                outcome = self._generator.start(apply(job.request, job.grounding), ctx)
-            self._settle(job, lease, outcome)
+            self._settle(job, lease, self._run(job, message, remaining_seconds))
         except LeaseLost:
             # Canceled while we worked (or a sweeper handed it on): our result is discarded, and so is any image
             # it stored (see _discard_image).
-            logger.info("job %s changed hands while running; result discarded", job_id)
+            logger.info("job %s changed hands while running; result discarded", job.id)
         except Exception as error:
             if receive_count >= self._config.max_receive_count:
-                logger.exception("job %s failed on its last delivery", job_id)
+                logger.exception("job %s failed on its last delivery", job.id)
                 self._fail_last_delivery(job, lease, error)
                 return
-            logger.exception("job %s failed on delivery %d; it will be redelivered", job_id, receive_count)
-            self._store.release(user_id, job_id, lease, now=self._clock())
+            logger.exception("job %s failed on delivery %d; it will be redelivered", job.id, receive_count)
+            self._store.release(job.user_id, job.id, lease, now=self._clock())
             raise
 
-    def _claim(self, user_id: str, job_id: str, kind: str, check_token: str) -> JobRecord | None:
-        now = self._clock()
+    def _run(self, job: JobRecord, message: GenerateMessage | CheckMessage, remaining_seconds: float) -> ChainOutcome:
+        budget = min(self._config.deadline_seconds, max(1.0, remaining_seconds - 10))
+        ctx = RunContext(job_id=job.id, user_id=job.user_id, deadline=self._monotonic() + budget)
+        request = apply(job.request, job.grounding)
+        if isinstance(message, CheckMessage):
+            return self._generator.resume(request, job.chain_state, ctx)
+        return self._generator.start(request, ctx)
+
+    def _claim(self, message: GenerateMessage | CheckMessage) -> JobRecord | None:
+        now, lease_seconds = self._clock(), self._config.lease_seconds
+        user_id, job_id = message.user_id, message.job_id
         try:
-            if kind == "check":
+            if isinstance(message, CheckMessage):
                 return self._store.claim_check(
-                    user_id, job_id, check_token, now=now, lease_seconds=self._config.lease_seconds
+                    user_id, job_id, message.check_token, now=now, lease_seconds=lease_seconds
                 )
-            return self._store.claim(user_id, job_id, now=now, lease_seconds=self._config.lease_seconds)
+            return self._store.claim(user_id, job_id, now=now, lease_seconds=lease_seconds)
         except ClaimRefused as refused:
-            if refused.job.terminal or kind == "check":
+            if refused.job.terminal or isinstance(message, CheckMessage):
                 # A duplicate or late delivery: the job is done, or a newer check owns it.
                 logger.info("job %s is %s; message acknowledged without work", job_id, refused.job.status)
                 return None
@@ -145,24 +137,28 @@ class Worker:
         result = self._grounder(job.request)
         return job.model_copy(update={"grounding": result.info, "warnings": [*job.warnings, *result.warnings]})
 
+    def _park(self, job: JobRecord, lease: str, outcome: ChainPending, now: datetime) -> None:
+        """Store the pending state under a new check token, and send the check message that alone may resume it."""
+        check_token = uuid.uuid4().hex
+        parked = job.model_copy(
+            update={
+                "chain_state": outcome.state,
+                "attempts": outcome.attempts,
+                "lease_token": check_token,
+                # Long enough that neither a redelivery nor the sweeper takes the job before its check is due.
+                "lease_until": now + timedelta(seconds=outcome.delay_seconds + self._config.lease_seconds),
+            }
+        )
+        self._store.park(parked, lease)
+        self._queue.send(
+            CheckMessage(user_id=job.user_id, job_id=job.id, check_token=check_token),
+            delay_seconds=outcome.delay_seconds,
+        )
+
     def _settle(self, job: JobRecord, lease: str, outcome: ChainOutcome) -> None:
         now = self._clock()
         if isinstance(outcome, ChainPending):
-            check_token = uuid.uuid4().hex
-            parked = job.model_copy(
-                update={
-                    "chain_state": outcome.state,
-                    "attempts": outcome.attempts,
-                    "lease_token": check_token,
-                    # Long enough that neither a redelivery nor the sweeper takes the job before its check is due.
-                    "lease_until": now + timedelta(seconds=outcome.delay_seconds + self._config.lease_seconds),
-                }
-            )
-            self._store.park(parked, lease)
-            self._queue.send(
-                {"kind": "check", "user_id": job.user_id, "job_id": job.id, "check_token": check_token},
-                delay_seconds=outcome.delay_seconds,
-            )
+            self._park(job, lease, outcome, now)
             return
         if isinstance(outcome, ChainSucceeded):
             image = outcome.image

@@ -28,7 +28,7 @@ class MediaBody(Protocol):
 
 
 class MediaSource(Protocol):
-    """What the proxy needs of the safe fetcher (imagegen.fetch.SafeFetcher)."""
+    """What the proxy needs of the safe fetcher (imagegen.media.fetch.SafeFetcher)."""
 
     def precheck(self, url: str) -> None:
         """Policy checks that need no network; raises UrlNotAllowed."""

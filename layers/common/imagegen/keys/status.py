@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
-from typing import Literal, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 from pydantic import BaseModel
 
-from imagegen.keys import DEPLOYMENT_KEY_NAMES, KEY_PROVIDERS, KeyResolver, KeySource, ResolvedKey
+from imagegen.breaker import BreakerStateName, BreakerStatus, BreakerUnavailable
+from imagegen.keys.resolver import KeyResolver
+from imagegen.keys.types import KeySource, ResolvedKey
 from imagegen.models import utcnow
-
-BreakerStateName = Literal["closed", "open", "half_open"]
+from imagegen.providers import DEPLOYMENT_KEY_NAMES, KEY_PROVIDERS, REGISTRY
 
 
 class BreakerState(BaseModel):
@@ -19,11 +20,16 @@ class BreakerState(BaseModel):
     # Calls are refused until then (open: the cool-down; half_open: a trial call is out); after it, one trial call.
     open_until: datetime | None = None
 
+    @classmethod
+    def of(cls, status: BreakerStatus) -> BreakerState:
+        until = datetime.fromtimestamp(status.until, UTC) if status.until is not None else None
+        return cls(state=status.state, open_until=until)
+
 
 class Breakers(Protocol):
-    def get(self, provider: str, key_source: str) -> BreakerState | None:
-        """The breaker of one provider and key source; None when there is none (closed)."""
-        ...
+    """The chain's own breaker store (imagegen.breaker.BreakerStore): one writer, one format, one reader."""
+
+    def status(self, provider: str, key_source: str) -> BreakerStatus: ...
 
 
 class HealthView(BaseModel):
@@ -79,17 +85,17 @@ class ChainStatus:
         return ChainView(items=items, hint=None if any(item.would_try for item in items) else self._hint(items))
 
     def _link(self, user_id: str, provider: str, resolver: KeyResolver, now: datetime) -> ProviderLink:
-        if provider == "placeholder":
+        if REGISTRY[provider].offline:
             return ProviderLink(
                 provider=provider,
                 key_source="keyless",
                 health=None,
                 breaker=BreakerState(),
                 would_try=True,
-                reason="offline placeholder image (needs no key)",
+                reason=f"offline {provider} image (needs no key)",
             )
         resolved = resolver.describe(user_id, provider)
-        breaker = (self._breakers.get(provider, resolved.source) if resolved.source else None) or BreakerState()
+        breaker = self._breaker(provider, resolved.source) if resolved.source else BreakerState()
         link = ProviderLink(
             provider=provider,
             key_source=resolved.source,
@@ -98,8 +104,6 @@ class ChainStatus:
             would_try=False,
             reason="",
         )
-        if provider not in KEY_PROVIDERS:
-            return link.model_copy(update={"reason": "unknown provider in IMAGEGEN_PROVIDERS"})
         if resolved.source is None:
             return link.model_copy(update={"reason": f"no key: {_key_hint(provider)}"})
         skip = resolved.skip_reason
@@ -113,6 +117,13 @@ class ChainStatus:
             what = "open" if breaker.state == "open" else "half-open, a trial call is out"
             return link.model_copy(update={"reason": f"circuit breaker {what}{until}"})
         return link.model_copy(update={"would_try": True, "reason": self._ready_reason(resolved, breaker)})
+
+    def _breaker(self, provider: str, key_source: str) -> BreakerState:
+        try:
+            return BreakerState.of(self._breakers.status(provider, key_source))
+        except BreakerUnavailable:
+            # As the chain does: a breaker that cannot be read is taken as closed.
+            return BreakerState()
 
     @staticmethod
     def _ready_reason(resolved: ResolvedKey, breaker: BreakerState) -> str:

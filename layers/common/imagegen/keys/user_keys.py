@@ -10,17 +10,18 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from imagegen.errors import NotFound
-from imagegen.key_health import HealthService
-from imagegen.keys import KeyProvider, UserKey, check_key_format, key_provider
+from imagegen.keys.formats import check_key_format, key_provider
+from imagegen.keys.health import HealthService
+from imagegen.keys.types import UserKey
 from imagegen.models import utcnow
 
 
 class UserKeyAdmin(Protocol):
-    def put(self, user_id: str, provider: KeyProvider, api_key: SecretStr, *, now: datetime) -> UserKey: ...
+    def put(self, user_id: str, provider: str, api_key: SecretStr, *, now: datetime) -> UserKey: ...
 
     def list(self, user_id: str) -> list[UserKey]: ...
 
-    def delete(self, user_id: str, provider: KeyProvider) -> bool: ...
+    def delete(self, user_id: str, provider: str) -> bool: ...
 
 
 class UserKeyService:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -12,31 +12,22 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from imagegen.errors import ImagegenError
-from imagegen.keys import (
-    KEY_PROVIDERS,
+from imagegen.keys.types import (
+    CheckResult,
     DeploymentHealthStore,
     DeploymentKeys,
-    HealthStatus,
     KeyHealth,
-    KeyProvider,
     UserKey,
     UserKeyStore,
 )
 from imagegen.models import utcnow
+from imagegen.providers import KEY_PROVIDERS
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    """One key check's answer. `status` None: the check learned nothing (rate limited): keep what was known."""
-
-    status: HealthStatus | None
-    detail: str
-
-
 class KeyChecks(Protocol):
-    def check(self, provider: KeyProvider, key: SecretStr) -> CheckResult: ...
+    def check(self, provider: str, key: SecretStr) -> CheckResult: ...
 
 
 class HealthMetrics(Protocol):
@@ -69,7 +60,7 @@ class HealthService:
         metrics: HealthMetrics,
         *,
         interval_seconds: int,
-        hf_interval_seconds: int,
+        provider_intervals: Mapping[str, int] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._checks = checks
@@ -77,14 +68,15 @@ class HealthService:
         self._deployment_health = deployment_health
         self._metrics = metrics
         self._interval = interval_seconds
-        self._hf_interval = hf_interval_seconds
+        # Providers whose check endpoint is rate-limited more strictly (Hugging Face's whoami-v2: once a day).
+        self._intervals = dict(provider_intervals or {})
         self._clock = clock
 
     def due(self, provider: str, previous: KeyHealth | None, now: datetime) -> bool:
         if previous is None:
             return True
         last = previous.attempted_at or previous.checked_at
-        interval = self._hf_interval if provider == "huggingface" else self._interval
+        interval = self._intervals.get(provider, self._interval)
         return now - last >= timedelta(seconds=interval)
 
     def check_user_key(self, key: UserKey, secret: SecretStr) -> KeyHealth:
@@ -93,7 +85,7 @@ class HealthService:
         self._user_keys.record_health(key.user_id, key.provider, key.version, health)
         return health
 
-    def check_deployment_key(self, provider: KeyProvider, secret: SecretStr, *, force: bool = False) -> KeyHealth:
+    def check_deployment_key(self, provider: str, secret: SecretStr, *, force: bool = False) -> KeyHealth:
         previous = self._deployment_health.deployment_health(provider, secret)
         if previous is not None and not force and not self.due(provider, previous, self._clock()):
             return previous
@@ -148,7 +140,7 @@ class HealthService:
             checks += 1
         return report
 
-    def _check(self, provider: KeyProvider, secret: SecretStr, previous: KeyHealth | None, source: str) -> KeyHealth:
+    def _check(self, provider: str, secret: SecretStr, previous: KeyHealth | None, source: str) -> KeyHealth:
         result = self._checks.check(provider, secret)
         now = self._clock()
         self._metrics.key_checked(provider, source, result.status or "throttled")

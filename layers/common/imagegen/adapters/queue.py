@@ -1,38 +1,41 @@
-"""The jobs queue: one message per unit of work, small JSON bodies the worker dispatches on `kind`."""
+"""An SQS queue for queue messages (imagegen.messages): JSON bodies a handler's record model parses on `kind`."""
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
+
+    from imagegen.messages import QueueMessage
 
 # SQS caps DelaySeconds at 15 minutes.
 MAX_DELAY_SECONDS = 900
 
 
-class JobQueue:
+class SqsQueue:
+    """Implements the Queue port (imagegen.jobs.service.Queue) for the jobs queue and the webhooks queue alike."""
+
     def __init__(self, queue_url: str, client: SQSClient) -> None:
         self._url = queue_url
         self._client = client
 
-    def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None:
+    def send(self, message: QueueMessage, *, delay_seconds: int = 0) -> None:
         self._client.send_message(
             QueueUrl=self._url,
-            MessageBody=json.dumps(message, separators=(",", ":")),
+            MessageBody=message.model_dump_json(),
             DelaySeconds=max(0, min(delay_seconds, MAX_DELAY_SECONDS)),
         )
 
-    def send_many(self, messages: list[dict[str, Any]]) -> None:
+    def send_many(self, messages: Sequence[QueueMessage]) -> None:
         """Send in batches of ten (the SQS limit); a partial failure raises so nothing is silently lost."""
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
             answer = self._client.send_message_batch(
                 QueueUrl=self._url,
                 Entries=[
-                    {"Id": str(index), "MessageBody": json.dumps(message, separators=(",", ":"))}
-                    for index, message in enumerate(chunk)
+                    {"Id": str(index), "MessageBody": message.model_dump_json()} for index, message in enumerate(chunk)
                 ],
             )
             failed = answer.get("Failed", [])

@@ -6,17 +6,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
 
 from imagegen.adapters.job_store import JobStore
-from imagegen.jobs import TerminalListener, notify_terminal
+from imagegen.jobs.service import TerminalListener, notify_terminal
+from imagegen.messages import CheckMessage, GenerateMessage, Queue
 from imagegen.models import ErrorInfo, JobRecord, utcnow
 
 logger = logging.getLogger(__name__)
-
-
-class Queue(Protocol):
-    def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -107,17 +103,13 @@ class Sweeper:
     def _requeue(self, job: JobRecord, now: datetime, report: SweepReport) -> None:
         if not self._store.mark_requeued(job, now=now):
             return  # a worker or a cancel moved it on since it was read
-        if job.status == "running" and job.chain_state:
+        message: CheckMessage | GenerateMessage
+        if job.status == "running" and job.chain_state and job.lease_token:
             # Pending at an async provider: resume the remote request instead of starting a second one.
-            message: dict[str, Any] = {
-                "kind": "check",
-                "user_id": job.user_id,
-                "job_id": job.id,
-                "check_token": job.lease_token,
-            }
+            message = CheckMessage(user_id=job.user_id, job_id=job.id, check_token=job.lease_token)
         else:
             # The worker's claim is conditional, so a duplicate of a message still in flight is harmless.
-            message = {"kind": "generate", "user_id": job.user_id, "job_id": job.id}
+            message = GenerateMessage(user_id=job.user_id, job_id=job.id)
         try:
             self._queue.send(message)
         except Exception:
@@ -125,7 +117,7 @@ class Sweeper:
             logger.exception("could not re-queue job %s; the next sweep tries again", job.id)
             report.send_errors += 1
             return
-        logger.info("re-queued %s job %s (%s)", job.status, job.id, message["kind"])
+        logger.info("re-queued %s job %s (%s)", job.status, job.id, message.kind)
         report.requeued += 1
 
     def _fail(
