@@ -404,8 +404,9 @@ def generator(settings: WorkerSettings) -> Generator:
 def web_search(settings: WorkerSettings) -> WebSearch | None:
     """Tavily when a key is configured, else None (grounding then warns): never tavily-python's keyless mode."""
     from imagegen.adapters.tavily_search import TavilySearch
+    from imagegen.providers import tavily as tavily_spec
 
-    tavily = settings.providers.for_provider("tavily")
+    tavily = settings.providers.for_provider(tavily_spec.NAME)
     key = tavily.api_key.get_secret_value().strip() if tavily.api_key else ""
     if not key:
         return None

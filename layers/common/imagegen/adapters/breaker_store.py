@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from imagegen.adapters.dynamo import update_if
 from imagegen.breaker import (
     BreakerDecision,
     BreakerPolicy,
@@ -53,14 +54,9 @@ class DynamoBreakerStore:
     def _update(self, provider: str, key_source: str, **kwargs: Any) -> dict[str, Any] | None:
         """Conditional update; None when the condition did not hold (someone else changed the breaker)."""
         try:
-            answer = self.client.update_item(TableName=self.table_name, Key=self._key(provider, key_source), **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
+            return update_if(self.client, TableName=self.table_name, Key=self._key(provider, key_source), **kwargs)
+        except (ClientError, BotoCoreError) as exc:
             raise BreakerUnavailable(type(exc).__name__) from exc
-        except BotoCoreError as exc:
-            raise BreakerUnavailable(type(exc).__name__) from exc
-        return dict(answer.get("Attributes") or {})
 
     def state(self, provider: str, key_source: str, now: float) -> BreakerStateName:
         return self.status(provider, key_source).state

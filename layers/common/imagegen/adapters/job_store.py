@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from imagegen.adapters.dynamo import TRANSACTION_CANCELED, delete_if, error_code, put_if, update_if
 from imagegen.errors import BadRequest, Conflict, NotFound
 from imagegen.models import ErrorInfo, JobPage, JobRecord
 
@@ -105,10 +106,6 @@ def from_item(item: dict[str, Any]) -> JobRecord:
     return JobRecord.model_validate(data)
 
 
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 class JobStore:
     def __init__(self, table_name: str, client: DynamoDBClient, *, ttl_seconds: int) -> None:
         self._table = table_name
@@ -143,7 +140,7 @@ class JobStore:
         try:
             self._client.transact_write_items(TransactItems=[put_job, marker])  # type: ignore[list-item]
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if error_code(error) != TRANSACTION_CANCELED:
                 raise
             return self._replay(record.user_id, idempotency_key, record.request_hash), False
         return record, True
@@ -193,17 +190,14 @@ class JobStore:
     def delete_queued(self, records: Iterable[JobRecord]) -> None:
         """Remove jobs this caller wrote and never enqueued (it lost a race); a job that already moved on stays."""
         for record in records:
-            try:
-                self._client.delete_item(
-                    TableName=self._table,
-                    Key=_job_key(record.user_id, record.id),
-                    ConditionExpression="#status = :queued",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={":queued": {"S": "queued"}},
-                )
-            except ClientError as error:
-                if not _is_condition_failure(error):
-                    raise
+            delete_if(
+                self._client,
+                TableName=self._table,
+                Key=_job_key(record.user_id, record.id),
+                ConditionExpression="#status = :queued",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":queued": {"S": "queued"}},
+            )
 
     def get_many(self, user_id: str, job_ids: list[str]) -> dict[str, JobRecord]:
         """The jobs that exist among job_ids (BatchGetItem, 100 keys a call), keyed by id."""
@@ -291,33 +285,31 @@ class JobStore:
         values: dict[str, Any],
     ) -> JobRecord:
         lease_until = datetime.fromtimestamp(_epoch(now) + lease_seconds, UTC)
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(user_id, job_id),
-                UpdateExpression=(
-                    "SET #status = :running, lease_token = :token, lease_until = :until, lease_epoch = :until_epoch,"
-                    " started_at = if_not_exists(started_at, :now), gsi1sk = :gsi1sk ADD deliveries :one"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":running": {"S": "running"},
-                    ":token": {"S": uuid.uuid4().hex},
-                    ":until": {"S": lease_until.isoformat()},
-                    ":until_epoch": {"N": str(_epoch(lease_until))},
-                    ":now": {"S": now.isoformat()},
-                    ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
-                    ":one": {"N": "1"},
-                    **values,
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            raise ClaimRefused(self.get(user_id, job_id)) from error
-        return from_item(answer["Attributes"])
+        taken = update_if(
+            self._client,
+            TableName=self._table,
+            Key=_job_key(user_id, job_id),
+            UpdateExpression=(
+                "SET #status = :running, lease_token = :token, lease_until = :until, lease_epoch = :until_epoch,"
+                " started_at = if_not_exists(started_at, :now), gsi1sk = :gsi1sk ADD deliveries :one"
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":running": {"S": "running"},
+                ":token": {"S": uuid.uuid4().hex},
+                ":until": {"S": lease_until.isoformat()},
+                ":until_epoch": {"N": str(_epoch(lease_until))},
+                ":now": {"S": now.isoformat()},
+                ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
+                ":one": {"N": "1"},
+                **values,
+            },
+            ReturnValues="ALL_NEW",
+        )
+        if taken is None:
+            raise ClaimRefused(self.get(user_id, job_id))
+        return from_item(taken)
 
     def finish(self, job: JobRecord, lease_token: str) -> JobRecord:
         """Write a terminal job (succeeded or failed), only while we still hold the lease."""
@@ -331,25 +323,23 @@ class JobStore:
 
     def release(self, user_id: str, job_id: str, lease_token: str, *, now: datetime) -> None:
         """Give the lease back so a redelivery can claim at once (used when a delivery fails)."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(user_id, job_id),
-                UpdateExpression="SET lease_epoch = :now_epoch, lease_until = :now, gsi1sk = :gsi1sk",
-                ConditionExpression="#status = :running AND lease_token = :lease",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":running": {"S": "running"},
-                    ":lease": {"S": lease_token},
-                    ":now": {"S": now.isoformat()},
-                    ":now_epoch": {"N": str(_epoch(now))},
-                    ":gsi1sk": {"S": _active_sort_key(now, job_id)},
-                },
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            # Someone else already moved the job on (canceled, or took it over): nothing of ours to release.
+        # A failed condition means someone else already moved the job on (canceled, or took it over): nothing of
+        # ours to release.
+        update_if(
+            self._client,
+            TableName=self._table,
+            Key=_job_key(user_id, job_id),
+            UpdateExpression="SET lease_epoch = :now_epoch, lease_until = :now, gsi1sk = :gsi1sk",
+            ConditionExpression="#status = :running AND lease_token = :lease",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":running": {"S": "running"},
+                ":lease": {"S": lease_token},
+                ":now": {"S": now.isoformat()},
+                ":now_epoch": {"N": str(_epoch(now))},
+                ":gsi1sk": {"S": _active_sort_key(now, job_id)},
+            },
+        )
 
     def cancel(self, user_id: str, job_id: str, *, now: datetime) -> JobRecord:
         """queued|running → canceled; canceling a canceled job returns it (idempotent)."""
@@ -357,45 +347,41 @@ class JobStore:
 
     def cancel_changed(self, user_id: str, job_id: str, *, now: datetime) -> tuple[JobRecord, bool]:
         """As cancel(), and whether this call made the change (so a terminal event is raised once)."""
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(user_id, job_id),
-                UpdateExpression="SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
-                ConditionExpression="#status IN (:queued, :running)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":canceled": {"S": "canceled"},
-                    ":queued": {"S": "queued"},
-                    ":running": {"S": "running"},
-                    ":now": {"S": now.isoformat()},
-                },
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
+        old = update_if(
+            self._client,
+            TableName=self._table,
+            Key=_job_key(user_id, job_id),
+            UpdateExpression="SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
+            ConditionExpression="#status IN (:queued, :running)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":canceled": {"S": "canceled"},
+                ":queued": {"S": "queued"},
+                ":running": {"S": "running"},
+                ":now": {"S": now.isoformat()},
+            },
+            ReturnValues="ALL_OLD",
+        )
+        if old is None:
             current = self.get(user_id, job_id)
             if current.status == "canceled":
                 return current, False
-            raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled") from error
+            raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled")
         # The old image carries the chain state the caller needs to cancel a remote request.
-        before = from_item(answer["Attributes"])
+        before = from_item(old)
         return before.model_copy(update={"status": "canceled", "completed_at": now, "lease_token": None}), True
 
     def _replace(self, job: JobRecord, condition: str, lease_token: str) -> JobRecord:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_item(job, self._ttl),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":running": {"S": "running"}, ":lease": {"S": lease_token}},
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            raise LeaseLost(job.id) from error
+        written = put_if(
+            self._client,
+            TableName=self._table,
+            Item=to_item(job, self._ttl),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":running": {"S": "running"}, ":lease": {"S": lease_token}},
+        )
+        if not written:
+            raise LeaseLost(job.id)
         return job
 
     # The sweeper's reads and writes: every write is conditioned on the job being exactly as the sweeper saw it.
@@ -429,20 +415,16 @@ class JobStore:
     def mark_requeued(self, job: JobRecord, *, now: datetime) -> bool:
         """Count one sweeper re-queue; False when the job moved on since it was read (nothing to do)."""
         condition, names, values = _as_seen(job, now)
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(job.user_id, job.id),
-                UpdateExpression="ADD requeues :one",
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={**values, ":one": {"N": "1"}},
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return False
-        return True
+        marked = update_if(
+            self._client,
+            TableName=self._table,
+            Key=_job_key(job.user_id, job.id),
+            UpdateExpression="ADD requeues :one",
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={**values, ":one": {"N": "1"}},
+        )
+        return marked is not None
 
     def fail_stuck(
         self, job: JobRecord, error: ErrorInfo, *, now: datetime, even_if_leased: bool = False
@@ -452,29 +434,25 @@ class JobStore:
         `even_if_leased`: also while a worker holds a live lease (a job past its maximum age); that worker's
         result is then discarded, as after a cancel."""
         condition, names, values = _as_seen(job, now, lease_expired=not even_if_leased)
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(job.user_id, job.id),
-                UpdateExpression=(
-                    "SET #status = :failed, #error = :error, completed_at = :now_iso"
-                    " REMOVE gsi1pk, gsi1sk, lease_token, lease_until, lease_epoch"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={**names, "#error": "error"},
-                ExpressionAttributeValues={
-                    **values,
-                    ":failed": {"S": "failed"},
-                    ":error": {"S": json.dumps(error.model_dump(mode="json"))},
-                    ":now_iso": {"S": now.isoformat()},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as failure:
-            if not _is_condition_failure(failure):
-                raise
-            return None
-        return from_item(answer["Attributes"])
+        failed = update_if(
+            self._client,
+            TableName=self._table,
+            Key=_job_key(job.user_id, job.id),
+            UpdateExpression=(
+                "SET #status = :failed, #error = :error, completed_at = :now_iso"
+                " REMOVE gsi1pk, gsi1sk, lease_token, lease_until, lease_epoch"
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={**names, "#error": "error"},
+            ExpressionAttributeValues={
+                **values,
+                ":failed": {"S": "failed"},
+                ":error": {"S": json.dumps(error.model_dump(mode="json"))},
+                ":now_iso": {"S": now.isoformat()},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return from_item(failed) if failed is not None else None
 
 
 def _as_seen(

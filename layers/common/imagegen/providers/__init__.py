@@ -23,6 +23,10 @@ REGISTRY: dict[str, ProviderSpec[Any]] = {
 
 # Image providers, in registry order: what a request's `providers` may name (models.ProviderName).
 PROVIDER_NAMES: tuple[str, ...] = tuple(name for name, spec in REGISTRY.items() if spec.generates_images)
+# The chain when IMAGEGEN_PROVIDERS is unset: every image provider that calls a real model, in registry order.
+DEFAULT_CHAIN: tuple[str, ...] = tuple(
+    name for name, spec in REGISTRY.items() if spec.generates_images and not spec.offline
+)
 # Everything that takes a key (image providers and keyed services such as Tavily): PUT /v1/keys/{provider}.
 KEY_PROVIDERS: tuple[str, ...] = tuple(name for name, spec in REGISTRY.items() if spec.key is not None)
 # Providers that work without any key.
@@ -38,6 +42,7 @@ def spec_for(name: str) -> ProviderSpec[Any]:
 
 
 __all__ = [
+    "DEFAULT_CHAIN",
     "DEPLOYMENT_KEY_NAMES",
     "KEYLESS_PROVIDERS",
     "KEY_PROVIDERS",

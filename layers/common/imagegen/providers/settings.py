@@ -8,8 +8,6 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
-DEFAULT_CHAIN = ("siliconflow", "huggingface", "horde", "pollinations")
-
 
 def csv(value: Any) -> Any:
     """ "a, b,c" -> ("a", "b", "c"); anything else is left for pydantic to judge."""
@@ -86,8 +84,14 @@ class ProviderSettings(ServiceSettings):
         return self.model_copy(update={"api_key": key})
 
 
+def _default_chain() -> tuple[str, ...]:
+    from imagegen.providers import DEFAULT_CHAIN
+
+    return DEFAULT_CHAIN
+
+
 class ChainSettings(_Settings):
-    default_chain: CsvTuple = DEFAULT_CHAIN
+    default_chain: CsvTuple = Field(default_factory=_default_chain)
     hedge: Flag = False
     # Same-link retries (429 Retry-After, 503 estimated_time) per link, and the longest wait honoured.
     max_retries: int = Field(default=2, ge=0, le=5)
@@ -130,7 +134,7 @@ class ProvidersSettings(_Settings):
     """Every registered provider's settings by name, and the chain's."""
 
     providers: Mapping[str, ServiceSettings]
-    chain: ChainSettings = ChainSettings()
+    chain: ChainSettings = Field(default_factory=ChainSettings)
 
     def for_provider(self, name: str) -> ServiceSettings:
         return self.providers[name]
