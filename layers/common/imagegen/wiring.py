@@ -451,6 +451,7 @@ def token_store() -> TokenStore:
 
 @cached
 def scheduled_run() -> ScheduledRun:
+    from imagegen.adapters.active_jobs import ActiveJobs
     from imagegen.adapters.metrics import EmfMetrics
     from imagegen.jobs.sweeper import SweepConfig, Sweeper
     from imagegen.scheduled import ScheduledRun
@@ -458,7 +459,7 @@ def scheduled_run() -> ScheduledRun:
     settings = scheduled_settings()
     store = _job_store(settings)
     sweeper = Sweeper(
-        store,
+        ActiveJobs(settings.table_name, dynamodb(settings)),
         _queue(settings.queue_url, settings),
         SweepConfig(
             max_receive_count=settings.job_max_receive_count,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import builtins
 import json
 import time
 import uuid
@@ -16,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from imagegen.adapters.dynamo import TRANSACTION_CANCELED, delete_if, error_code, put_if, update_if
 from imagegen.errors import BadRequest, Conflict, NotFound
-from imagegen.models import ErrorInfo, JobPage, JobRecord
+from imagegen.models import JobPage, JobRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -57,21 +56,21 @@ class LeaseLost(Exception):
     """A write conditioned on our lease failed: the job was canceled or another worker took it over."""
 
 
-def _epoch(value: datetime) -> int:
+def epoch(value: datetime) -> int:
     return int(value.timestamp())
 
 
-def _job_key(user_id: str, job_id: str) -> dict[str, Any]:
+def job_key(user_id: str, job_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"JOB#{job_id}"}}
 
 
 def _active_sort_key(due: datetime, job_id: str) -> str:
-    return f"{_epoch(due):012d}#{job_id}"
+    return f"{epoch(due):012d}#{job_id}"
 
 
 def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
     data = record.model_dump(mode="json")
-    item: dict[str, Any] = _job_key(record.user_id, record.id)
+    item: dict[str, Any] = job_key(record.user_id, record.id)
     for name in _PLAIN_FIELDS:
         if data.get(name) is not None:
             item[name] = {"S": str(data[name])}
@@ -83,8 +82,8 @@ def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
     item["deliveries"] = {"N": str(record.deliveries)}
     item["requeues"] = {"N": str(record.requeues)}
     if record.lease_until is not None:
-        item["lease_epoch"] = {"N": str(_epoch(record.lease_until))}
-    item["expires_at"] = {"N": str(_epoch(record.created_at) + ttl_seconds)}
+        item["lease_epoch"] = {"N": str(epoch(record.lease_until))}
+    item["expires_at"] = {"N": str(epoch(record.created_at) + ttl_seconds)}
     if not record.terminal:
         item["gsi1pk"] = {"S": ACTIVE_PARTITION}
         item["gsi1sk"] = {"S": _active_sort_key(record.lease_until or record.created_at, record.id)}
@@ -132,7 +131,7 @@ class JobStore:
                     "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"},
                     "job_id": {"S": record.id},
                     "request_hash": {"S": record.request_hash or ""},
-                    "expires_at": {"N": str(_epoch(record.created_at) + self._ttl)},
+                    "expires_at": {"N": str(epoch(record.created_at) + self._ttl)},
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
@@ -193,7 +192,7 @@ class JobStore:
             delete_if(
                 self._client,
                 TableName=self._table,
-                Key=_job_key(record.user_id, record.id),
+                Key=job_key(record.user_id, record.id),
                 ConditionExpression="#status = :queued",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={":queued": {"S": "queued"}},
@@ -206,7 +205,7 @@ class JobStore:
         for start in range(0, len(unique), BATCH_GET_KEYS):
             request: dict[str, Any] = {
                 self._table: {
-                    "Keys": [_job_key(user_id, job_id) for job_id in unique[start : start + BATCH_GET_KEYS]],
+                    "Keys": [job_key(user_id, job_id) for job_id in unique[start : start + BATCH_GET_KEYS]],
                     "ConsistentRead": True,
                 }
             }
@@ -224,7 +223,7 @@ class JobStore:
         return found
 
     def get(self, user_id: str, job_id: str) -> JobRecord:
-        item = self._client.get_item(TableName=self._table, Key=_job_key(user_id, job_id), ConsistentRead=True).get(
+        item = self._client.get_item(TableName=self._table, Key=job_key(user_id, job_id), ConsistentRead=True).get(
             "Item"
         )
         if item is None:
@@ -258,7 +257,7 @@ class JobStore:
             condition=(
                 "attribute_exists(pk) AND (#status = :queued OR (#status = :running AND lease_epoch <= :now_epoch))"
             ),
-            values={":queued": {"S": "queued"}, ":now_epoch": {"N": str(_epoch(now))}},
+            values={":queued": {"S": "queued"}, ":now_epoch": {"N": str(epoch(now))}},
         )
 
     def claim_check(
@@ -284,11 +283,11 @@ class JobStore:
         condition: str,
         values: dict[str, Any],
     ) -> JobRecord:
-        lease_until = datetime.fromtimestamp(_epoch(now) + lease_seconds, UTC)
+        lease_until = datetime.fromtimestamp(epoch(now) + lease_seconds, UTC)
         taken = update_if(
             self._client,
             TableName=self._table,
-            Key=_job_key(user_id, job_id),
+            Key=job_key(user_id, job_id),
             UpdateExpression=(
                 "SET #status = :running, lease_token = :token, lease_until = :until, lease_epoch = :until_epoch,"
                 " started_at = if_not_exists(started_at, :now), gsi1sk = :gsi1sk ADD deliveries :one"
@@ -299,7 +298,7 @@ class JobStore:
                 ":running": {"S": "running"},
                 ":token": {"S": uuid.uuid4().hex},
                 ":until": {"S": lease_until.isoformat()},
-                ":until_epoch": {"N": str(_epoch(lease_until))},
+                ":until_epoch": {"N": str(epoch(lease_until))},
                 ":now": {"S": now.isoformat()},
                 ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
                 ":one": {"N": "1"},
@@ -328,7 +327,7 @@ class JobStore:
         update_if(
             self._client,
             TableName=self._table,
-            Key=_job_key(user_id, job_id),
+            Key=job_key(user_id, job_id),
             UpdateExpression="SET lease_epoch = :now_epoch, lease_until = :now, gsi1sk = :gsi1sk",
             ConditionExpression="#status = :running AND lease_token = :lease",
             ExpressionAttributeNames={"#status": "status"},
@@ -336,7 +335,7 @@ class JobStore:
                 ":running": {"S": "running"},
                 ":lease": {"S": lease_token},
                 ":now": {"S": now.isoformat()},
-                ":now_epoch": {"N": str(_epoch(now))},
+                ":now_epoch": {"N": str(epoch(now))},
                 ":gsi1sk": {"S": _active_sort_key(now, job_id)},
             },
         )
@@ -350,7 +349,7 @@ class JobStore:
         old = update_if(
             self._client,
             TableName=self._table,
-            Key=_job_key(user_id, job_id),
+            Key=job_key(user_id, job_id),
             UpdateExpression="SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
             ConditionExpression="#status IN (:queued, :running)",
             ExpressionAttributeNames={"#status": "status"},
@@ -383,92 +382,6 @@ class JobStore:
         if not written:
             raise LeaseLost(job.id)
         return job
-
-    # The sweeper's reads and writes: every write is conditioned on the job being exactly as the sweeper saw it.
-
-    def due_active(self, now: datetime, limit: int) -> builtins.list[JobRecord]:
-        """Non-terminal jobs whose lease ran out (running) or that were created (queued) by `now`, oldest first."""
-        # "~" sorts after every job id character, so every job due in this very second is included.
-        return self._active("gsi1sk <= :edge", f"{_epoch(now):012d}#~", limit)
-
-    def leased_active(self, now: datetime, limit: int) -> builtins.list[JobRecord]:
-        """Running jobs whose lease (or parked async check) is still live at `now`."""
-        return self._active("gsi1sk > :edge", f"{_epoch(now):012d}#~", limit)
-
-    def _active(self, condition: str, edge: str, limit: int) -> builtins.list[JobRecord]:
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "gsi1",
-            "KeyConditionExpression": f"gsi1pk = :active AND {condition}",
-            "ExpressionAttributeValues": {":active": {"S": ACTIVE_PARTITION}, ":edge": {"S": edge}},
-            "Limit": min(limit, 100),
-        }
-        jobs: builtins.list[JobRecord] = []
-        while len(jobs) < limit:
-            answer = self._client.query(**query)
-            jobs.extend(from_item(item) for item in answer.get("Items", []))
-            if "LastEvaluatedKey" not in answer:
-                break
-            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-        return jobs[:limit]
-
-    def mark_requeued(self, job: JobRecord, *, now: datetime) -> bool:
-        """Count one sweeper re-queue; False when the job moved on since it was read (nothing to do)."""
-        condition, names, values = _as_seen(job, now)
-        marked = update_if(
-            self._client,
-            TableName=self._table,
-            Key=_job_key(job.user_id, job.id),
-            UpdateExpression="ADD requeues :one",
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={**values, ":one": {"N": "1"}},
-        )
-        return marked is not None
-
-    def fail_stuck(
-        self, job: JobRecord, error: ErrorInfo, *, now: datetime, even_if_leased: bool = False
-    ) -> JobRecord | None:
-        """Fail a job the sweeper found stuck; None when the job moved on since it was read.
-
-        `even_if_leased`: also while a worker holds a live lease (a job past its maximum age); that worker's
-        result is then discarded, as after a cancel."""
-        condition, names, values = _as_seen(job, now, lease_expired=not even_if_leased)
-        failed = update_if(
-            self._client,
-            TableName=self._table,
-            Key=_job_key(job.user_id, job.id),
-            UpdateExpression=(
-                "SET #status = :failed, #error = :error, completed_at = :now_iso"
-                " REMOVE gsi1pk, gsi1sk, lease_token, lease_until, lease_epoch"
-            ),
-            ConditionExpression=condition,
-            ExpressionAttributeNames={**names, "#error": "error"},
-            ExpressionAttributeValues={
-                **values,
-                ":failed": {"S": "failed"},
-                ":error": {"S": json.dumps(error.model_dump(mode="json"))},
-                ":now_iso": {"S": now.isoformat()},
-            },
-            ReturnValues="ALL_NEW",
-        )
-        return from_item(failed) if failed is not None else None
-
-
-def _as_seen(
-    job: JobRecord, now: datetime, *, lease_expired: bool = True
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """A condition that holds only while the job is still in the state the sweeper read."""
-    names = {"#status": "status"}
-    if job.status == "queued":
-        return "#status = :queued", names, {":queued": {"S": "queued"}}
-    if job.status != "running" or job.lease_token is None:
-        raise ValueError(f"the sweeper only acts on queued or leased running jobs, not {job.status}")
-    values: dict[str, Any] = {":running": {"S": "running"}, ":lease": {"S": job.lease_token}}
-    if not lease_expired:
-        return "#status = :running AND lease_token = :lease", names, values
-    values[":now_epoch"] = {"N": str(_epoch(now))}
-    return "#status = :running AND lease_token = :lease AND lease_epoch <= :now_epoch", names, values
 
 
 def _encode_cursor(key: dict[str, Any]) -> str:

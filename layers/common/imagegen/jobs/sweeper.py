@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from imagegen.adapters.job_store import JobStore
+from imagegen.adapters.active_jobs import ActiveJobs
 from imagegen.jobs.service import TerminalListener, notify_terminal
 from imagegen.messages import CheckMessage, GenerateMessage, Queue
 from imagegen.models import ErrorInfo, JobRecord, utcnow
@@ -36,7 +36,7 @@ class SweepReport:
 class Sweeper:
     def __init__(
         self,
-        store: JobStore,
+        store: ActiveJobs,
         queue: Queue,
         config: SweepConfig,
         *,

@@ -220,20 +220,7 @@ class Gateway:
                 "domainPrefix": host.split(".")[0],
                 "requestTimeEpoch": int(now.timestamp() * 1000),
                 "requestId": request_id,
-                "identity": {
-                    "cognitoIdentityPoolId": None,
-                    "accountId": None,
-                    "cognitoIdentityId": None,
-                    "caller": None,
-                    "sourceIp": request.source_ip,
-                    "principalOrgId": None,
-                    "accessKey": None,
-                    "cognitoAuthenticationType": None,
-                    "cognitoAuthenticationProvider": None,
-                    "userArn": None,
-                    "userAgent": _header(request, "user-agent"),
-                    "user": None,
-                },
+                "identity": _identity(request),
                 "domainName": host,
                 "apiId": route.api.api_id,
             },
@@ -516,3 +503,21 @@ def _wildcard(pattern: str, value: str, *, ignore_case: bool) -> bool:
     # IAM wildcards: * is any run of characters, ? is one; action names are case-insensitive, ARNs are not.
     regex = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
     return re.fullmatch(regex, value, flags=re.IGNORECASE if ignore_case else 0) is not None
+
+
+def _identity(request: HttpRequest) -> dict[str, Any]:
+    """requestContext.identity as API Gateway fills it for a call without IAM or Cognito auth."""
+    return {
+        "cognitoIdentityPoolId": None,
+        "accountId": None,
+        "cognitoIdentityId": None,
+        "caller": None,
+        "sourceIp": request.source_ip,
+        "principalOrgId": None,
+        "accessKey": None,
+        "cognitoAuthenticationType": None,
+        "cognitoAuthenticationProvider": None,
+        "userArn": None,
+        "userAgent": _header(request, "user-agent"),
+        "user": None,
+    }
