@@ -15,7 +15,7 @@ import pytest
 from imagegen import wiring
 from imagegen.adapters.webhook_http import WebhookHttpSender
 from imagegen.messages import WebhookMessage, read_webhook_message
-from imagegen.webhooks import WebhookDelivery
+from imagegen.webhooks.delivery import WebhookDelivery
 
 from tests.conftest import Aws, FakeLambdaContext, load_function, sqs_event
 from tests.doubles.webhook_receiver import Receiver

@@ -15,6 +15,7 @@ from imagegen.generation import ChainFailed, ChainOutcome, ChainPending, RunCont
 from imagegen.jobs.work import Worker, WorkerConfig
 from imagegen.messages import GenerateMessage, read_job_message
 from imagegen.models import Attempt, ErrorInfo, ImageRequest, utcnow
+from imagegen.settings import WorkerSettings
 
 from tests.conftest import Aws
 from tests.doubles.generators import PlaceholderGenerator
@@ -56,7 +57,7 @@ class BrokenGenerator(PlaceholderGenerator):
 
 
 def _worker(aws: Aws, generator: Any, *, images: Any = None, lease: int = 60, max_receive: int = 3) -> Worker:
-    settings = wiring.WorkerSettings.from_env(
+    settings = WorkerSettings.from_env(
         {
             "TABLE_NAME": aws.table,
             "BUCKET_NAME": aws.bucket,

@@ -15,7 +15,9 @@ from imagegen.media.fetch import FetchPolicy
 from imagegen.models import ImageRequest, ProviderName
 from imagegen.providers import (
     DEPLOYMENT_KEY_NAMES,
+    IMAGE_PROVIDERS,
     KEY_PROVIDERS,
+    KEYED_SERVICES,
     KEYLESS_PROVIDERS,
     PROVIDER_NAMES,
     REGISTRY,
@@ -130,13 +132,19 @@ class TestRegistry:
     def test_given_the_registry_when_checked_then_every_entry_is_complete_and_every_doc_agrees(self) -> None:
         assert registry_problems(REGISTRY, _docs()) == []
 
+    def test_given_the_registry_lines_when_the_specs_load_then_each_module_declares_the_spec_its_line_names(
+        self,
+    ) -> None:
+        assert tuple(REGISTRY) == (*IMAGE_PROVIDERS, *KEYED_SERVICES)
+        assert [name for name, spec in REGISTRY.items() if spec.generates_images] == list(IMAGE_PROVIDERS)
+
     def test_given_the_registry_when_names_are_derived_then_models_schema_and_key_lists_agree(self) -> None:
         image = tuple(name for name, spec in REGISTRY.items() if spec.generates_images)
         schema = ImageRequest.model_json_schema()["properties"]["providers"]["anyOf"][0]["items"]["enum"]
         assert typing.get_args(ProviderName) == PROVIDER_NAMES == image == tuple(schema)
-        assert KEY_PROVIDERS == tuple(name for name, spec in REGISTRY.items() if spec.key is not None)
-        assert DEPLOYMENT_KEY_NAMES == {name: spec.key.env for name, spec in REGISTRY.items() if spec.key}
-        assert KEYLESS_PROVIDERS == {name for name, spec in REGISTRY.items() if spec.keyless}
+        assert tuple(name for name, spec in REGISTRY.items() if spec.key is not None) == KEY_PROVIDERS
+        assert {name: spec.key.env for name, spec in REGISTRY.items() if spec.key} == DEPLOYMENT_KEY_NAMES
+        assert {name for name, spec in REGISTRY.items() if spec.keyless} == KEYLESS_PROVIDERS
         assert set(ProvidersSettings.defaults().providers) == set(REGISTRY)
 
     def test_given_the_result_hosts_when_the_fetcher_is_built_then_each_is_on_its_default_allowlist(self) -> None:

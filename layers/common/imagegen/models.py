@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from imagegen.clock import utcnow
 from imagegen.providers import PROVIDER_NAMES
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ else:
     # The registry's image providers; the JSON schema stays an enum of their names.
     ProviderName = Literal[PROVIDER_NAMES]
 
-__all__ = ["PROVIDER_NAMES", "ProviderName"]
+__all__ = ["PROVIDER_NAMES", "ProviderName", "utcnow"]
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
@@ -23,8 +24,9 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"
 ExtraValue = str | int | float | bool
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# Mutable defaults are written as `[]` / `{}`: pydantic copies them for each instance, and
+# `Field(default_factory=list)` would make pydantic tokenize the builtin's signature at import (a one-off ~40 ms of
+# every cold start).
 
 
 class StrictModel(BaseModel):
@@ -90,7 +92,7 @@ class Attempt(BaseModel):
     error_class: str | None = None
     status_code: int | None = None
     message: str | None = None
-    dropped_params: list[str] = Field(default_factory=list)
+    dropped_params: list[str] = []
     latency_ms: int | None = None
 
 
@@ -112,10 +114,10 @@ class Job(BaseModel):
     batch_id: str | None = None
     provider: str | None = None
     model: str | None = None
-    attempts: list[Attempt] = Field(default_factory=list)
+    attempts: list[Attempt] = []
     image: ImageInfo | None = None
     error: ErrorInfo | None = None
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = []
     grounding: dict[str, Any] | None = None
     created_at: datetime
     started_at: datetime | None = None
@@ -133,7 +135,7 @@ class JobRecord(Job):
     lease_token: str | None = None
     lease_until: datetime | None = None
     deliveries: int = 0
-    chain_state: dict[str, Any] = Field(default_factory=dict)
+    chain_state: dict[str, Any] = {}
     image_key: str | None = None
     request_hash: str | None = None
     # The UTC day (yyyy-mm-dd) whose daily quota this job took a unit from; None when quotas are off.

@@ -11,7 +11,8 @@ from imagegen.providers.settings import ProvidersSettings
 
 
 class AwsSettings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Built on first use: each function validates one of these models, and the others cost no import time.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     aws_region: str = Field("us-east-1", validation_alias=AliasChoices("aws_region", "aws_default_region"))
     # Set only locally (the embedded emulator) and in tests; in AWS, boto3 finds the real endpoints.
@@ -28,10 +29,6 @@ class AwsSettings(BaseModel):
 
 class FunctionSettings(AwsSettings):
     table_name: str = Field(min_length=1)
-
-
-class AuthorizerSettings(FunctionSettings):
-    pass
 
 
 class KeySettings(FunctionSettings):
@@ -73,7 +70,7 @@ class WebhookSettings(FunctionSettings):
     webhook_queue_url: str | None = None
     # For local test doubles only: webhook URLs may be http and loopback/private (never metadata or link-local).
     media_allow_private_networks: bool = False
-    # Seconds before each delivery attempt (comma-separated); the default is imagegen.webhooks.RETRY_DELAYS.
+    # Seconds before each delivery attempt (comma-separated); the default is imagegen.webhooks.delivery.RETRY_DELAYS.
     webhook_retry_delays: str | None = Field(None, pattern=r"^\d{1,3}(,\d{1,3}){0,19}$")
 
 

@@ -12,23 +12,12 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from imagegen.settings import (
-    ApiSettings,
-    AuthorizerSettings,
-    AwsSettings,
-    FetchSettings,
-    FunctionSettings,
-    JobSettings,
-    KeySettings,
-    MediaProxySettings,
-    ScheduledSettings,
-    WebhookSettings,
-    WorkerSettings,
-)
+# Every function talks to AWS: boto3 is loaded at init, where Lambda expects it, not on the first request.
+import boto3
+from botocore.config import Config
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
-    from botocore.config import Config
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_kms.client import KMSClient
     from mypy_boto3_s3.client import S3Client
@@ -42,6 +31,7 @@ if TYPE_CHECKING:
     from imagegen.adapters.key_store import KeyStore
     from imagegen.adapters.queue import SqsQueue
     from imagegen.adapters.tokens import TokenStore
+    from imagegen.authorizer_settings import AuthorizerSettings
     from imagegen.generation import Generator
     from imagegen.grounding import WebSearch
     from imagegen.jobs.batches import BatchService
@@ -57,7 +47,19 @@ if TYPE_CHECKING:
     from imagegen.media.fetch import SafeFetcher
     from imagegen.media.proxy import MediaProxy
     from imagegen.scheduled import ScheduledRun
-    from imagegen.webhooks import WebhookDelivery, WebhookSecrets
+    from imagegen.settings import (
+        ApiSettings,
+        AwsSettings,
+        FetchSettings,
+        FunctionSettings,
+        JobSettings,
+        KeySettings,
+        ScheduledSettings,
+        WebhookSettings,
+        WorkerSettings,
+    )
+    from imagegen.webhooks.delivery import WebhookDelivery
+    from imagegen.webhooks.secrets import WebhookSecrets
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CACHES: list[Any] = []
@@ -79,22 +81,16 @@ def reset() -> None:
 # --- AWS clients ---------------------------------------------------------------------------------------------------
 
 
-@cached
-def _aws_config() -> Config:
-    from botocore.config import Config
-
-    # Explicit timeouts and bounded retries: a slow AWS call must not eat the whole Lambda timeout.
-    return Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+# Explicit timeouts and bounded retries: a slow AWS call must not eat the whole Lambda timeout.
+_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
 
 
 @cached
 def _client(service: str, region: str, endpoint: str | None) -> Any:
-    import boto3
-
-    return boto3.client(service, region_name=region, endpoint_url=endpoint, config=_aws_config())  # type: ignore[call-overload]
+    return boto3.client(service, region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)  # type: ignore[call-overload]
 
 
-def dynamodb(settings: AwsSettings) -> DynamoDBClient:
+def dynamodb(settings: AwsSettings | AuthorizerSettings) -> DynamoDBClient:
     client: DynamoDBClient = _client("dynamodb", settings.aws_region, settings.aws_endpoint_url)
     return client
 
@@ -119,16 +115,22 @@ def _kms(settings: AwsSettings) -> KMSClient:
 
 @cached
 def api_settings() -> ApiSettings:
+    from imagegen.settings import ApiSettings
+
     return ApiSettings.from_env(os.environ)
 
 
 @cached
 def worker_settings() -> WorkerSettings:
+    from imagegen.settings import WorkerSettings
+
     return WorkerSettings.from_env(os.environ)
 
 
 @cached
 def scheduled_settings() -> ScheduledSettings:
+    from imagegen.settings import ScheduledSettings
+
     return ScheduledSettings.from_env(os.environ)
 
 
@@ -285,7 +287,7 @@ def _terminal_listeners(
     job gives its quota unit back, its batch learns of it, and its webhook (and the batch's, for a batch's last
     item) is queued."""
     from imagegen.jobs.batches import BatchTracker
-    from imagegen.webhooks import WebhookNotifier
+    from imagegen.webhooks.events import WebhookNotifier
 
     queue = _webhook_queue(settings)
     notifier = WebhookNotifier(queue) if queue is not None else None
@@ -326,7 +328,7 @@ def batch_service() -> BatchService:
 
 def _webhook_secrets(settings: FunctionSettings) -> WebhookSecrets:
     from imagegen.adapters.webhook_secrets import WebhookSecretStore
-    from imagegen.webhooks import WebhookSecrets
+    from imagegen.webhooks.secrets import WebhookSecrets
 
     return WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings)))
 
@@ -339,7 +341,8 @@ def webhook_secrets() -> WebhookSecrets:
 @cached
 def webhook_delivery() -> WebhookDelivery:
     from imagegen.adapters.webhook_http import WebhookHttpSender
-    from imagegen.webhooks import RETRY_DELAYS, WebhookDelivery
+    from imagegen.settings import WebhookSettings
+    from imagegen.webhooks.delivery import RETRY_DELAYS, WebhookDelivery
 
     settings = WebhookSettings.from_env(os.environ)
     queue = _webhook_queue(settings)
@@ -444,6 +447,7 @@ def worker() -> Worker:
 @cached
 def token_store() -> TokenStore:
     from imagegen.adapters.tokens import TokenStore
+    from imagegen.authorizer_settings import AuthorizerSettings
 
     settings = AuthorizerSettings.from_env(os.environ)
     return TokenStore(settings.table_name, dynamodb(settings))
@@ -484,6 +488,7 @@ def scheduled_run() -> ScheduledRun:
 def media_proxy() -> MediaProxy:
     from imagegen.adapters.media_cache import MediaCache
     from imagegen.media.proxy import MediaProxy
+    from imagegen.settings import MediaProxySettings
 
     settings = MediaProxySettings.from_env(os.environ)
     return MediaProxy(

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from imagegen.adapters.dynamo import put_if
-from imagegen.webhooks import WebhookSecret
+from imagegen.webhooks.secrets import WebhookSecret
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

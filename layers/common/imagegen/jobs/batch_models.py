@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from imagegen.models import ErrorInfo, ImageInfo, Job, JobStatus, StrictModel
 
@@ -14,15 +14,23 @@ MAX_BATCH_ITEMS = 50
 BatchStatus = Literal["running", "succeeded", "failed", "partial", "canceled"]
 
 
+# Built on first use (the first batch request, or the first batch webhook), not at every API cold start.
+_DEFERRED = ConfigDict(defer_build=True)
+
+
 class BatchCreate(StrictModel):
     """`defaults` and each item are plain objects here: they are merged, then validated as an ImageRequest each."""
 
-    defaults: dict[str, Any] = Field(default_factory=dict)
+    model_config = _DEFERRED  # merged with StrictModel's: still strict, unknown fields refused
+
+    defaults: dict[str, Any] = {}
     items: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
     webhook_url: Annotated[str | None, Field(max_length=2048, pattern=r"^https?://\S+$")] = None
 
 
 class StatusCounts(BaseModel):
+    model_config = _DEFERRED
+
     queued: int = 0
     running: int = 0
     succeeded: int = 0
@@ -31,6 +39,8 @@ class StatusCounts(BaseModel):
 
 
 class BatchItem(BaseModel):
+    model_config = _DEFERRED
+
     """One item of a batch: its position and a summary of the job that currently stands for it."""
 
     index: int
@@ -40,7 +50,7 @@ class BatchItem(BaseModel):
     model: str | None = None
     image: ImageInfo | None = None
     error: ErrorInfo | None = None
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = []
     created_at: datetime | None = None
     completed_at: datetime | None = None
 
@@ -61,6 +71,8 @@ class BatchItem(BaseModel):
 
 
 class Batch(BaseModel):
+    model_config = _DEFERRED
+
     id: str
     status: BatchStatus
     progress: str
@@ -74,6 +86,8 @@ class Batch(BaseModel):
 
 
 class BatchRecord(BaseModel):
+    model_config = _DEFERRED
+
     """The batch item in the table: which jobs stand for its items (in order), and completion bookkeeping."""
 
     id: str

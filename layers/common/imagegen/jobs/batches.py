@@ -23,8 +23,6 @@ from imagegen.models import ErrorInfo, ImageRequest, Job, JobRecord, utcnow
 
 logger = logging.getLogger(__name__)
 
-BATCH_ID_PATTERN = r"^bat_[0-9A-HJKMNP-TV-Z]{26}$"
-
 
 class BatchEnded(Protocol):
     """Told once per batch round when the batch's last item reached a terminal state (the webhook notifier)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from imagegen import providers
 from imagegen.keys.types import (
     DeploymentHealthStore,
     DeploymentKeys,
@@ -12,7 +13,6 @@ from imagegen.keys.types import (
     ResolvedKey,
     UserKeyStore,
 )
-from imagegen.providers import KEY_PROVIDERS, KEYLESS_PROVIDERS
 
 
 class KeyResolver:
@@ -34,7 +34,7 @@ class KeyResolver:
         cached = self._resolved.get((user_id, provider))
         if cached is not None:
             return cached[0]
-        found = self._user_keys.decrypt(user_id, provider) if provider in KEY_PROVIDERS else None
+        found = self._user_keys.decrypt(user_id, provider) if provider in providers.KEY_PROVIDERS else None
         if found is not None:
             stored, secret = found
             resolved, version = ResolvedKey("user", secret, stored.health), stored.version
@@ -45,7 +45,7 @@ class KeyResolver:
 
     def describe(self, user_id: str, provider: str) -> ResolvedKey:
         """As `resolve`, but never decrypts: `key` is None. For showing the chain, not for calling it."""
-        stored = self._user_keys.get(user_id, provider) if provider in KEY_PROVIDERS else None
+        stored = self._user_keys.get(user_id, provider) if provider in providers.KEY_PROVIDERS else None
         if stored is not None:
             return ResolvedKey("user", None, stored.health)
         resolved = self._without_user_key(provider)
@@ -69,9 +69,9 @@ class KeyResolver:
         self._resolved.clear()
 
     def _without_user_key(self, provider: str) -> ResolvedKey:
-        key = self._deployment_keys.get(provider) if provider in KEY_PROVIDERS else None
+        key = self._deployment_keys.get(provider) if provider in providers.KEY_PROVIDERS else None
         if key is not None:
             return ResolvedKey("deployment", key, self._deployment_health.deployment_health(provider, key))
-        if provider in KEYLESS_PROVIDERS:
+        if provider in providers.KEYLESS_PROVIDERS:
             return ResolvedKey("keyless", None, None)
         return ResolvedKey(None, None, None)

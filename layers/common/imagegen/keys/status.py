@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from imagegen import providers
 from imagegen.breaker import BreakerStateName, BreakerStatus, BreakerUnavailable
-from imagegen.keys.resolver import KeyResolver
+from imagegen.clock import utcnow
 from imagegen.keys.types import KeySource, ResolvedKey
-from imagegen.models import utcnow
-from imagegen.providers import DEPLOYMENT_KEY_NAMES, KEY_PROVIDERS, REGISTRY
+
+if TYPE_CHECKING:
+    from imagegen.keys.resolver import KeyResolver
 
 
-class BreakerState(BaseModel):
+class _View(BaseModel):
+    # Built on the first GET /v1/providers answer, not at the API's cold start: no other route shows these.
+    model_config = ConfigDict(defer_build=True)
+
+
+class BreakerState(_View):
     state: BreakerStateName = "closed"
     # Calls are refused until then (open: the cool-down; half_open: a trial call is out); after it, one trial call.
     open_until: datetime | None = None
@@ -32,14 +39,14 @@ class Breakers(Protocol):
     def status(self, provider: str, key_source: str) -> BreakerStatus: ...
 
 
-class HealthView(BaseModel):
+class HealthView(_View):
     status: str
     # Shown for the caller's own keys only: a deployment key's balance or account is not every caller's business.
     detail: str | None = None
     checked_at: datetime
 
 
-class ProviderLink(BaseModel):
+class ProviderLink(_View):
     provider: str
     key_source: KeySource | None
     health: HealthView | None
@@ -48,7 +55,7 @@ class ProviderLink(BaseModel):
     reason: str
 
 
-class ChainView(BaseModel):
+class ChainView(_View):
     items: list[ProviderLink]
     # Set when nothing would be tried: which keys to set.
     hint: str | None = None
@@ -62,7 +69,7 @@ def _health_view(resolved: ResolvedKey) -> HealthView | None:
 
 
 def _key_hint(provider: str) -> str:
-    return f"PUT /v1/keys/{provider}, or the deployment sets {DEPLOYMENT_KEY_NAMES[provider]}"
+    return f"PUT /v1/keys/{provider}, or the deployment sets {providers.DEPLOYMENT_KEY_NAMES[provider]}"
 
 
 class ChainStatus:
@@ -85,7 +92,7 @@ class ChainStatus:
         return ChainView(items=items, hint=None if any(item.would_try for item in items) else self._hint(items))
 
     def _link(self, user_id: str, provider: str, resolver: KeyResolver, now: datetime) -> ProviderLink:
-        if REGISTRY[provider].offline:
+        if providers.REGISTRY[provider].offline:
             return ProviderLink(
                 provider=provider,
                 key_source="keyless",
@@ -144,11 +151,11 @@ class ChainStatus:
         keys = [
             item.provider
             for item in items
-            if item.provider in KEY_PROVIDERS and not item.reason.startswith("circuit breaker")
+            if item.provider in providers.KEY_PROVIDERS and not item.reason.startswith("circuit breaker")
         ]
         if not keys:
             return "every provider is cooling down after errors; try again later"
-        wanted = ", ".join(f"{p} ({DEPLOYMENT_KEY_NAMES[p]})" for p in keys)
+        wanted = ", ".join(f"{p} ({providers.DEPLOYMENT_KEY_NAMES[p]})" for p in keys)
         return (
             f"no provider can be tried: store a working key with PUT /v1/keys/{{provider}}, or have the operator "
             f"set it in the provider keys secret, for any of: {wanted}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 KeySource = Literal["user", "deployment", "keyless"]
 HealthStatus = Literal["ok", "invalid", "out_of_credit", "unreachable"]
@@ -17,6 +17,9 @@ UNUSABLE: frozenset[str] = frozenset({"invalid", "out_of_credit"})
 
 class KeyHealth(BaseModel):
     """What the last check of one key found."""
+
+    # Built when a key's health is first read or written, not at the API's cold start.
+    model_config = ConfigDict(defer_build=True)
 
     status: HealthStatus
     detail: str | None = None

@@ -86,7 +86,7 @@ class HuggingFaceSettings(ProviderSettings):
     models: CsvTuple = (FLUX_DEV.name, FLUX_SCHNELL.name)
     timeout_s: float = Field(default=90.0, gt=0)
     # model -> router provider; models not listed use default_router_provider.
-    router_providers: Annotated[Mapping[str, str], BeforeValidator(_pairs)] = Field(default_factory=dict)
+    router_providers: Annotated[Mapping[str, str], BeforeValidator(_pairs)] = {}
     default_router_provider: str = "hf-inference"
     # whoami-v2 is strictly rate-limited: at most one check per key per day.
     key_check_interval_s: int | None = Field(default=86400, ge=0)

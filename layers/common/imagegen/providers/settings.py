@@ -40,7 +40,8 @@ Flag = Annotated[bool, BeforeValidator(boolean)]
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use: a function that never reads provider settings (the authorizer) pays nothing for them.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class ServiceSettings(_Settings):
