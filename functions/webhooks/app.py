@@ -1,5 +1,9 @@
 """Webhook function: SQS batches of webhook deliveries, one signed POST each, failures re-queued with backoff."""
 
+import gc
+
+gc.disable()  # loading makes long-lived objects only: no collection until they are frozen below (cold start)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -29,3 +33,7 @@ def record_handler(record: WebhookRecord) -> None:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+gc.freeze()  # what was loaded stays out of every later collection (docs/architecture.md, "Cold start")
+gc.enable()

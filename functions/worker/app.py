@@ -1,5 +1,9 @@
 """Worker function: SQS batches of job messages, with partial batch failures reported."""
 
+import gc
+
+gc.disable()  # loading makes long-lived objects only: no collection until they are frozen below (cold start)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -39,3 +43,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     # Decrypted user keys are cached for one invocation only.
     wiring.worker_keys().begin_invocation()
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+gc.freeze()  # what was loaded stays out of every later collection (docs/architecture.md, "Cold start")
+gc.enable()
