@@ -13,29 +13,30 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class GenerateMessage(_Message):
+class _JobMessage(_Message):
+    """A message about one job of one user: the worker reads the job itself from the table."""
+
+    user_id: str = Field(min_length=1)
+    job_id: str = Field(min_length=1)
+
+
+class GenerateMessage(_JobMessage):
     """Run the chain for a queued job."""
 
     kind: Literal["generate"] = "generate"
-    user_id: str = Field(min_length=1)
-    job_id: str = Field(min_length=1)
 
 
-class CheckMessage(_Message):
+class CheckMessage(_JobMessage):
     """Ask an async provider about a pending job; only the holder of the job's current check token may."""
 
     kind: Literal["check"] = "check"
-    user_id: str = Field(min_length=1)
-    job_id: str = Field(min_length=1)
     check_token: str = Field(min_length=1)
 
 
-class CancelMessage(_Message):
+class CancelMessage(_JobMessage):
     """Cancel the remote request a canceled job left at an async provider (best effort)."""
 
     kind: Literal["cancel"] = "cancel"
-    user_id: str = Field(min_length=1)
-    job_id: str = Field(min_length=1)
 
 
 class WebhookMessage(_Message):
