@@ -167,14 +167,15 @@ def main() -> None:
     lines = [
         "## Cold start: handler import time",
         "",
-        f"Median of {RUNS} fresh interpreters each, in a Lambda-like "
-        "environment: the function's variables from `template.yaml` (Globals merged), `PYTHONPATH=layers/common`, "
-        "nothing else. Each round runs every target once in a shuffled order, and a ratio is the median of the "
-        f"per-round ratios, so a busy machine slows both sides of it alike. Baselines measured in the same run: a bare `import boto3` (**{bare * 1000:.0f} ms**) and a "
-        f"handler that imports boto3 and makes one client ({client * 1000:.0f} ms). Target ≤ {TARGET}× bare boto3, "
-        f"goal {GOAL}×. The fifth column adds what the function's first request builds through `imagegen.wiring` "
-        "(settings, clients, services; no network): `imagegen.wiring` imports a service's modules when the service "
-        "is first built, so that is where the rest of a function's start-up time is, and where it stays visible.",
+        f"Median of {RUNS} fresh interpreters each, in a Lambda-like environment: the function's variables from "
+        "`template.yaml` (Globals merged), `PYTHONPATH=layers/common`, nothing else. Each round runs every target "
+        "once in a shuffled order, and a ratio is the median of the per-round ratios, so a busy machine slows both "
+        "sides of it alike. Baselines measured in the same run: a bare `import boto3` "
+        f"(**{bare * 1000:.0f} ms**) and a handler that imports boto3 and makes one client ({client * 1000:.0f} ms). "
+        f"Target ≤ {TARGET}× bare boto3, goal {GOAL}×. The fifth column adds what the function's first request builds "
+        "through `imagegen.wiring` (settings, clients, services; no network): `imagegen.wiring` imports a service's "
+        "modules when the service is first built, so that is where the rest of a function's start-up time is, and "
+        "where it stays visible.",
         "",
         "| handler | import (ms) | ÷ bare boto3 | ÷ boto3 + client | import + first request's services (ms) | "
         "heaviest top-level imports (cumulative ms) |",
