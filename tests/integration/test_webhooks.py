@@ -334,3 +334,30 @@ def test_given_secret_rotated_when_delivered_then_both_old_and_new_secret_verify
     assert len(post.headers["webhook-signature"].split(" ")) == 2
     assert verify(new, post.headers, post.body)
     assert verify(old, post.headers, post.body)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{not json", "body: json_invalid"),
+        ('{"kind":"generate","user_id":"a","job_id":"b"}', "kind: literal_error"),
+        ('{"kind":"webhook","user_id":"a","event_id":"e","url":"https://x.test/h"}', "body: missing"),
+    ],
+)
+def test_given_malformed_message_when_the_webhook_handler_runs_then_dropped_with_a_log_line_not_retried(
+    aws: Aws, hooks: Hooks, receiver: Receiver, caplog: pytest.LogCaptureFixture, body: str, reason: str
+):
+    # Given a body on the webhooks queue that is no webhook message
+    aws.client("sqs").send_message(QueueUrl=hooks.queue_url, MessageBody=body)
+
+    # When the webhook function's BatchProcessor parses and handles it
+    with caplog.at_level("ERROR"):
+        received = hooks.run()
+
+    # Then it is acknowledged (gone from the queue, nothing redelivered), nothing is posted, and the reason is logged
+    assert received == 1
+    assert aws.receive(hooks.queue_url, visibility=0) == []
+    assert receiver.received == []
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"dropping a webhook message that is malformed ({reason})"
+    ]
