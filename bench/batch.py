@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _results import write_section
 from imagegen import wiring
-from imagegen.batch_models import BatchCreate
 from imagegen.generation import ChainOutcome, RunContext
+from imagegen.jobs.batch_models import BatchCreate
 from imagegen.models import ImageRequest
 
 from tests.doubles.generators import PlaceholderGenerator

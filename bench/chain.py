@@ -1,7 +1,7 @@
 """Provider chain: a dead primary behind an open breaker, a hanging primary (timeouts, hedging), and the Lambda
 seconds a Horde job with a 120 s queue wait is billed for.
 
-Everything real except the providers: the Chain as the worker builds it (`imagegen.providers.wiring.build_chain`,
+Everything real except the providers: the Chain as the worker builds it (`imagegen.chain.wiring.build_chain`,
 DynamoDB circuit breaker, SafeFetcher), the worker handler (`functions/worker/app.py`) for the Horde job, moto's
 server for DynamoDB/S3/SQS, and the provider doubles of tests/doubles on loopback.
 """
@@ -42,12 +42,12 @@ from imagegen import wiring
 from imagegen.adapters.breaker_store import DynamoBreakerStore
 from imagegen.breaker import BreakerPolicy
 from imagegen.chain import Chain
-from imagegen.chain_keys import ChainKeys
-from imagegen.fetch import FetchPolicy, SafeFetcher
+from imagegen.chain.wiring import build_chain
 from imagegen.generation import ChainSucceeded, RunContext
+from imagegen.keys.chain_keys import ChainKeys
 from imagegen.local.runtime import LocalLambdaContext
+from imagegen.media.fetch import FetchPolicy, SafeFetcher
 from imagegen.models import ImageRequest
-from imagegen.providers.wiring import build_chain
 from imagegen.settings import KeySettings
 
 from tests.doubles.horde import HordeDouble
@@ -167,14 +167,7 @@ def chain_for(endpoint: str, environ: dict[str, str], table: str | None = None) 
         {**environ, "TABLE_NAME": table, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION}
     )
     keys = wiring.chain_keys(settings)
-    chain = build_chain(
-        environ,
-        fetcher=safe_fetcher(),
-        table_name=table,
-        dynamodb_client=client("dynamodb", endpoint),
-        key_resolver=keys,
-        key_health=keys,
-    )
+    chain = build_chain(settings.providers, keys=keys, fetcher=safe_fetcher(), breaker=wiring.breaker_store(settings))
     return WorkerChain(chain, keys, table)
 
 

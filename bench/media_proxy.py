@@ -60,8 +60,8 @@ def child(scenario: str, url: str, warm_url: str, endpoint: str, bucket: str) ->
     import boto3
     import httpx
     from imagegen.adapters.media_cache import MediaCache
-    from imagegen.fetch import FetchPolicy, SafeFetcher
     from imagegen.media import MediaProxy
+    from imagegen.media.fetch import FetchPolicy, SafeFetcher
 
     policy = FetchPolicy(allow_private_networks=True, max_bytes=64 * 1024 * 1024)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 from imagegen.local.stack import LocalStack
-from imagegen.offline import render_placeholder
+from imagegen.media.offline import render_placeholder
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = 30

@@ -26,7 +26,7 @@ from horde_sdk.ai_horde_api.apimodels import (
 from horde_sdk.generic_api.apimodels import RequestErrorResponse
 from imagegen.models import ImageRequest
 from imagegen.providers import horde
-from imagegen.providers.config import HordeSettings
+from imagegen.providers.horde import HordeSettings
 from pydantic import SecretStr
 
 from tests.doubles.horde import HordeDouble

@@ -11,7 +11,7 @@ import boto3
 import httpx
 import pytest
 from imagegen import wiring
-from imagegen.fetch import FetchPolicy, SafeFetcher
+from imagegen.media.fetch import FetchPolicy, SafeFetcher
 
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import HuggingFaceDouble

@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from imagegen.generation import ChainOutcome, ChainSucceeded, GeneratedImage, RunContext
+from imagegen.media.offline import render_placeholder
 from imagegen.models import Attempt, ImageRequest
-from imagegen.offline import render_placeholder
 
 
 class PlaceholderGenerator:

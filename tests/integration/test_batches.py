@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from imagegen import wiring
-from imagegen.batch_models import BatchCreate
 from imagegen.generation import ChainFailed, ChainOutcome, RunContext
+from imagegen.jobs.batch_models import BatchCreate
 from imagegen.models import Attempt, ErrorInfo, ImageRequest
 
 from tests.conftest import Aws

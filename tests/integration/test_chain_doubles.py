@@ -12,15 +12,16 @@ import pytest
 from imagegen.adapters.breaker_store import DynamoBreakerStore
 from imagegen.breaker import BreakerPolicy
 from imagegen.chain import Chain
-from imagegen.fetch import SafeFetcher
 from imagegen.generation import ChainFailed, ChainOutcome, ChainPending, ChainSucceeded, RunContext
-from imagegen.imaging import dhash_bytes
+from imagegen.media.fetch import SafeFetcher
+from imagegen.media.imaging import dhash_bytes
 from imagegen.models import ImageRequest
-from imagegen.providers.config import ProvidersSettings
+from imagegen.providers.settings import ProvidersSettings
 
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import CREDITS, HuggingFaceDouble, loading
 from tests.doubles.images import blank, branded_placeholder
+from tests.doubles.key_stores import chain_keys
 from tests.doubles.keys import ALL_KEYS, HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
 from tests.doubles.pollinations import PollinationsDouble, placeholder_reply, queue_full
 from tests.doubles.server import Reply
@@ -48,7 +49,9 @@ class WallClock:
 
 
 def chain_for(environ: dict[str, str], http: httpx.Client, fetcher: SafeFetcher, **kwargs: Any) -> Chain:
-    return Chain(ProvidersSettings.from_environ(environ), http, fetcher, **kwargs)
+    """The chain with the worker's key path: deployment keys from the same settings, resolved per invocation."""
+    settings = ProvidersSettings.from_environ(environ)
+    return Chain(settings, http, fetcher, keys=chain_keys(settings), **kwargs)
 
 
 def run_ctx(seconds: float = 10.0) -> RunContext:

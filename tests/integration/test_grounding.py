@@ -10,6 +10,7 @@ from imagegen.adapters.tavily_search import TavilySearch
 from imagegen.generation import ChainOutcome, RunContext
 from imagegen.grounding import MAX_ADDED_CHARS, ground
 from imagegen.models import ImageRequest
+from imagegen.settings import WorkerSettings
 
 from tests.conftest import Aws
 from tests.doubles.generators import PlaceholderGenerator
@@ -114,7 +115,7 @@ def test_given_tavily_hangs_when_grounded_then_timeout_warning_and_plain_prompt(
 def test_given_no_key_when_grounded_then_warning_and_no_request_is_sent(tavily, aws: Aws, monkeypatch):
     monkeypatch.setenv("TAVILY_BASE_URL", tavily.url)
     monkeypatch.delenv("TAVILY_API_KEY", raising=False)
-    settings = wiring.WorkerSettings.from_env({"TABLE_NAME": "t", "BUCKET_NAME": "b", "QUEUE_URL": "q"})
+    settings = WorkerSettings.from_env({"TABLE_NAME": "t", "BUCKET_NAME": "b", "QUEUE_URL": "q"})
 
     search = wiring.web_search(settings)
     result = ground(WEB, search)

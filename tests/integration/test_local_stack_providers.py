@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from imagegen.imaging import dhash_bytes
 from imagegen.local import LocalStack
+from imagegen.media.imaging import dhash_bytes
 
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import HuggingFaceDouble

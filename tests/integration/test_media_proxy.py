@@ -16,8 +16,8 @@ import pytest
 from imagegen import wiring
 from imagegen.adapters.media_cache import MediaCache
 from imagegen.errors import LinkExpired, UpstreamError
-from imagegen.fetch import FetchPolicy, SafeFetcher
 from imagegen.media import CachedMedia, MediaProxy, cache_key
+from imagegen.media.fetch import FetchPolicy, SafeFetcher
 
 from tests.conftest import ROOT, FakeLambdaContext, load_function
 from tests.doubles.storage import Kind, StorageDouble, generated_sha256

@@ -10,12 +10,12 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from imagegen import wiring
 from imagegen.adapters.webhook_http import WebhookHttpSender
-from imagegen.webhooks import WebhookDelivery
+from imagegen.messages import WebhookMessage, read_webhook_message
+from imagegen.webhooks.delivery import WebhookDelivery
 
 from tests.conftest import Aws, FakeLambdaContext, load_function, sqs_event
 from tests.doubles.webhook_receiver import Receiver
@@ -133,9 +133,9 @@ class RecordingQueue:
     """Stands for the webhook queue where only the delay of each re-queued attempt matters."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[dict[str, Any], int]] = []
+        self.sent: list[tuple[WebhookMessage, int]] = []
 
-    def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None:
+    def send(self, message: WebhookMessage, *, delay_seconds: int = 0) -> None:
         self.sent.append((message, delay_seconds))
 
 
@@ -145,18 +145,13 @@ def test_given_receiver_always_fails_when_delivered_then_six_attempts_over_about
     receiver.script = [500] * 10
     queue = RecordingQueue()
     delivery = WebhookDelivery(wiring.webhook_secrets(), WebhookHttpSender(allow_private=True), queue)
-    message: dict[str, Any] = {
-        "kind": "webhook",
-        "user_id": "alice",
-        "event_id": "msg_test",
-        "url": f"{receiver.url}/hook",
-        "body": '{"type":"job.failed"}',
-        "attempt": 1,
-    }
+    message = WebhookMessage(
+        user_id="alice", event_id="msg_test", url=f"{receiver.url}/hook", body='{"type":"job.failed"}'
+    )
 
     outcomes = []
     for _ in range(6):
-        outcomes.append(delivery.handle(json.dumps(message)))
+        outcomes.append(delivery.handle(message))
         if queue.sent:
             message = queue.sent[-1][0]
 
@@ -164,7 +159,7 @@ def test_given_receiver_always_fails_when_delivered_then_six_attempts_over_about
     delays = [delay for _, delay in queue.sent]
     assert delays == [60, 300, 900, 900, 900]
     assert sum(delays) == 3060  # 51 minutes from the first attempt to the last
-    assert [m["attempt"] for m, _ in queue.sent] == [2, 3, 4, 5, 6]
+    assert [m.attempt for m, _ in queue.sent] == [2, 3, 4, 5, 6]
     assert len(receiver.received) == 6
 
 
@@ -248,7 +243,7 @@ def test_given_host_resolves_to_private_address_at_delivery_when_delivered_then_
     delivery = WebhookDelivery(wiring.webhook_secrets(), sender, queue)
     message = {"kind": "webhook", "user_id": "alice", "event_id": "msg_x", "url": "https://hooks.example.test/x"}
 
-    outcome = delivery.handle(json.dumps({**message, "body": "{}", "attempt": 1}))
+    outcome = delivery.handle(read_webhook_message(json.dumps({**message, "body": "{}", "attempt": 1})))
 
     assert outcome is not None
     assert outcome.result == "gave_up"
@@ -339,3 +334,30 @@ def test_given_secret_rotated_when_delivered_then_both_old_and_new_secret_verify
     assert len(post.headers["webhook-signature"].split(" ")) == 2
     assert verify(new, post.headers, post.body)
     assert verify(old, post.headers, post.body)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{not json", "body: json_invalid"),
+        ('{"kind":"generate","user_id":"a","job_id":"b"}', "kind: literal_error"),
+        ('{"kind":"webhook","user_id":"a","event_id":"e","url":"https://x.test/h"}', "body: missing"),
+    ],
+)
+def test_given_malformed_message_when_the_webhook_handler_runs_then_dropped_with_a_log_line_not_retried(
+    aws: Aws, hooks: Hooks, receiver: Receiver, caplog: pytest.LogCaptureFixture, body: str, reason: str
+):
+    # Given a body on the webhooks queue that is no webhook message
+    aws.client("sqs").send_message(QueueUrl=hooks.queue_url, MessageBody=body)
+
+    # When the webhook function's BatchProcessor parses and handles it
+    with caplog.at_level("ERROR"):
+        received = hooks.run()
+
+    # Then it is acknowledged (gone from the queue, nothing redelivered), nothing is posted, and the reason is logged
+    assert received == 1
+    assert aws.receive(hooks.queue_url, visibility=0) == []
+    assert receiver.received == []
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"dropping a webhook message that is malformed ({reason})"
+    ]

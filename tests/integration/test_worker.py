@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from imagegen import wiring
 from imagegen.adapters.image_store import ImageStore
-from imagegen.adapters.job_queue import JobQueue
 from imagegen.adapters.job_store import JobStore
+from imagegen.adapters.queue import SqsQueue
 from imagegen.generation import ChainFailed, ChainOutcome, ChainPending, RunContext
+from imagegen.jobs.work import Worker, WorkerConfig
+from imagegen.messages import GenerateMessage, read_job_message
 from imagegen.models import Attempt, ErrorInfo, ImageRequest, utcnow
-from imagegen.work import Worker, WorkerConfig
+from imagegen.settings import WorkerSettings
 
 from tests.conftest import Aws
 from tests.doubles.generators import PlaceholderGenerator
@@ -55,7 +57,7 @@ class BrokenGenerator(PlaceholderGenerator):
 
 
 def _worker(aws: Aws, generator: Any, *, images: Any = None, lease: int = 60, max_receive: int = 3) -> Worker:
-    settings = wiring.WorkerSettings.from_env(
+    settings = WorkerSettings.from_env(
         {
             "TABLE_NAME": aws.table,
             "BUCKET_NAME": aws.bucket,
@@ -86,7 +88,7 @@ def test_given_each_message_delivered_twice_when_worked_then_one_generation_and_
     worker = _worker(aws, generator)
 
     for body in bodies + bodies:
-        worker.handle(body, receive_count=1, remaining_seconds=60)
+        worker.handle(read_job_message(body), receive_count=1, remaining_seconds=60)
 
     assert generator.calls == 2
     assert _image_count(aws) == 2
@@ -113,10 +115,10 @@ def test_given_worker_dies_after_provider_call_when_redelivered_then_job_ends_wi
     worker = _worker(aws, generator, images=images, lease=1)
 
     with pytest.raises(WorkerDied):
-        worker.handle(body, receive_count=1, remaining_seconds=60)
+        worker.handle(read_job_message(body), receive_count=1, remaining_seconds=60)
     running = call_api("GET", f"/v1/images/{job_id}").body
     time.sleep(1.1)  # the dead worker's lease runs out, as SQS's visibility timeout would
-    worker.handle(body, receive_count=2, remaining_seconds=60)
+    worker.handle(read_job_message(body), receive_count=2, remaining_seconds=60)
 
     assert running["status"] == "running"
     assert generator.calls == 2
@@ -141,9 +143,9 @@ def test_given_failing_chain_when_not_last_delivery_then_redelivered_and_lease_r
     worker = _worker(aws, BrokenGenerator(), max_receive=3)
 
     with pytest.raises(ConnectionError):
-        worker.handle(body, receive_count=1, remaining_seconds=60)
+        worker.handle(read_job_message(body), receive_count=1, remaining_seconds=60)
     # The lease was given back, so the next delivery claims at once instead of waiting it out.
-    _worker(aws, PlaceholderGenerator()).handle(body, receive_count=2, remaining_seconds=60)
+    _worker(aws, PlaceholderGenerator()).handle(read_job_message(body), receive_count=2, remaining_seconds=60)
 
     assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "succeeded"
 
@@ -152,7 +154,7 @@ def test_given_failing_chain_when_last_delivery_then_job_failed_with_reason(call
     job_id = call_api("POST", "/v1/images", body={"prompt": "doomed"}).body["id"]
     body = aws.receive()[0]["Body"]
 
-    _worker(aws, BrokenGenerator(), max_receive=3).handle(body, receive_count=3, remaining_seconds=60)
+    _worker(aws, BrokenGenerator(), max_receive=3).handle(read_job_message(body), receive_count=3, remaining_seconds=60)
 
     job = call_api("GET", f"/v1/images/{job_id}").body
     assert job["status"] == "failed"
@@ -185,7 +187,9 @@ def test_given_chain_failure_when_worked_then_job_failed_with_attempts(call_api,
             return ChainFailed(ErrorInfo(code="all_providers_failed", message="horde: 503"), [attempt])
 
     job_id = call_api("POST", "/v1/images", body={"prompt": "nope"}).body["id"]
-    _worker(aws, FailingChain()).handle(aws.receive()[0]["Body"], receive_count=1, remaining_seconds=60)
+    _worker(aws, FailingChain()).handle(
+        read_job_message(aws.receive()[0]["Body"]), receive_count=1, remaining_seconds=60
+    )
 
     job = call_api("GET", f"/v1/images/{job_id}").body
     assert job["status"] == "failed"
@@ -206,14 +210,16 @@ def test_given_async_provider_pending_when_worked_then_check_message_delayed_and
 
     job_id = call_api("POST", "/v1/images", body={"prompt": "slow", "width": 64, "height": 64}).body["id"]
     worker = _worker(aws, AsyncChain())
-    worker.handle(aws.receive()[0]["Body"], receive_count=1, remaining_seconds=60)
+    worker.handle(read_job_message(aws.receive()[0]["Body"]), receive_count=1, remaining_seconds=60)
 
     assert aws.receive() == []  # delayed: not visible yet
     check = aws.receive(wait=3)
     assert [json.loads(m["Body"])["kind"] for m in check] == ["check"]
     assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "running"
-    worker.handle(check[0]["Body"], receive_count=1, remaining_seconds=60)
-    worker.handle(check[0]["Body"], receive_count=2, remaining_seconds=60)  # a duplicate check is a no-op
+    worker.handle(read_job_message(check[0]["Body"]), receive_count=1, remaining_seconds=60)
+    worker.handle(
+        read_job_message(check[0]["Body"]), receive_count=2, remaining_seconds=60
+    )  # a duplicate check is a no-op
 
     job = call_api("GET", f"/v1/images/{job_id}").body
     assert job["status"] == "succeeded"
@@ -221,18 +227,36 @@ def test_given_async_provider_pending_when_worked_then_check_message_delayed_and
 
 
 @pytest.mark.parametrize(
-    "body", ["not json", "[1,2]", '{"kind":"generate"}', '{"kind":"explode","user_id":"a","job_id":"b"}']
+    ("body", "reason"),
+    [
+        ("not json", "body: json_invalid"),
+        ("[1,2]", "body: dict_type"),
+        ('{"kind":"generate"}', "generate.user_id: missing"),
+        ('{"kind":"explode","user_id":"a","job_id":"b"}', "body: union_tag_invalid"),
+    ],
 )
-def test_given_malformed_message_when_worked_then_dropped_without_error(aws: Aws, body: str):
-    worker = _worker(aws, CountingGenerator())
+def test_given_malformed_message_when_the_worker_handler_runs_then_dropped_with_a_log_line_not_retried(
+    aws: Aws, run_worker, caplog: pytest.LogCaptureFixture, body: str, reason: str
+):
+    # Given a body on the jobs queue that is no job message
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url, MessageBody=body)
+    batch = aws.receive(visibility=0)
 
-    worker.handle(body, receive_count=1, remaining_seconds=60)
+    # When the worker function's BatchProcessor parses and handles it
+    with caplog.at_level("ERROR"):
+        result = run_worker(batch)
 
+    # Then it is acknowledged (no batch item failure, nothing left to redeliver), with the reason logged
+    assert (result["received"], result["batchItemFailures"]) == (1, [])
+    assert aws.receive(visibility=0) == []
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"dropping a message that is no job message ({reason})"
+    ]
     assert _image_count(aws) == 0
 
 
 def test_given_job_queue_adapter_when_delay_exceeds_sqs_limit_then_clamped(aws: Aws):
-    JobQueue(aws.queue_url, aws.client("sqs")).send({"kind": "noop"}, delay_seconds=5000)
+    SqsQueue(aws.queue_url, aws.client("sqs")).send(GenerateMessage(user_id="a", job_id="b"), delay_seconds=5000)
 
     attributes = aws.client("sqs").get_queue_attributes(QueueUrl=aws.queue_url, AttributeNames=["All"])["Attributes"]
     assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 1
@@ -254,7 +278,7 @@ def test_given_job_canceled_while_generating_when_worker_finishes_then_no_image_
     body = aws.receive()[0]["Body"]
     canceled = InterruptedGenerator(lambda user, job: call_api("POST", f"/v1/images/{job}/cancel", user=user))
 
-    _worker(aws, canceled).handle(body, receive_count=1, remaining_seconds=60)
+    _worker(aws, canceled).handle(read_job_message(body), receive_count=1, remaining_seconds=60)
 
     assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "canceled"
     assert _image_count(aws) == 0
@@ -269,7 +293,9 @@ def test_given_job_taken_over_while_generating_when_worker_finishes_then_the_ima
         # Another worker claims the job after this one's lease ran out (lease 0 here), and will write the same key.
         store.claim(user, job, now=utcnow(), lease_seconds=120)
 
-    _worker(aws, InterruptedGenerator(take_over), lease=0).handle(body, receive_count=1, remaining_seconds=60)
+    _worker(aws, InterruptedGenerator(take_over), lease=0).handle(
+        read_job_message(body), receive_count=1, remaining_seconds=60
+    )
 
     assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "running"
     assert _image_count(aws) == 1

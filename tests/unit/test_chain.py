@@ -6,6 +6,7 @@ import json
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,12 +14,16 @@ from aws_lambda_powertools import Metrics
 from imagegen.breaker import BreakerPolicy, InMemoryBreakerStore
 from imagegen.chain import Chain, Link
 from imagegen.generation import ChainFailed, ChainPending, ChainSucceeded, RunContext
+from imagegen.keys.types import KeyHealth
 from imagegen.models import ImageRequest
 from imagegen.providers import REGISTRY
-from imagegen.providers.base import Provider, Refused
-from imagegen.providers.config import ProvidersSettings
+from imagegen.providers.base import Refused
+from imagegen.providers.settings import ProvidersSettings
+from imagegen.providers.spec import ProviderSpec
+from pydantic import SecretStr
 
 from tests.doubles.images import blank, picture
+from tests.doubles.key_stores import MemoryKeyStore, chain_keys
 
 SF_KEY = "sk-unitSECRETsiliconflow"
 HF_KEY = "hf_unitSECREThuggingface"
@@ -90,32 +95,34 @@ class Harness:
     hosts: Hosts
     clock: Clock
     fetcher: Fetcher
+    keys: MemoryKeyStore
 
 
 def make(
     environ: dict[str, str] | None = None,
     *,
     breaker: InMemoryBreakerStore | None = None,
-    registry: dict[str, Provider] | None = None,
+    registry: dict[str, ProviderSpec[Any]] | None = None,
     metrics: Any = None,
-    key_health: Any = None,
+    keys: MemoryKeyStore | None = None,
 ) -> Harness:
     env = {"SILICONFLOW_API_KEY": SF_KEY, "HF_TOKEN": HF_KEY, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
     env.update(environ or {})
-    hosts, clock, fetcher = Hosts(), Clock(), Fetcher()
+    hosts, clock, fetcher, store = Hosts(), Clock(), Fetcher(), keys or MemoryKeyStore()
+    settings = ProvidersSettings.from_environ(env)
     chain = Chain(
-        ProvidersSettings.from_environ(env),
+        settings,
         httpx.Client(transport=httpx.MockTransport(hosts)),
         fetcher,
+        keys=chain_keys(settings, store),
         breaker=breaker,
         registry=registry or REGISTRY,
         metrics=metrics,
-        key_health=key_health,
         clock=clock,
         wall_clock=clock,
         sleep=clock.sleep,
     )
-    return Harness(chain, hosts, clock, fetcher)
+    return Harness(chain, hosts, clock, fetcher, store)
 
 
 def ctx(clock: Clock, seconds: float = 60.0) -> RunContext:
@@ -156,8 +163,7 @@ class TestLinks:
 
 class TestOutcomes:
     def test_given_no_keys_when_started_then_no_providers_configured_with_the_keys_to_set(self) -> None:
-        h = make({"SILICONFLOW_API_KEY": "", "HF_TOKEN": ""})
-        h.chain.settings = ProvidersSettings.from_environ({})
+        h = make({"SILICONFLOW_API_KEY": "", "HF_TOKEN": "", "SILICONFLOW_MODELS": ""})
         outcome = h.chain.start(req(providers=["siliconflow", "huggingface"]), ctx(h.clock))
         assert isinstance(outcome, ChainFailed)
         assert outcome.error.code == "no_providers_configured"
@@ -257,11 +263,11 @@ class TestOutcomes:
         ]
 
     def test_given_a_key_marked_invalid_by_health_when_run_then_the_link_is_skipped_with_that_reason(self) -> None:
-        class Health:
-            def status(self, provider: str, key_source: str, user_id: str) -> str | None:
-                return "out_of_credit" if provider == "huggingface" else "ok"
-
-        h = make(key_health=Health())
+        # Given the deployment's Hugging Face key recorded out of credit by its last check
+        store = MemoryKeyStore()
+        checked = KeyHealth(status="out_of_credit", detail="balance -1", checked_at=datetime.now(UTC))
+        store.record_deployment_health("huggingface", SecretStr(HF_KEY), checked)
+        h = make(keys=store)
         outcome = h.chain.start(req(providers=["huggingface", "placeholder"]), ctx(h.clock))
         assert isinstance(outcome, ChainSucceeded)
         assert [(a.provider, a.outcome, a.error_class) for a in outcome.attempts] == [
@@ -286,13 +292,13 @@ class TestOutcomes:
         assert SF_KEY not in dumped and HF_KEY not in dumped
 
 
-def _refusing_registry() -> dict[str, Provider]:
+def _refusing_registry() -> dict[str, ProviderSpec[Any]]:
     from dataclasses import replace
 
     from imagegen.providers import huggingface
 
     refusing = replace(
-        huggingface.PROVIDER, parse_response=lambda response, plan: Refused("unsafe prompt", status_code=400)
+        huggingface.SPEC, parse_response=lambda response, plan: Refused("unsafe prompt", status_code=400)
     )
     return {**REGISTRY, "huggingface": refusing}
 

@@ -17,7 +17,7 @@ from imagegen.errors import (
     UpstreamTimeout,
     UrlNotAllowed,
 )
-from imagegen.fetch import (
+from imagegen.media.fetch import (
     DEFAULT_ALLOWED_HOST_SUFFIXES,
     FetchPolicy,
     SafeFetcher,

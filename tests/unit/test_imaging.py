@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from imagegen.imaging import InvalidImage, dhash_bytes, validate_image
+from imagegen.media.imaging import InvalidImage, dhash_bytes, validate_image
 from PIL import Image
 
 from tests.doubles.images import blank, branded_placeholder, picture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from imagegen.jobs import JobService
+from imagegen.jobs.service import JobService
 from imagegen.models import ImageRequest, JobRecord
 
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 from imagegen.api.keys import KeyPut
-from imagegen.chain_keys import ChainKeys
 from imagegen.errors import NotFound, ValidationFailed
-from imagegen.keys import KeyHealth, ResolvedKey, check_key_format, key_provider, last4
-from imagegen.quota import next_reset, quota_day
+from imagegen.jobs.quota import next_reset, quota_day
+from imagegen.keys.chain_keys import ChainKeys
+from imagegen.keys.formats import check_key_format, key_provider, last4
+from imagegen.keys.types import KeyHealth, ResolvedKey
 from pydantic import SecretStr, ValidationError
 
 
@@ -124,18 +125,14 @@ def test_given_chain_keys_when_invocations_begin_or_cache_ages_then_a_fresh_reso
     resolvers, now = _Resolvers(), [0.0]
     keys = ChainKeys(resolvers, max_age_seconds=60, monotonic=lambda: now[0])
 
-    first = keys.resolve("siliconflow", "alice")
+    first = keys.resolve("alice", "siliconflow")
     keys.begin_invocation()
-    second = keys.resolve("siliconflow", "alice")
+    second = keys.resolve("alice", "siliconflow")
     now[0] = 61.0
-    aged = keys.resolve("siliconflow", "alice")
+    aged = keys.resolve("alice", "siliconflow")
 
-    assert [k.secret.get_secret_value() for k in (first, second, aged) if k and k.secret] == [
-        "sk-key1",
-        "sk-key2",
-        "sk-key3",
-    ]
-    assert (first.source if first else None) == "deployment"
-    assert keys.status("tavily", "deployment", "alice") == "out_of_credit"
-    assert keys.status("tavily", "user", "alice") is None
-    assert keys.status("siliconflow", "deployment", "alice") is None
+    assert [k.key.get_secret_value() for k in (first, second, aged) if k.key] == ["sk-key1", "sk-key2", "sk-key3"]
+    assert first.source == "deployment"
+    tavily = keys.resolve("alice", "tavily")
+    assert (tavily.health.status if tavily.health else None, tavily.usable) == ("out_of_credit", False)
+    assert aged.health is None

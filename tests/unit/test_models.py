@@ -6,7 +6,7 @@ import pytest
 from imagegen.api.context import location, prefer_wait
 from imagegen.api.errors import from_validation
 from imagegen.ids import JOB_ID_PATTERN, new_id, ulid
-from imagegen.jobs import request_hash
+from imagegen.jobs.service import request_hash
 from imagegen.models import ImageRequest
 from pydantic import ValidationError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from imagegen.offline import render_placeholder
+from imagegen.media.offline import render_placeholder
 from PIL import Image, ImageStat
 
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from imagegen.batch_models import BatchCreate
 from imagegen.errors import Conflict, NotFound, QuotaExceeded, ValidationFailed
+from imagegen.jobs.batch_models import BatchCreate
 from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, Job
 from imagegen.openai_images import (
     SIZE_PATTERN,

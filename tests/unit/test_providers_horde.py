@@ -9,7 +9,7 @@ import pytest
 from imagegen.models import ImageRequest
 from imagegen.providers import horde
 from imagegen.providers.base import AsyncStatus, AsyncSubmitted, FallThrough, ImageBase64, Refused, ResultUrl
-from imagegen.providers.config import HordeSettings
+from imagegen.providers.horde import HordeSettings
 from pydantic import SecretStr
 
 SETTINGS = HordeSettings(client_agent="imagegen:0.1.0:ops@example.invalid")

@@ -9,7 +9,7 @@ import pytest
 from imagegen.models import ImageRequest
 from imagegen.providers import huggingface
 from imagegen.providers.base import FallThrough, ImageBytes, RetrySameLink
-from imagegen.providers.config import HuggingFaceSettings
+from imagegen.providers.huggingface import HuggingFaceSettings
 from pydantic import SecretStr, ValidationError
 
 TOKEN = "hf_unitSECRET"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from imagegen.imaging import validate_image
+from imagegen.media.imaging import validate_image
 from imagegen.models import ImageRequest
 from imagegen.providers import placeholder
-from imagegen.providers.config import PlaceholderSettings
+from imagegen.providers.placeholder import PlaceholderSettings
 
 SETTINGS = PlaceholderSettings()
 

@@ -6,11 +6,12 @@ import httpx
 from imagegen.models import ImageRequest
 from imagegen.providers import pollinations
 from imagegen.providers.base import FallThrough, ImageBytes
-from imagegen.providers.config import PollinationsSettings, ProvidersSettings
+from imagegen.providers.pollinations import PollinationsSettings
+from imagegen.providers.settings import ProvidersSettings
 from pydantic import SecretStr
 
-LEGACY = ProvidersSettings.from_environ({}).pollinations
-KEYED = ProvidersSettings.from_environ({"POLLINATIONS_API_KEY": "sk_unitSECRET"}).pollinations
+LEGACY = ProvidersSettings.from_environ({}).for_provider("pollinations")
+KEYED = ProvidersSettings.from_environ({"POLLINATIONS_API_KEY": "sk_unitSECRET"}).for_provider("pollinations")
 
 
 def _request(**kwargs: object) -> ImageRequest:

@@ -6,7 +6,7 @@ import httpx
 from imagegen.models import ImageRequest
 from imagegen.providers import siliconflow
 from imagegen.providers.base import FallThrough, ResultUrl, RetrySameLink
-from imagegen.providers.config import SiliconFlowSettings
+from imagegen.providers.siliconflow import SiliconFlowSettings
 from pydantic import SecretStr
 
 KEY = "sk-unit-SECRET-1"

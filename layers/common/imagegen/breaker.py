@@ -26,6 +26,14 @@ class BreakerDecision:
     probe: bool = False
 
 
+@dataclass(frozen=True)
+class BreakerStatus:
+    """A breaker as a reader sees it: its state, and until when (epoch seconds) it refuses calls, if it does."""
+
+    state: BreakerStateName = "closed"
+    until: float | None = None
+
+
 class BreakerUnavailable(Exception):
     """The breaker's store could not be read or written; callers treat the breaker as closed."""
 
@@ -40,6 +48,10 @@ class BreakerStore(Protocol):
     def record_failure(self, provider: str, key_source: str, now: float) -> None: ...
 
     def state(self, provider: str, key_source: str, now: float) -> BreakerStateName: ...
+
+    def status(self, provider: str, key_source: str) -> BreakerStatus:
+        """State and until when it refuses calls: open until the cool-down ends, half-open while a probe is out."""
+        ...
 
 
 @dataclass
@@ -84,5 +96,20 @@ class InMemoryBreakerStore:
                 entry.opened_at = now
 
     def state(self, provider: str, key_source: str, now: float) -> BreakerStateName:
+        return self.status(provider, key_source).state
+
+    def status(self, provider: str, key_source: str) -> BreakerStatus:
         with self._lock:
-            return self._entries.get((provider, key_source), _Entry()).state
+            entry = self._entries.get((provider, key_source), _Entry())
+        return breaker_status(entry.state, entry.opened_at, entry.probe_until, self.policy)
+
+
+def breaker_status(
+    state: str, opened_at: float | None, probe_until: float | None, policy: BreakerPolicy
+) -> BreakerStatus:
+    """One reading of a breaker record for every store: unknown states read as closed."""
+    if state == "open":
+        return BreakerStatus("open", opened_at + policy.cooldown_s if opened_at is not None else None)
+    if state == "half_open":
+        return BreakerStatus("half_open", probe_until)
+    return BreakerStatus()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-ProviderName = Literal["siliconflow", "huggingface", "horde", "pollinations", "placeholder"]
-PROVIDER_NAMES: tuple[str, ...] = ("siliconflow", "huggingface", "horde", "pollinations", "placeholder")
+from imagegen.clock import utcnow
+from imagegen.providers import PROVIDER_NAMES
+
+if TYPE_CHECKING:
+    ProviderName = str
+else:
+    # The registry's image providers; the JSON schema stays an enum of their names.
+    ProviderName = Literal[PROVIDER_NAMES]
+
+__all__ = ["PROVIDER_NAMES", "ProviderName", "utcnow"]
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
@@ -29,7 +37,7 @@ def _integral(value: Any) -> Any:
 # "Has a character that is not whitespace", as str.strip() sees whitespace, written so that ECMA-262 regexes (what
 # JSON Schema validators use) and Python's agree: ECMA's \s lacks \x1c-\x1f and \x85, and has \ufeff.
 NOT_BLANK_PATTERN = r"[^\s\x1c-\x1f\x85]|\ufeff"
-# A URL we can fetch is printable ASCII (imagegen.fetch refuses anything else): documented so, which also keeps the
+# A URL we can fetch is printable ASCII (media.fetch refuses anything else): documented so, which also keeps the
 # document from meaning another \S than the validator's (ECMA-262 and Rust regexes disagree on \x85 and \ufeff).
 URL_SCHEMA_PATTERN = "^https?://[!-~]+$"
 # After the bounds in an Annotated int, so that the JSON Schema keeps minimum/maximum.
@@ -49,8 +57,9 @@ EXTRA_SCHEMA: dict[str, Any] = {
 }
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# Mutable defaults are written as `[]` / `{}`: pydantic copies them for each instance, and
+# `Field(default_factory=list)` would make pydantic tokenize the builtin's signature at import (a one-off ~40 ms of
+# every cold start).
 
 
 class StrictModel(BaseModel):
@@ -127,7 +136,7 @@ class Attempt(BaseModel):
     error_class: str | None = None
     status_code: int | None = None
     message: str | None = None
-    dropped_params: list[str] = Field(default_factory=list)
+    dropped_params: list[str] = []
     latency_ms: int | None = None
 
 
@@ -149,10 +158,10 @@ class Job(BaseModel):
     batch_id: str | None = None
     provider: str | None = None
     model: str | None = None
-    attempts: list[Attempt] = Field(default_factory=list)
+    attempts: list[Attempt] = []
     image: ImageInfo | None = None
     error: ErrorInfo | None = None
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = []
     grounding: dict[str, Any] | None = None
     created_at: datetime
     started_at: datetime | None = None
@@ -170,7 +179,7 @@ class JobRecord(Job):
     lease_token: str | None = None
     lease_until: datetime | None = None
     deliveries: int = 0
-    chain_state: dict[str, Any] = Field(default_factory=dict)
+    chain_state: dict[str, Any] = {}
     image_key: str | None = None
     request_hash: str | None = None
     # The UTC day (yyyy-mm-dd) whose daily quota this job took a unit from; None when quotas are off.

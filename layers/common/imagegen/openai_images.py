@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from imagegen.batch_models import BatchCreate
-from imagegen.batches import BatchService
 from imagegen.errors import ImagegenError
-from imagegen.jobs import JobService
+from imagegen.jobs.batch_models import BatchCreate
+from imagegen.jobs.batches import BatchService
+from imagegen.jobs.service import JobService
 from imagegen.models import NOT_BLANK_PATTERN, PROVIDER_NAMES, ImageRequest, Job
 
 MAX_IMAGES = 4

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from imagegen.key_health import HealthService, UserKeyScan
-from imagegen.keys import DeploymentKeys
-from imagegen.sweeper import Sweeper
+from imagegen.jobs.sweeper import Sweeper
+from imagegen.keys.health import HealthService, UserKeyScan
+from imagegen.keys.types import DeploymentKeys
 
 logger = logging.getLogger(__name__)
 

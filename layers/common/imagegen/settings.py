@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Self
+from typing import Any, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from imagegen.providers.settings import ProvidersSettings
 
 
 class AwsSettings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Built on first use: each function validates one of these models, and the others cost no import time.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     aws_region: str = Field("us-east-1", validation_alias=AliasChoices("aws_region", "aws_default_region"))
     # Set only locally (the embedded emulator) and in tests; in AWS, boto3 finds the real endpoints.
@@ -17,50 +20,43 @@ class AwsSettings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:
-        return cls.model_validate({key.lower(): value for key, value in environ.items() if value != ""})
+        return cls.model_validate(cls._values(environ))
+
+    @classmethod
+    def _values(cls, environ: Mapping[str, str]) -> dict[str, Any]:
+        return {key.lower(): value for key, value in environ.items() if value != ""}
 
 
 class FunctionSettings(AwsSettings):
     table_name: str = Field(min_length=1)
 
 
-class AuthorizerSettings(FunctionSettings):
-    pass
-
-
 class KeySettings(FunctionSettings):
-    """Where provider keys come from, how they are checked, and the default chain."""
+    """Where provider keys come from and how they are checked; every provider's own variables (keys, base URLs,
+    models, timeouts) and the chain's are parsed once, through the provider registry, into `providers`."""
 
-    # Name of the Secrets Manager secret holding the deployment's keys (a JSON map); unset: keys from the env below.
+    providers: ProvidersSettings
+    # Name of the Secrets Manager secret holding the deployment's keys (a JSON map); unset: keys from the env.
     provider_keys_secret: str | None = None
     provider_keys_max_age_seconds: int = Field(300, ge=0, le=86400)
     # KMS key that encrypts users' own keys; unset: PUT /v1/keys answers 503.
     keys_kms_key_id: str | None = None
-    # Deployment keys when PROVIDER_KEYS_SECRET is unset (locally and in tests).
-    siliconflow_api_key: SecretStr | None = None
-    hf_token: SecretStr | None = None
-    horde_api_key: SecretStr | None = None
-    pollinations_api_key: SecretStr | None = None
-    tavily_api_key: SecretStr | None = None
-    # Key-check hosts (test doubles and regional hosts override them).
-    siliconflow_base_url: str = "https://api.siliconflow.com/v1"
-    hf_endpoint: str = "https://huggingface.co"
-    horde_base_url: str = "https://aihorde.net/api/v2"
-    # The balance check lives on the keyed gateway, not on the keyless legacy host of POLLINATIONS_BASE_URL.
-    pollinations_gen_url: str = "https://gen.pollinations.ai"
-    tavily_base_url: str = "https://api.tavily.com"
     keycheck_timeout_seconds: float = Field(4.0, gt=0, le=20)
-    # A key checked (conclusively or not) more recently than this is not checked again by the schedule.
+    # A key checked (conclusively or not) more recently than this is not checked again by the schedule (unless its
+    # provider's settings say otherwise: Hugging Face's whoami-v2, HF_WHOAMI_INTERVAL_SECONDS).
     keycheck_interval_seconds: int = Field(3600, ge=0)
-    # HF whoami-v2 is strictly rate-limited: at most one call per key per this many seconds.
-    hf_whoami_interval_seconds: int = Field(86400, ge=0)
-    imagegen_providers: str = Field("siliconflow,huggingface,horde,pollinations", min_length=1)
-    # The chain's breaker cool-down (its store records when a breaker opened, not until when).
-    imagegen_breaker_cooldown_s: float = Field(60.0, gt=0)
 
-    @property
-    def provider_order(self) -> list[str]:
-        return [name.strip() for name in self.imagegen_providers.split(",") if name.strip()]
+    @classmethod
+    def _values(cls, environ: Mapping[str, str]) -> dict[str, Any]:
+        return {**super()._values(environ), "providers": ProvidersSettings.from_environ(environ)}
+
+    def keycheck_intervals(self) -> dict[str, int]:
+        """Per provider, how long a checked key is left alone by the schedule."""
+        return {
+            name: provider.key_check_interval_s
+            for name, provider in self.providers.providers.items()
+            if provider.key_check_interval_s is not None
+        }
 
 
 class JobSettings(FunctionSettings):
@@ -74,7 +70,7 @@ class WebhookSettings(FunctionSettings):
     webhook_queue_url: str | None = None
     # For local test doubles only: webhook URLs may be http and loopback/private (never metadata or link-local).
     media_allow_private_networks: bool = False
-    # Seconds before each delivery attempt (comma-separated); the default is imagegen.webhooks.RETRY_DELAYS.
+    # Seconds before each delivery attempt (comma-separated); the default is imagegen.webhooks.delivery.RETRY_DELAYS.
     webhook_retry_delays: str | None = Field(None, pattern=r"^\d{1,3}(,\d{1,3}){0,19}$")
 
 
@@ -88,7 +84,7 @@ class ApiSettings(JobSettings, WebhookSettings, KeySettings):
 class FetchSettings(BaseModel):
     """How every fetch of an outside URL is checked: the media proxy's and the worker's (provider result URLs)."""
 
-    # Host suffixes; empty means imagegen.fetch's defaults, a list replaces them.
+    # Host suffixes; empty means the safe fetcher's defaults, a list replaces them.
     media_allowed_hosts: str | None = None
     # Local test doubles only: also admits plain http and loopback/private addresses (never metadata).
     media_allow_private_networks: bool = False
@@ -103,9 +99,8 @@ class WorkerSettings(JobSettings, FetchSettings, WebhookSettings, KeySettings):
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)
-    # Web grounding (grounding: "web"). Without a key the search is skipped with a warning on the job.
-    tavily_api_key: SecretStr | None = None
-    tavily_base_url: str = Field("https://api.tavily.com", pattern=r"^https?://\S+$")
+    # Web grounding (grounding: "web", Tavily's key and base URL in `providers`). Without a key the search is
+    # skipped with a warning on the job.
     grounding_timeout_seconds: float = Field(8.0, gt=0, le=60)
 
 

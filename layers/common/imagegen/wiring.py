@@ -1,115 +1,158 @@
-"""Adapters and services built once per container from the function's settings; tests call reset()."""
+"""Adapters and services built once per container from the function's settings; tests call reset().
+
+Every import beyond the settings is made inside the factory that needs it: each function pays at cold start only
+for the modules its own path uses (the authorizer loads neither httpx nor the provider chain).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from datetime import datetime
-from functools import cache, partial
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
+# Every function talks to AWS: boto3 is loaded at init, where Lambda expects it, not on the first request.
 import boto3
 from botocore.config import Config
 
-from imagegen.adapters.batch_store import BatchStore
-from imagegen.adapters.image_store import ImageStore
-from imagegen.adapters.job_queue import JobQueue
-from imagegen.adapters.job_store import JobStore
-from imagegen.adapters.media_cache import MediaCache
-from imagegen.adapters.quota_store import DynamoQuotaStore
-from imagegen.adapters.tavily_search import TavilySearch
-from imagegen.adapters.tokens import TokenStore
-from imagegen.adapters.webhook_secrets import WebhookSecretStore
-from imagegen.adapters.webhook_url import url_check
-from imagegen.batches import BatchService, BatchTracker
-from imagegen.generation import Generator
-from imagegen.grounding import WebSearch, ground
-from imagegen.jobs import JobService, TerminalListener
-from imagegen.media import MediaProxy
-from imagegen.models import utcnow
-from imagegen.quota import DailyQuota, QuotaRefunds
-from imagegen.settings import (
-    ApiSettings,
-    AuthorizerSettings,
-    FetchSettings,
-    FunctionSettings,
-    JobSettings,
-    KeySettings,
-    MediaProxySettings,
-    ScheduledSettings,
-    WebhookSettings,
-    WorkerSettings,
-)
-from imagegen.webhooks import RETRY_DELAYS, WebhookDelivery, WebhookNotifier, WebhookSecrets
-from imagegen.work import Worker, WorkerConfig
-
 if TYPE_CHECKING:
-    import httpx
     from aws_lambda_powertools import Metrics
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_kms.client import KMSClient
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
+    from imagegen.adapters.batch_store import BatchStore
+    from imagegen.adapters.breaker_store import DynamoBreakerStore
     from imagegen.adapters.deployment_keys import SecretDeploymentKeys
+    from imagegen.adapters.image_store import ImageStore
+    from imagegen.adapters.job_store import JobStore
     from imagegen.adapters.key_store import KeyStore
-    from imagegen.chain_keys import ChainKeys
-    from imagegen.chain_status import ChainStatus
-    from imagegen.fetch import SafeFetcher
-    from imagegen.key_health import HealthService
-    from imagegen.keys import DeploymentKeys, KeyResolver
+    from imagegen.adapters.queue import SqsQueue
+    from imagegen.adapters.tokens import TokenStore
+    from imagegen.authorizer_settings import AuthorizerSettings
+    from imagegen.generation import Generator
+    from imagegen.grounding import WebSearch
+    from imagegen.jobs.batches import BatchService
+    from imagegen.jobs.quota import DailyQuota, QuotaRefunds
+    from imagegen.jobs.service import JobService, TerminalListener
+    from imagegen.jobs.work import Worker
+    from imagegen.keys.chain_keys import ChainKeys
+    from imagegen.keys.health import HealthService
+    from imagegen.keys.resolver import KeyResolver
+    from imagegen.keys.status import ChainStatus
+    from imagegen.keys.types import DeploymentKeys
+    from imagegen.keys.user_keys import UserKeyService
+    from imagegen.media.fetch import SafeFetcher
+    from imagegen.media.proxy import MediaProxy
     from imagegen.scheduled import ScheduledRun
-    from imagegen.user_keys import UserKeyService
+    from imagegen.settings import (
+        ApiSettings,
+        AwsSettings,
+        FetchSettings,
+        FunctionSettings,
+        JobSettings,
+        KeySettings,
+        ScheduledSettings,
+        WebhookSettings,
+        WorkerSettings,
+    )
+    from imagegen.webhooks.delivery import WebhookDelivery
+    from imagegen.webhooks.secrets import WebhookSecrets
+
+F = TypeVar("F", bound=Callable[..., Any])
+_CACHES: list[Any] = []
+
+
+def cached(factory: F) -> F:
+    """functools.cache, and remembered by reset(): a new cached factory cannot be forgotten there."""
+    wrapped = cache(factory)
+    _CACHES.append(wrapped)
+    return wrapped  # type: ignore[return-value]
+
+
+def reset() -> None:
+    """Forget every cached setting and client (the environment changed: tests, the local stack)."""
+    for wrapped in _CACHES:
+        wrapped.cache_clear()
+
+
+# --- AWS clients ---------------------------------------------------------------------------------------------------
+
 
 # Explicit timeouts and bounded retries: a slow AWS call must not eat the whole Lambda timeout.
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
 
 
-def dynamodb(settings: FunctionSettings) -> DynamoDBClient:
-    return _dynamodb(settings.aws_region, settings.aws_endpoint_url)
+@cached
+def _client(service: str, region: str, endpoint: str | None) -> Any:
+    return boto3.client(service, region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)  # type: ignore[call-overload]
 
 
-@cache
-def _dynamodb(region: str, endpoint: str | None) -> DynamoDBClient:
-    return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+def dynamodb(settings: AwsSettings | AuthorizerSettings) -> DynamoDBClient:
+    client: DynamoDBClient = _client("dynamodb", settings.aws_region, settings.aws_endpoint_url)
+    return client
 
 
-@cache
-def _s3(region: str, endpoint: str | None) -> S3Client:
-    return boto3.client("s3", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+def _s3(settings: AwsSettings) -> S3Client:
+    client: S3Client = _client("s3", settings.aws_region, settings.aws_endpoint_url)
+    return client
 
 
-@cache
-def _sqs(region: str, endpoint: str | None) -> SQSClient:
-    return boto3.client("sqs", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+def _sqs(settings: AwsSettings) -> SQSClient:
+    client: SQSClient = _client("sqs", settings.aws_region, settings.aws_endpoint_url)
+    return client
 
 
-@cache
-def _kms(region: str, endpoint: str | None) -> KMSClient:
-    return boto3.client("kms", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+def _kms(settings: AwsSettings) -> KMSClient:
+    client: KMSClient = _client("kms", settings.aws_region, settings.aws_endpoint_url)
+    return client
 
 
-@cache
-def _secretsmanager(region: str, endpoint: str | None) -> SecretsManagerClient:
-    return boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint, config=_AWS_CONFIG)
+# --- settings, one model per function ------------------------------------------------------------------------------
 
 
-@cache
-def _keycheck_client(timeout_seconds: float) -> httpx.Client:
-    from imagegen.keycheck import new_client
+@cached
+def api_settings() -> ApiSettings:
+    from imagegen.settings import ApiSettings
+
+    return ApiSettings.from_env(os.environ)
+
+
+@cached
+def worker_settings() -> WorkerSettings:
+    from imagegen.settings import WorkerSettings
+
+    return WorkerSettings.from_env(os.environ)
+
+
+@cached
+def scheduled_settings() -> ScheduledSettings:
+    from imagegen.settings import ScheduledSettings
+
+    return ScheduledSettings.from_env(os.environ)
+
+
+# --- keys ----------------------------------------------------------------------------------------------------------
+
+
+@cached
+def _keycheck_client(timeout_seconds: float) -> Any:
+    from imagegen.keys.check import new_client
 
     return new_client(timeout_seconds)
 
 
-@cache
+@cached
 def _secret_keys(name: str, max_age: int, region: str, endpoint: str | None) -> SecretDeploymentKeys:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     from imagegen.adapters.deployment_keys import SecretDeploymentKeys
 
     # Cached per container: the Powertools provider's own cache (max_age) must outlive one invocation.
-    return SecretDeploymentKeys(name, SecretsProvider(boto3_client=_secretsmanager(region, endpoint)), max_age=max_age)
+    client = _client("secretsmanager", region, endpoint)
+    return SecretDeploymentKeys(name, SecretsProvider(boto3_client=client), max_age=max_age)
 
 
 def deployment_keys(settings: KeySettings) -> DeploymentKeys:
@@ -117,99 +160,124 @@ def deployment_keys(settings: KeySettings) -> DeploymentKeys:
     from imagegen.adapters.deployment_keys import EnvDeploymentKeys
 
     if settings.provider_keys_secret:
-        return _secret_keys(
-            settings.provider_keys_secret,
-            settings.provider_keys_max_age_seconds,
-            settings.aws_region,
-            settings.aws_endpoint_url,
-        )
-    return EnvDeploymentKeys(settings)
-
-
-# Key, health and schedule modules are imported where they are used: the Authorizer, Worker and MediaProxy cold
-# starts should not pay for them.
+        region, endpoint = settings.aws_region, settings.aws_endpoint_url
+        return _secret_keys(settings.provider_keys_secret, settings.provider_keys_max_age_seconds, region, endpoint)
+    return EnvDeploymentKeys(settings.providers)
 
 
 def key_store(settings: KeySettings) -> KeyStore:
     from imagegen.adapters.key_store import KeyStore
 
-    region, endpoint = settings.aws_region, settings.aws_endpoint_url
-    return KeyStore(settings.table_name, _dynamodb(region, endpoint), _kms(region, endpoint), settings.keys_kms_key_id)
+    return KeyStore(settings.table_name, dynamodb(settings), _kms(settings), settings.keys_kms_key_id)
 
 
 def key_resolver(settings: KeySettings) -> KeyResolver:
     """A fresh resolver: it caches decrypted user keys, so build one per invocation (or per job run)."""
-    from imagegen.keys import KeyResolver
+    from imagegen.keys.resolver import KeyResolver
 
     store = key_store(settings)
     return KeyResolver(store, deployment_keys(settings), store)
 
 
 def chain_keys(settings: KeySettings) -> ChainKeys:
-    """The chain's key ports: pass the result as both key_resolver= and key_health= of providers.wiring.build_chain,
-    and call its begin_invocation() once per worker invocation."""
-    # Imported here: the chain (and httpx with it) is the worker's business, not every function's cold start.
-    from imagegen.chain_keys import ChainKeys
+    """The chain's key port; the worker calls its begin_invocation() once per invocation."""
+    from imagegen.keys.chain_keys import ChainKeys
 
     return ChainKeys(lambda: key_resolver(settings))
 
 
-def health_service(settings: KeySettings, *, clock: Callable[[], datetime] = utcnow) -> HealthService:
-    # Imported here: httpx is for the functions that check keys (Api, Scheduled), not every cold start.
+def health_service(settings: KeySettings, *, clock: Callable[[], datetime] | None = None) -> HealthService:
     from imagegen.adapters.metrics import EmfMetrics
-    from imagegen.key_health import HealthService
-    from imagegen.keycheck import KeyChecker, KeyCheckUrls
+    from imagegen.keys.check import KeyChecker
+    from imagegen.keys.health import HealthService
+    from imagegen.models import utcnow
 
     store = key_store(settings)
-    urls = KeyCheckUrls(
-        siliconflow=settings.siliconflow_base_url,
-        huggingface=settings.hf_endpoint,
-        horde=settings.horde_base_url,
-        pollinations=settings.pollinations_gen_url,
-        tavily=settings.tavily_base_url,
-    )
     return HealthService(
-        KeyChecker(_keycheck_client(settings.keycheck_timeout_seconds), urls),
+        KeyChecker(_keycheck_client(settings.keycheck_timeout_seconds), settings.providers),
         store,
         store,
         EmfMetrics(),
         interval_seconds=settings.keycheck_interval_seconds,
-        hf_interval_seconds=settings.hf_whoami_interval_seconds,
-        clock=clock,
+        provider_intervals=settings.keycheck_intervals(),
+        clock=clock or utcnow,
     )
 
 
+@cached
+def user_key_service() -> UserKeyService:
+    from imagegen.keys.user_keys import UserKeyService
+
+    settings = api_settings()
+    return UserKeyService(key_store(settings), health_service(settings))
+
+
+def breaker_store(settings: KeySettings) -> DynamoBreakerStore:
+    """The breakers as the chain writes them and GET /v1/providers reads them: one store, one policy."""
+    from imagegen.adapters.breaker_store import DynamoBreakerStore
+    from imagegen.breaker import BreakerPolicy
+
+    chain = settings.providers.chain
+    policy = BreakerPolicy(threshold=chain.breaker_threshold, cooldown_s=chain.breaker_cooldown_s)
+    return DynamoBreakerStore(settings.table_name, dynamodb(settings), policy)
+
+
+@cached
+def chain_status() -> ChainStatus:
+    from imagegen.keys.status import ChainStatus
+
+    settings = api_settings()
+    order = list(settings.providers.chain.default_chain)
+    return ChainStatus(lambda: key_resolver(settings), breaker_store(settings), order)
+
+
+# --- jobs ----------------------------------------------------------------------------------------------------------
+
+
+def _job_store(settings: JobSettings | ScheduledSettings) -> JobStore:
+    from imagegen.adapters.job_store import JobStore
+
+    return JobStore(settings.table_name, dynamodb(settings), ttl_seconds=settings.job_ttl_days * 86400)
+
+
+def _queue(url: str, settings: AwsSettings) -> SqsQueue:
+    from imagegen.adapters.queue import SqsQueue
+
+    return SqsQueue(url, _sqs(settings))
+
+
+def _image_store(settings: JobSettings) -> ImageStore:
+    from imagegen.adapters.image_store import ImageStore
+
+    return ImageStore(settings.bucket_name, _s3(settings))
+
+
+def _job_adapters(settings: JobSettings) -> tuple[JobStore, SqsQueue, ImageStore]:
+    return _job_store(settings), _queue(settings.queue_url, settings), _image_store(settings)
+
+
+def _batch_store(settings: JobSettings | ScheduledSettings) -> BatchStore:
+    from imagegen.adapters.batch_store import BatchStore
+
+    return BatchStore(settings.table_name, dynamodb(settings), ttl_seconds=settings.job_ttl_days * 86400)
+
+
 def _daily_quota(settings: ApiSettings) -> DailyQuota:
+    from imagegen.adapters.quota_store import DynamoQuotaStore
+    from imagegen.jobs.quota import DailyQuota
+
     return DailyQuota(DynamoQuotaStore(settings.table_name, dynamodb(settings)), settings.daily_image_quota)
 
 
 def quota_refunds(settings: FunctionSettings) -> QuotaRefunds:
+    from imagegen.adapters.quota_store import DynamoQuotaStore
+    from imagegen.jobs.quota import QuotaRefunds
+
     return QuotaRefunds(DynamoQuotaStore(settings.table_name, dynamodb(settings)))
 
 
-def _job_adapters(settings: JobSettings) -> tuple[JobStore, JobQueue, ImageStore]:
-    region, endpoint = settings.aws_region, settings.aws_endpoint_url
-    return (
-        JobStore(settings.table_name, _dynamodb(region, endpoint), ttl_seconds=settings.job_ttl_days * 86400),
-        JobQueue(settings.queue_url, _sqs(region, endpoint)),
-        ImageStore(settings.bucket_name, _s3(region, endpoint)),
-    )
-
-
-@cache
-def api_settings() -> ApiSettings:
-    return ApiSettings.from_env(os.environ)
-
-
-def _batch_store(settings: JobSettings | ScheduledSettings) -> BatchStore:
-    client = _dynamodb(settings.aws_region, settings.aws_endpoint_url)
-    return BatchStore(settings.table_name, client, ttl_seconds=settings.job_ttl_days * 86400)
-
-
-def _webhook_queue(settings: WebhookSettings) -> JobQueue | None:
-    if not settings.webhook_queue_url:
-        return None
-    return JobQueue(settings.webhook_queue_url, _sqs(settings.aws_region, settings.aws_endpoint_url))
+def _webhook_queue(settings: WebhookSettings) -> SqsQueue | None:
+    return _queue(settings.webhook_queue_url, settings) if settings.webhook_queue_url else None
 
 
 def _terminal_listeners(
@@ -218,6 +286,9 @@ def _terminal_listeners(
     """What happens when a job ends, in the API (cancel), the worker and the sweeper alike: a failed or canceled
     job gives its quota unit back, its batch learns of it, and its webhook (and the batch's, for a batch's last
     item) is queued."""
+    from imagegen.jobs.batches import BatchTracker
+    from imagegen.webhooks.events import WebhookNotifier
+
     queue = _webhook_queue(settings)
     notifier = WebhookNotifier(queue) if queue is not None else None
     tracker = BatchTracker(_batch_store(settings), store, notifier.batch_ended if notifier else None)
@@ -225,8 +296,11 @@ def _terminal_listeners(
     return [refunds, tracker, notifier] if notifier else [refunds, tracker]
 
 
-@cache
+@cached
 def job_service() -> JobService:
+    from imagegen.adapters.webhook_url import url_check
+    from imagegen.jobs.service import JobService
+
     settings = api_settings()
     store, queue, images = _job_adapters(settings)
     return JobService(
@@ -240,14 +314,36 @@ def job_service() -> JobService:
     )
 
 
-@cache
-def webhook_secrets() -> WebhookSecrets:
+@cached
+def batch_service() -> BatchService:
+    from imagegen.jobs.batches import BatchService
+
     settings = api_settings()
+    store, queue, _ = _job_adapters(settings)
+    return BatchService(store, _batch_store(settings), queue, job_service(), quota=_daily_quota(settings))
+
+
+# --- webhooks ------------------------------------------------------------------------------------------------------
+
+
+def _webhook_secrets(settings: FunctionSettings) -> WebhookSecrets:
+    from imagegen.adapters.webhook_secrets import WebhookSecretStore
+    from imagegen.webhooks.secrets import WebhookSecrets
+
     return WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings)))
 
 
-@cache
+@cached
+def webhook_secrets() -> WebhookSecrets:
+    return _webhook_secrets(api_settings())
+
+
+@cached
 def webhook_delivery() -> WebhookDelivery:
+    from imagegen.adapters.webhook_http import WebhookHttpSender
+    from imagegen.settings import WebhookSettings
+    from imagegen.webhooks.delivery import RETRY_DELAYS, WebhookDelivery
+
     settings = WebhookSettings.from_env(os.environ)
     queue = _webhook_queue(settings)
     if queue is None:
@@ -257,54 +353,19 @@ def webhook_delivery() -> WebhookDelivery:
         if settings.webhook_retry_delays
         else RETRY_DELAYS
     )
-    # Imported here: httpx is only needed by the webhook function, and every import is cold-start time elsewhere.
-    from imagegen.adapters.webhook_http import WebhookHttpSender
-
     return WebhookDelivery(
-        WebhookSecrets(WebhookSecretStore(settings.table_name, dynamodb(settings))),
+        _webhook_secrets(settings),
         WebhookHttpSender(allow_private=settings.media_allow_private_networks),
         queue,
         delays=delays,
     )
 
 
-@cache
-def batch_service() -> BatchService:
-    settings = api_settings()
-    store, queue, _ = _job_adapters(settings)
-    return BatchService(store, _batch_store(settings), queue, job_service(), quota=_daily_quota(settings))
-
-
-@cache
-def user_key_service() -> UserKeyService:
-    from imagegen.user_keys import UserKeyService
-
-    settings = api_settings()
-    return UserKeyService(key_store(settings), health_service(settings))
-
-
-@cache
-def chain_status() -> ChainStatus:
-    from imagegen.adapters.breakers import DynamoBreakers
-    from imagegen.chain_status import ChainStatus
-
-    settings = api_settings()
-    return ChainStatus(
-        lambda: key_resolver(settings),
-        DynamoBreakers(settings.table_name, dynamodb(settings), cooldown_seconds=settings.imagegen_breaker_cooldown_s),
-        settings.provider_order,
-    )
-
-
-@cache
-def token_store() -> TokenStore:
-    settings = AuthorizerSettings.from_env(os.environ)
-    return TokenStore(settings.table_name, dynamodb(settings))
+# --- the worker ----------------------------------------------------------------------------------------------------
 
 
 def _fetcher(settings: FetchSettings) -> SafeFetcher:
-    # Imported here: only the worker and the MediaProxy function fetch outside URLs (httpx is cold-start time).
-    from imagegen.fetch import FetchPolicy, SafeFetcher
+    from imagegen.media.fetch import FetchPolicy, SafeFetcher
 
     policy = FetchPolicy.from_settings(
         settings.media_allowed_hosts,
@@ -317,7 +378,7 @@ def _fetcher(settings: FetchSettings) -> SafeFetcher:
     return SafeFetcher(policy)
 
 
-@cache
+@cached
 def metrics() -> Metrics:
     """One EMF metrics set per container; the worker handler flushes it after each invocation."""
     from aws_lambda_powertools import Metrics
@@ -325,38 +386,44 @@ def metrics() -> Metrics:
     return Metrics()
 
 
-def generator(settings: WorkerSettings) -> Generator:
-    from imagegen.providers.wiring import build_chain
-
-    keys = worker_keys()
-    return build_chain(
-        os.environ,
-        fetcher=_fetcher(settings),
-        table_name=settings.table_name,
-        dynamodb_client=_dynamodb(settings.aws_region, settings.aws_endpoint_url),
-        metrics=metrics(),
-        key_resolver=keys,
-        key_health=keys,
-    )
-
-
-@cache
+@cached
 def worker_keys() -> ChainKeys:
-    """The worker's key ports for the chain; the worker handler begins an invocation on it each time."""
-    return chain_keys(WorkerSettings.from_env(os.environ))
+    """The worker's key port for the chain; the worker handler begins an invocation on it each time."""
+    return chain_keys(worker_settings())
+
+
+def generator(settings: WorkerSettings) -> Generator:
+    from imagegen.chain.wiring import build_chain
+
+    return build_chain(
+        settings.providers,
+        keys=worker_keys(),
+        fetcher=_fetcher(settings),
+        breaker=breaker_store(settings),
+        metrics=metrics(),
+    )
 
 
 def web_search(settings: WorkerSettings) -> WebSearch | None:
     """Tavily when a key is configured, else None (grounding then warns): never tavily-python's keyless mode."""
-    key = settings.tavily_api_key.get_secret_value() if settings.tavily_api_key else ""
-    if not key.strip():
+    from imagegen.adapters.tavily_search import TavilySearch
+    from imagegen.providers import tavily as tavily_spec
+
+    tavily = settings.providers.for_provider(tavily_spec.NAME)
+    key = tavily.api_key.get_secret_value().strip() if tavily.api_key else ""
+    if not key:
         return None
-    return TavilySearch(key.strip(), settings.tavily_base_url, timeout_seconds=settings.grounding_timeout_seconds)
+    return TavilySearch(key, tavily.base_url, timeout_seconds=settings.grounding_timeout_seconds)
 
 
-@cache
+@cached
 def worker() -> Worker:
-    settings = WorkerSettings.from_env(os.environ)
+    from functools import partial
+
+    from imagegen.grounding import ground
+    from imagegen.jobs.work import Worker, WorkerConfig
+
+    settings = worker_settings()
     store, queue, images = _job_adapters(settings)
     config = WorkerConfig(
         lease_seconds=settings.job_lease_seconds,
@@ -374,18 +441,30 @@ def worker() -> Worker:
     )
 
 
-@cache
-def scheduled_run() -> ScheduledRun:
-    from imagegen.adapters.metrics import EmfMetrics
-    from imagegen.scheduled import ScheduledRun
-    from imagegen.sweeper import SweepConfig, Sweeper
+# --- the other functions -------------------------------------------------------------------------------------------
 
-    settings = ScheduledSettings.from_env(os.environ)
-    region, endpoint = settings.aws_region, settings.aws_endpoint_url
-    store = JobStore(settings.table_name, _dynamodb(region, endpoint), ttl_seconds=settings.job_ttl_days * 86400)
+
+@cached
+def token_store() -> TokenStore:
+    from imagegen.adapters.tokens import TokenStore
+    from imagegen.authorizer_settings import AuthorizerSettings
+
+    settings = AuthorizerSettings.from_env(os.environ)
+    return TokenStore(settings.table_name, dynamodb(settings))
+
+
+@cached
+def scheduled_run() -> ScheduledRun:
+    from imagegen.adapters.active_jobs import ActiveJobs
+    from imagegen.adapters.metrics import EmfMetrics
+    from imagegen.jobs.sweeper import SweepConfig, Sweeper
+    from imagegen.scheduled import ScheduledRun
+
+    settings = scheduled_settings()
+    store = _job_store(settings)
     sweeper = Sweeper(
-        store,
-        JobQueue(settings.queue_url, _sqs(region, endpoint)),
+        ActiveJobs(settings.table_name, dynamodb(settings)),
+        _queue(settings.queue_url, settings),
         SweepConfig(
             max_receive_count=settings.job_max_receive_count,
             queued_requeue_seconds=settings.queued_requeue_seconds,
@@ -405,39 +484,16 @@ def scheduled_run() -> ScheduledRun:
     )
 
 
-@cache
+@cached
 def media_proxy() -> MediaProxy:
+    from imagegen.adapters.media_cache import MediaCache
+    from imagegen.media.proxy import MediaProxy
+    from imagegen.settings import MediaProxySettings
+
     settings = MediaProxySettings.from_env(os.environ)
     return MediaProxy(
         _fetcher(settings),
-        MediaCache(settings.bucket_name, _s3(settings.aws_region, settings.aws_endpoint_url)),
+        MediaCache(settings.bucket_name, _s3(settings)),
         inline_max_bytes=settings.media_inline_max_bytes,
         presign_ttl_seconds=settings.media_presign_ttl_seconds,
     )
-
-
-def reset() -> None:
-    """Forget every cached setting and client (the environment changed: tests, the local stack)."""
-    for cached in (
-        _dynamodb,
-        _s3,
-        _sqs,
-        _kms,
-        _secretsmanager,
-        _keycheck_client,
-        _secret_keys,
-        api_settings,
-        job_service,
-        token_store,
-        worker,
-        user_key_service,
-        chain_status,
-        scheduled_run,
-        batch_service,
-        webhook_secrets,
-        webhook_delivery,
-        media_proxy,
-        metrics,
-        worker_keys,
-    ):
-        cached.cache_clear()

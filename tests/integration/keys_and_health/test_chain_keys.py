@@ -9,11 +9,11 @@ import httpx
 import pytest
 from imagegen import wiring
 from imagegen.chain import Chain
-from imagegen.chain_keys import ChainKeys
-from imagegen.fetch import SafeFetcher
+from imagegen.chain.wiring import build_chain
 from imagegen.generation import ChainFailed, ChainSucceeded, RunContext
+from imagegen.keys.chain_keys import ChainKeys
+from imagegen.media.fetch import SafeFetcher
 from imagegen.models import ImageRequest
-from imagegen.providers.wiring import build_chain
 from imagegen.settings import KeySettings
 
 from tests.doubles.keys import SF_KEY
@@ -35,16 +35,13 @@ def _request() -> ImageRequest:
 def _chain(
     keys_env: KeysEnv, environ: dict[str, str], http: httpx.Client, fetcher: SafeFetcher
 ) -> tuple[ChainKeys, Chain]:
-    """The chain as the worker builds it: the worker's key ports, the breaker table on moto."""
-    keys = wiring.chain_keys(KeySettings.from_env(os.environ))
+    """The chain as the worker builds it: one settings tree from the function's environment (the doubles'
+    URLs), the worker's key port, the breaker table on moto."""
+    keys_env.set(**environ)
+    settings = KeySettings.from_env(os.environ)
+    keys = wiring.chain_keys(settings)
     chain = build_chain(
-        environ,
-        fetcher=fetcher,
-        table_name=keys_env.aws.table,
-        dynamodb_client=keys_env.aws.client("dynamodb"),
-        http=http,
-        key_resolver=keys,
-        key_health=keys,
+        settings.providers, keys=keys, fetcher=fetcher, breaker=wiring.breaker_store(settings), http=http
     )
     return keys, chain
 

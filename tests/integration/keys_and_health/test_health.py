@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from imagegen import wiring
 from imagegen.adapters.key_store import KeyStore
-from imagegen.key_health import CheckReport, HealthService
+from imagegen.keys.health import CheckReport, HealthService
 from imagegen.models import utcnow
 from imagegen.settings import KeySettings
 

@@ -6,14 +6,9 @@ import socket
 
 import httpx
 import pytest
-from imagegen.keycheck import (
-    HORDE_CLIENT_AGENT,
-    KeyChecker,
-    KeyCheckUrls,
-    build_request,
-    new_client,
-    parse_response,
-)
+from imagegen.keys.check import KeyChecker, build_request, new_client, parse_response
+from imagegen.providers.horde import KEYCHECK_CLIENT_AGENT
+from imagegen.providers.settings import ProvidersSettings
 from pydantic import SecretStr
 
 from tests.doubles.keycheck import KeyCheckDouble
@@ -30,15 +25,8 @@ KEY = {
 
 
 def _checker(double: KeyCheckDouble, timeout: float = 0.5) -> KeyChecker:
-    env = double.env
-    urls = KeyCheckUrls(
-        siliconflow=env["SILICONFLOW_BASE_URL"],
-        huggingface=env["HF_ENDPOINT"],
-        horde=env["HORDE_BASE_URL"],
-        pollinations=env["POLLINATIONS_GEN_URL"],
-        tavily=env["TAVILY_BASE_URL"],
-    )
-    return KeyChecker(new_client(timeout), urls)
+    # The key-check hosts come from the providers' own settings, as in every function.
+    return KeyChecker(new_client(timeout), ProvidersSettings.from_environ(double.env))
 
 
 @pytest.mark.parametrize(
@@ -79,7 +67,7 @@ def test_given_provider_answer_when_key_checked_then_outcome_and_detail(
 ):
     keycheck.respond(answer, provider=provider)
 
-    result = _checker(keycheck).check(provider, SecretStr(KEY[provider]))  # type: ignore[arg-type]
+    result = _checker(keycheck).check(provider, SecretStr(KEY[provider]))
 
     assert (result.status, result.detail) == (status, detail)
     # The key went to that provider's endpoint, and only there.
@@ -90,7 +78,7 @@ def test_given_provider_answer_when_key_checked_then_outcome_and_detail(
 def test_given_endpoint_hangs_when_key_checked_then_unreachable_not_invalid(keycheck: KeyCheckDouble, provider: str):
     keycheck.respond("hang", provider=provider)
 
-    result = _checker(keycheck, timeout=0.2).check(provider, SecretStr(KEY[provider]))  # type: ignore[arg-type]
+    result = _checker(keycheck, timeout=0.2).check(provider, SecretStr(KEY[provider]))
 
     assert (result.status, result.detail) == ("unreachable", "the key-check endpoint timed out")
 
@@ -99,9 +87,9 @@ def test_given_nothing_listening_when_key_checked_then_unreachable_connection_er
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    urls = KeyCheckUrls(siliconflow=f"http://127.0.0.1:{port}/v1")
+    settings = ProvidersSettings.from_environ({"SILICONFLOW_BASE_URL": f"http://127.0.0.1:{port}/v1"})
 
-    result = KeyChecker(new_client(0.5), urls).check("siliconflow", SecretStr(KEY["siliconflow"]))
+    result = KeyChecker(new_client(0.5), settings).check("siliconflow", SecretStr(KEY["siliconflow"]))
 
     assert (result.status, result.detail) == ("unreachable", "could not reach the key-check endpoint (ConnectError)")
 
@@ -123,9 +111,9 @@ def test_given_tavily_plan_spent_but_paygo_left_when_checked_then_ok():
 
 
 def test_given_each_provider_when_request_built_then_key_only_in_that_providers_auth_header():
-    urls = KeyCheckUrls()
+    settings = ProvidersSettings.defaults()
 
-    built = {provider: build_request(provider, SecretStr(key), urls) for provider, key in KEY.items()}  # type: ignore[arg-type]
+    built = {provider: build_request(provider, SecretStr(key), settings) for provider, key in KEY.items()}
 
     assert {p: str(r.url) for p, r in built.items()} == {
         "siliconflow": "https://api.siliconflow.com/v1/user/info",
@@ -135,7 +123,7 @@ def test_given_each_provider_when_request_built_then_key_only_in_that_providers_
         "tavily": "https://api.tavily.com/usage",
     }
     assert built["horde"].headers["apikey"] == KEY["horde"]
-    assert built["horde"].headers["Client-Agent"] == HORDE_CLIENT_AGENT
+    assert built["horde"].headers["Client-Agent"] == KEYCHECK_CLIENT_AGENT
     assert "authorization" not in built["horde"].headers
     for provider in ("siliconflow", "huggingface", "pollinations", "tavily"):
         assert built[provider].headers["Authorization"] == f"Bearer {KEY[provider]}"

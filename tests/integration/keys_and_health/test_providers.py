@@ -80,7 +80,8 @@ def test_given_user_and_deployment_keys_with_health_and_breakers_when_listed_the
     store = DynamoBreakerStore(keys_env.aws.table, keys_env.aws.client("dynamodb"), BreakerPolicy(threshold=1))
     store.record_failure("horde", "keyless", opened)  # the chain's own breaker store opens it
     until = datetime.fromtimestamp(opened + 60, UTC)
-    _breaker(keys_env, "pollinations", "keyless", "open", {"S": (utcnow() - timedelta(seconds=5)).isoformat()})
+    # Pollinations' breaker opened 65 s ago: its 60 s cool-down is over, so the next call is a trial.
+    store.record_failure("pollinations", "keyless", opened - 65)
 
     answer = call_api("GET", "/v1/providers")
 

@@ -12,8 +12,8 @@ from imagegen import wiring
 from imagegen.adapters.job_store import JobStore
 from imagegen.adapters.quota_store import DynamoQuotaStore
 from imagegen.generation import ChainFailed, ChainOutcome, RunContext
+from imagegen.jobs.quota import QuotaRefunds
 from imagegen.models import Attempt, ErrorInfo, ImageRequest, utcnow
-from imagegen.quota import QuotaRefunds
 
 from tests.conftest import ROOT, FakeLambdaContext, load_function
 from tests.doubles.generators import PlaceholderGenerator

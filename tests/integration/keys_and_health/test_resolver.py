@@ -9,7 +9,7 @@ import time
 import pytest
 from imagegen import wiring
 from imagegen.errors import ServiceUnavailable
-from imagegen.keys import KeyResolver
+from imagegen.keys.resolver import KeyResolver
 from imagegen.models import utcnow
 from imagegen.settings import KeySettings
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from imagegen.adapters.active_jobs import ActiveJobs
 from imagegen.adapters.job_store import JobStore
 from imagegen.ids import new_id
 from imagegen.models import ErrorInfo, ImageRequest, JobRecord, utcnow
@@ -175,13 +176,13 @@ def test_given_async_job_whose_check_message_vanished_when_swept_then_check_requ
 
 def test_given_job_moved_on_after_the_sweeper_read_it_when_written_then_nothing_changes(keys_env: KeysEnv):
     aws = keys_env.aws
-    store = _store(aws)
+    store, active = _store(aws), ActiveJobs(aws.table, aws.client("dynamodb"))
     job = _running_past_lease(aws, deliveries=1)
-    seen = store.due_active(utcnow(), 10)
+    seen = active.due_active(utcnow(), 10)
     store.claim("alice", job.id, now=utcnow(), lease_seconds=60)  # a redelivery took it meanwhile
 
-    requeued = store.mark_requeued(seen[0], now=utcnow())
-    failed = store.fail_stuck(seen[0], ErrorInfo(code="stuck", message="x"), now=utcnow())
+    requeued = active.mark_requeued(seen[0], now=utcnow())
+    failed = active.fail_stuck(seen[0], ErrorInfo(code="stuck", message="x"), now=utcnow())
 
     assert (requeued, failed) == (False, None)
     current = store.get("alice", job.id)

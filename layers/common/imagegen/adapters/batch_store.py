@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from imagegen.batch_models import BatchRecord
+from imagegen.adapters.dynamo import TRANSACTION_CANCELED, error_code, update_if
 from imagegen.errors import Conflict, NotFound
+from imagegen.jobs.batch_models import BatchRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -68,10 +69,6 @@ def from_item(item: dict[str, Any]) -> BatchRecord:
     )
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 class BatchStore:
     def __init__(self, table_name: str, client: DynamoDBClient, *, ttl_seconds: int) -> None:
         self._table = table_name
@@ -106,7 +103,7 @@ class BatchStore:
         try:
             self._client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
         except ClientError as error:
-            if idempotency_key is None or _code(error) != "TransactionCanceledException":
+            if idempotency_key is None or error_code(error) != TRANSACTION_CANCELED:
                 raise
             return self._replay(record.user_id, idempotency_key, record.request_hash), False
         return record, True
@@ -145,59 +142,48 @@ class BatchStore:
 
     def replace_jobs(self, record: BatchRecord, job_ids: list[str]) -> BatchRecord:
         """Point the batch at a new list of job ids and start a new round, only if no one else did since we read."""
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_key(record.user_id, record.id),
-                UpdateExpression="SET job_ids = :ids, #round = :next",
-                ConditionExpression="#round = :round",
-                ExpressionAttributeNames={"#round": "round"},
-                ExpressionAttributeValues={
-                    ":ids": {"S": json.dumps(job_ids)},
-                    ":round": {"N": str(record.round)},
-                    ":next": {"N": str(record.round + 1)},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
-            raise BatchRaced(record.id) from error
-        return from_item(answer["Attributes"])
+        replaced = update_if(
+            self._client,
+            TableName=self._table,
+            Key=_key(record.user_id, record.id),
+            UpdateExpression="SET job_ids = :ids, #round = :next",
+            ConditionExpression="#round = :round",
+            ExpressionAttributeNames={"#round": "round"},
+            ExpressionAttributeValues={
+                ":ids": {"S": json.dumps(job_ids)},
+                ":round": {"N": str(record.round)},
+                ":next": {"N": str(record.round + 1)},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        if replaced is None:
+            raise BatchRaced(record.id)
+        return from_item(replaced)
 
     def settle(self, user_id: str, batch_id: str, job_id: str) -> BatchRecord | None:
-        """Record that one of the batch's jobs reached a terminal state; the batch as it is right after, or None."""
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_key(user_id, batch_id),
-                # A string set: a repeated notice for the same job adds nothing, so nothing is counted twice.
-                UpdateExpression="ADD settled :job",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":job": {"SS": [job_id]}},
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
-            return None  # the batch expired or never existed: nothing to track
-        return from_item(answer["Attributes"])
+        """Record that one of the batch's jobs reached a terminal state; the batch as it is right after, or None
+        when the batch expired or never existed (nothing to track)."""
+        settled = update_if(
+            self._client,
+            TableName=self._table,
+            Key=_key(user_id, batch_id),
+            # A string set: a repeated notice for the same job adds nothing, so nothing is counted twice.
+            UpdateExpression="ADD settled :job",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":job": {"SS": [job_id]}},
+            ReturnValues="ALL_NEW",
+        )
+        return from_item(settled) if settled is not None else None
 
     def claim_notification(self, record: BatchRecord) -> bool:
         """True for exactly one caller per batch round: whoever gets here first sends the batch's webhook."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_key(record.user_id, record.id),
-                UpdateExpression="SET notified_round = :round",
-                ConditionExpression=(
-                    "#round = :round AND (attribute_not_exists(notified_round) OR notified_round < :round)"
-                ),
-                ExpressionAttributeNames={"#round": "round"},
-                ExpressionAttributeValues={":round": {"N": str(record.round)}},
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        claimed = update_if(
+            self._client,
+            TableName=self._table,
+            Key=_key(record.user_id, record.id),
+            UpdateExpression="SET notified_round = :round",
+            ConditionExpression="#round = :round AND (attribute_not_exists(notified_round) OR notified_round < :round)",
+            ExpressionAttributeNames={"#round": "round"},
+            ExpressionAttributeValues={":round": {"N": str(record.round)}},
+        )
+        return claimed is not None

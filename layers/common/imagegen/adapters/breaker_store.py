@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imagegen.breaker import BreakerDecision, BreakerPolicy, BreakerStateName, BreakerUnavailable
+from imagegen.adapters.dynamo import update_if
+from imagegen.breaker import (
+    BreakerDecision,
+    BreakerPolicy,
+    BreakerStateName,
+    BreakerStatus,
+    BreakerUnavailable,
+    breaker_status,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -16,6 +24,10 @@ SK = "BREAKER"
 
 def _n(value: float) -> dict[str, str]:
     return {"N": repr(float(value))}
+
+
+def _float(attribute: dict[str, str] | None) -> float | None:
+    return float(attribute["N"]) if attribute and "N" in attribute else None
 
 
 class DynamoBreakerStore:
@@ -42,19 +54,21 @@ class DynamoBreakerStore:
     def _update(self, provider: str, key_source: str, **kwargs: Any) -> dict[str, Any] | None:
         """Conditional update; None when the condition did not hold (someone else changed the breaker)."""
         try:
-            answer = self.client.update_item(TableName=self.table_name, Key=self._key(provider, key_source), **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
+            return update_if(self.client, TableName=self.table_name, Key=self._key(provider, key_source), **kwargs)
+        except (ClientError, BotoCoreError) as exc:
             raise BreakerUnavailable(type(exc).__name__) from exc
-        except BotoCoreError as exc:
-            raise BreakerUnavailable(type(exc).__name__) from exc
-        return dict(answer.get("Attributes") or {})
 
     def state(self, provider: str, key_source: str, now: float) -> BreakerStateName:
+        return self.status(provider, key_source).state
+
+    def status(self, provider: str, key_source: str) -> BreakerStatus:
         item = self._get(provider, key_source)
-        state = item.get("state", {}).get("S", "closed")
-        return state if state in ("open", "half_open") else "closed"
+        return breaker_status(
+            item.get("state", {}).get("S", "closed"),
+            _float(item.get("opened_at")),
+            _float(item.get("probe_until")),
+            self.policy,
+        )
 
     def acquire(self, provider: str, key_source: str, now: float) -> BreakerDecision:
         item = self._get(provider, key_source)

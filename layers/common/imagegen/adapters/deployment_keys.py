@@ -10,19 +10,16 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from pydantic import SecretStr
 
 from imagegen.errors import ServiceUnavailable
-from imagegen.keys import DEPLOYMENT_KEY_NAMES, HORDE_ANONYMOUS_KEY
-from imagegen.settings import KeySettings
+from imagegen.keys.formats import usable_deployment_key
+from imagegen.providers import DEPLOYMENT_KEY_NAMES
+from imagegen.providers.settings import ProvidersSettings
 
 logger = logging.getLogger(__name__)
 
 
 def _usable(provider: str, value: Any) -> SecretStr | None:
-    # An empty key is no key: sending one got 403s in the field. Horde's anonymous key is the keyless path.
-    if not isinstance(value, str) or not value.strip():
-        return None
-    if provider == "horde" and value.strip() == HORDE_ANONYMOUS_KEY:
-        return None
-    return SecretStr(value.strip())
+    key = usable_deployment_key(provider, value)
+    return SecretStr(key) if key is not None else None
 
 
 class SecretDeploymentKeys:
@@ -66,17 +63,13 @@ class SecretDeploymentKeys:
 
 
 class EnvDeploymentKeys:
-    """Keys from the function's settings (SILICONFLOW_API_KEY, HF_TOKEN, ...): locally and in tests."""
+    """Keys from the providers' settings (SILICONFLOW_API_KEY, HF_TOKEN, ...): locally and in tests."""
 
-    def __init__(self, settings: KeySettings) -> None:
-        self._keys = {
-            "siliconflow": settings.siliconflow_api_key,
-            "huggingface": settings.hf_token,
-            "horde": settings.horde_api_key,
-            "pollinations": settings.pollinations_api_key,
-            "tavily": settings.tavily_api_key,
-        }
+    def __init__(self, settings: ProvidersSettings) -> None:
+        self._settings = settings
 
     def get(self, provider: str) -> SecretStr | None:
-        value = self._keys.get(provider)
+        if provider not in DEPLOYMENT_KEY_NAMES:
+            return None
+        value = self._settings.for_provider(provider).api_key
         return _usable(provider, value.get_secret_value()) if value is not None else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import builtins
 import json
 import time
 import uuid
@@ -14,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from imagegen.adapters.dynamo import TRANSACTION_CANCELED, delete_if, error_code, put_if, update_if
 from imagegen.errors import BadRequest, Conflict, NotFound
-from imagegen.models import ErrorInfo, JobPage, JobRecord
+from imagegen.models import JobPage, JobRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -56,21 +56,21 @@ class LeaseLost(Exception):
     """A write conditioned on our lease failed: the job was canceled or another worker took it over."""
 
 
-def _epoch(value: datetime) -> int:
+def epoch(value: datetime) -> int:
     return int(value.timestamp())
 
 
-def _job_key(user_id: str, job_id: str) -> dict[str, Any]:
+def job_key(user_id: str, job_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"JOB#{job_id}"}}
 
 
 def _active_sort_key(due: datetime, job_id: str) -> str:
-    return f"{_epoch(due):012d}#{job_id}"
+    return f"{epoch(due):012d}#{job_id}"
 
 
 def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
     data = record.model_dump(mode="json")
-    item: dict[str, Any] = _job_key(record.user_id, record.id)
+    item: dict[str, Any] = job_key(record.user_id, record.id)
     for name in _PLAIN_FIELDS:
         if data.get(name) is not None:
             item[name] = {"S": str(data[name])}
@@ -82,8 +82,8 @@ def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
     item["deliveries"] = {"N": str(record.deliveries)}
     item["requeues"] = {"N": str(record.requeues)}
     if record.lease_until is not None:
-        item["lease_epoch"] = {"N": str(_epoch(record.lease_until))}
-    item["expires_at"] = {"N": str(_epoch(record.created_at) + ttl_seconds)}
+        item["lease_epoch"] = {"N": str(epoch(record.lease_until))}
+    item["expires_at"] = {"N": str(epoch(record.created_at) + ttl_seconds)}
     if not record.terminal:
         item["gsi1pk"] = {"S": ACTIVE_PARTITION}
         item["gsi1sk"] = {"S": _active_sort_key(record.lease_until or record.created_at, record.id)}
@@ -103,10 +103,6 @@ def from_item(item: dict[str, Any]) -> JobRecord:
     data["deliveries"] = int(item.get("deliveries", {"N": "0"})["N"])
     data["requeues"] = int(item.get("requeues", {"N": "0"})["N"])
     return JobRecord.model_validate(data)
-
-
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class JobStore:
@@ -135,7 +131,7 @@ class JobStore:
                     "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"},
                     "job_id": {"S": record.id},
                     "request_hash": {"S": record.request_hash or ""},
-                    "expires_at": {"N": str(_epoch(record.created_at) + self._ttl)},
+                    "expires_at": {"N": str(epoch(record.created_at) + self._ttl)},
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
@@ -143,7 +139,7 @@ class JobStore:
         try:
             self._client.transact_write_items(TransactItems=[put_job, marker])  # type: ignore[list-item]
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if error_code(error) != TRANSACTION_CANCELED:
                 raise
             return self._replay(record.user_id, idempotency_key, record.request_hash), False
         return record, True
@@ -193,17 +189,14 @@ class JobStore:
     def delete_queued(self, records: Iterable[JobRecord]) -> None:
         """Remove jobs this caller wrote and never enqueued (it lost a race); a job that already moved on stays."""
         for record in records:
-            try:
-                self._client.delete_item(
-                    TableName=self._table,
-                    Key=_job_key(record.user_id, record.id),
-                    ConditionExpression="#status = :queued",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={":queued": {"S": "queued"}},
-                )
-            except ClientError as error:
-                if not _is_condition_failure(error):
-                    raise
+            delete_if(
+                self._client,
+                TableName=self._table,
+                Key=job_key(record.user_id, record.id),
+                ConditionExpression="#status = :queued",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":queued": {"S": "queued"}},
+            )
 
     def get_many(self, user_id: str, job_ids: list[str]) -> dict[str, JobRecord]:
         """The jobs that exist among job_ids (BatchGetItem, 100 keys a call), keyed by id."""
@@ -212,7 +205,7 @@ class JobStore:
         for start in range(0, len(unique), BATCH_GET_KEYS):
             request: dict[str, Any] = {
                 self._table: {
-                    "Keys": [_job_key(user_id, job_id) for job_id in unique[start : start + BATCH_GET_KEYS]],
+                    "Keys": [job_key(user_id, job_id) for job_id in unique[start : start + BATCH_GET_KEYS]],
                     "ConsistentRead": True,
                 }
             }
@@ -230,7 +223,7 @@ class JobStore:
         return found
 
     def get(self, user_id: str, job_id: str) -> JobRecord:
-        item = self._client.get_item(TableName=self._table, Key=_job_key(user_id, job_id), ConsistentRead=True).get(
+        item = self._client.get_item(TableName=self._table, Key=job_key(user_id, job_id), ConsistentRead=True).get(
             "Item"
         )
         if item is None:
@@ -264,7 +257,7 @@ class JobStore:
             condition=(
                 "attribute_exists(pk) AND (#status = :queued OR (#status = :running AND lease_epoch <= :now_epoch))"
             ),
-            values={":queued": {"S": "queued"}, ":now_epoch": {"N": str(_epoch(now))}},
+            values={":queued": {"S": "queued"}, ":now_epoch": {"N": str(epoch(now))}},
         )
 
     def claim_check(
@@ -290,34 +283,32 @@ class JobStore:
         condition: str,
         values: dict[str, Any],
     ) -> JobRecord:
-        lease_until = datetime.fromtimestamp(_epoch(now) + lease_seconds, UTC)
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(user_id, job_id),
-                UpdateExpression=(
-                    "SET #status = :running, lease_token = :token, lease_until = :until, lease_epoch = :until_epoch,"
-                    " started_at = if_not_exists(started_at, :now), gsi1sk = :gsi1sk ADD deliveries :one"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":running": {"S": "running"},
-                    ":token": {"S": uuid.uuid4().hex},
-                    ":until": {"S": lease_until.isoformat()},
-                    ":until_epoch": {"N": str(_epoch(lease_until))},
-                    ":now": {"S": now.isoformat()},
-                    ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
-                    ":one": {"N": "1"},
-                    **values,
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            raise ClaimRefused(self.get(user_id, job_id)) from error
-        return from_item(answer["Attributes"])
+        lease_until = datetime.fromtimestamp(epoch(now) + lease_seconds, UTC)
+        taken = update_if(
+            self._client,
+            TableName=self._table,
+            Key=job_key(user_id, job_id),
+            UpdateExpression=(
+                "SET #status = :running, lease_token = :token, lease_until = :until, lease_epoch = :until_epoch,"
+                " started_at = if_not_exists(started_at, :now), gsi1sk = :gsi1sk ADD deliveries :one"
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":running": {"S": "running"},
+                ":token": {"S": uuid.uuid4().hex},
+                ":until": {"S": lease_until.isoformat()},
+                ":until_epoch": {"N": str(epoch(lease_until))},
+                ":now": {"S": now.isoformat()},
+                ":gsi1sk": {"S": _active_sort_key(lease_until, job_id)},
+                ":one": {"N": "1"},
+                **values,
+            },
+            ReturnValues="ALL_NEW",
+        )
+        if taken is None:
+            raise ClaimRefused(self.get(user_id, job_id))
+        return from_item(taken)
 
     def finish(self, job: JobRecord, lease_token: str) -> JobRecord:
         """Write a terminal job (succeeded or failed), only while we still hold the lease."""
@@ -331,25 +322,23 @@ class JobStore:
 
     def release(self, user_id: str, job_id: str, lease_token: str, *, now: datetime) -> None:
         """Give the lease back so a redelivery can claim at once (used when a delivery fails)."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(user_id, job_id),
-                UpdateExpression="SET lease_epoch = :now_epoch, lease_until = :now, gsi1sk = :gsi1sk",
-                ConditionExpression="#status = :running AND lease_token = :lease",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":running": {"S": "running"},
-                    ":lease": {"S": lease_token},
-                    ":now": {"S": now.isoformat()},
-                    ":now_epoch": {"N": str(_epoch(now))},
-                    ":gsi1sk": {"S": _active_sort_key(now, job_id)},
-                },
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            # Someone else already moved the job on (canceled, or took it over): nothing of ours to release.
+        # A failed condition means someone else already moved the job on (canceled, or took it over): nothing of
+        # ours to release.
+        update_if(
+            self._client,
+            TableName=self._table,
+            Key=job_key(user_id, job_id),
+            UpdateExpression="SET lease_epoch = :now_epoch, lease_until = :now, gsi1sk = :gsi1sk",
+            ConditionExpression="#status = :running AND lease_token = :lease",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":running": {"S": "running"},
+                ":lease": {"S": lease_token},
+                ":now": {"S": now.isoformat()},
+                ":now_epoch": {"N": str(epoch(now))},
+                ":gsi1sk": {"S": _active_sort_key(now, job_id)},
+            },
+        )
 
     def cancel(self, user_id: str, job_id: str, *, now: datetime) -> JobRecord:
         """queued|running → canceled; canceling a canceled job returns it (idempotent)."""
@@ -357,140 +346,42 @@ class JobStore:
 
     def cancel_changed(self, user_id: str, job_id: str, *, now: datetime) -> tuple[JobRecord, bool]:
         """As cancel(), and whether this call made the change (so a terminal event is raised once)."""
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(user_id, job_id),
-                UpdateExpression="SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
-                ConditionExpression="#status IN (:queued, :running)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":canceled": {"S": "canceled"},
-                    ":queued": {"S": "queued"},
-                    ":running": {"S": "running"},
-                    ":now": {"S": now.isoformat()},
-                },
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
+        old = update_if(
+            self._client,
+            TableName=self._table,
+            Key=job_key(user_id, job_id),
+            UpdateExpression="SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
+            ConditionExpression="#status IN (:queued, :running)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":canceled": {"S": "canceled"},
+                ":queued": {"S": "queued"},
+                ":running": {"S": "running"},
+                ":now": {"S": now.isoformat()},
+            },
+            ReturnValues="ALL_OLD",
+        )
+        if old is None:
             current = self.get(user_id, job_id)
             if current.status == "canceled":
                 return current, False
-            raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled") from error
+            raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled")
         # The old image carries the chain state the caller needs to cancel a remote request.
-        before = from_item(answer["Attributes"])
+        before = from_item(old)
         return before.model_copy(update={"status": "canceled", "completed_at": now, "lease_token": None}), True
 
     def _replace(self, job: JobRecord, condition: str, lease_token: str) -> JobRecord:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_item(job, self._ttl),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":running": {"S": "running"}, ":lease": {"S": lease_token}},
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            raise LeaseLost(job.id) from error
+        written = put_if(
+            self._client,
+            TableName=self._table,
+            Item=to_item(job, self._ttl),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":running": {"S": "running"}, ":lease": {"S": lease_token}},
+        )
+        if not written:
+            raise LeaseLost(job.id)
         return job
-
-    # The sweeper's reads and writes: every write is conditioned on the job being exactly as the sweeper saw it.
-
-    def due_active(self, now: datetime, limit: int) -> builtins.list[JobRecord]:
-        """Non-terminal jobs whose lease ran out (running) or that were created (queued) by `now`, oldest first."""
-        # "~" sorts after every job id character, so every job due in this very second is included.
-        return self._active("gsi1sk <= :edge", f"{_epoch(now):012d}#~", limit)
-
-    def leased_active(self, now: datetime, limit: int) -> builtins.list[JobRecord]:
-        """Running jobs whose lease (or parked async check) is still live at `now`."""
-        return self._active("gsi1sk > :edge", f"{_epoch(now):012d}#~", limit)
-
-    def _active(self, condition: str, edge: str, limit: int) -> builtins.list[JobRecord]:
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "gsi1",
-            "KeyConditionExpression": f"gsi1pk = :active AND {condition}",
-            "ExpressionAttributeValues": {":active": {"S": ACTIVE_PARTITION}, ":edge": {"S": edge}},
-            "Limit": min(limit, 100),
-        }
-        jobs: builtins.list[JobRecord] = []
-        while len(jobs) < limit:
-            answer = self._client.query(**query)
-            jobs.extend(from_item(item) for item in answer.get("Items", []))
-            if "LastEvaluatedKey" not in answer:
-                break
-            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-        return jobs[:limit]
-
-    def mark_requeued(self, job: JobRecord, *, now: datetime) -> bool:
-        """Count one sweeper re-queue; False when the job moved on since it was read (nothing to do)."""
-        condition, names, values = _as_seen(job, now)
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(job.user_id, job.id),
-                UpdateExpression="ADD requeues :one",
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={**values, ":one": {"N": "1"}},
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return False
-        return True
-
-    def fail_stuck(
-        self, job: JobRecord, error: ErrorInfo, *, now: datetime, even_if_leased: bool = False
-    ) -> JobRecord | None:
-        """Fail a job the sweeper found stuck; None when the job moved on since it was read.
-
-        `even_if_leased`: also while a worker holds a live lease (a job past its maximum age); that worker's
-        result is then discarded, as after a cancel."""
-        condition, names, values = _as_seen(job, now, lease_expired=not even_if_leased)
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(job.user_id, job.id),
-                UpdateExpression=(
-                    "SET #status = :failed, #error = :error, completed_at = :now_iso"
-                    " REMOVE gsi1pk, gsi1sk, lease_token, lease_until, lease_epoch"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={**names, "#error": "error"},
-                ExpressionAttributeValues={
-                    **values,
-                    ":failed": {"S": "failed"},
-                    ":error": {"S": json.dumps(error.model_dump(mode="json"))},
-                    ":now_iso": {"S": now.isoformat()},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as failure:
-            if not _is_condition_failure(failure):
-                raise
-            return None
-        return from_item(answer["Attributes"])
-
-
-def _as_seen(
-    job: JobRecord, now: datetime, *, lease_expired: bool = True
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """A condition that holds only while the job is still in the state the sweeper read."""
-    names = {"#status": "status"}
-    if job.status == "queued":
-        return "#status = :queued", names, {":queued": {"S": "queued"}}
-    if job.status != "running" or job.lease_token is None:
-        raise ValueError(f"the sweeper only acts on queued or leased running jobs, not {job.status}")
-    values: dict[str, Any] = {":running": {"S": "running"}, ":lease": {"S": job.lease_token}}
-    if not lease_expired:
-        return "#status = :running AND lease_token = :lease", names, values
-    values[":now_epoch"] = {"N": str(_epoch(now))}
-    return "#status = :running AND lease_token = :lease AND lease_epoch <= :now_epoch", names, values
 
 
 def _encode_cursor(key: dict[str, Any]) -> str:

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
+from imagegen.adapters.dynamo import update_if
 from imagegen.errors import ServiceUnavailable
-from imagegen.keys import KeyHealth, KeyProvider, UserKey, key_provider, last4
+from imagegen.keys.formats import key_provider, last4
+from imagegen.keys.types import KeyHealth, UserKey
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -93,7 +95,7 @@ class KeyStore:
 
     # Users' keys.
 
-    def put(self, user_id: str, provider: KeyProvider, api_key: SecretStr, *, now: datetime) -> UserKey:
+    def put(self, user_id: str, provider: str, api_key: SecretStr, *, now: datetime) -> UserKey:
         """Encrypt and store (replacing any earlier key); the item never holds the key in plain text."""
         if not self._kms_key_id:
             raise ServiceUnavailable(
@@ -162,7 +164,7 @@ class KeyStore:
         )
         return [_user_key(item) for item in answer.get("Items", [])]
 
-    def delete(self, user_id: str, provider: KeyProvider) -> bool:
+    def delete(self, user_id: str, provider: str) -> bool:
         answer = self._ddb.delete_item(
             TableName=self._table, Key=_user_key_item_key(user_id, provider), ReturnValues="ALL_OLD"
         )
@@ -170,19 +172,15 @@ class KeyStore:
 
     def record_health(self, user_id: str, provider: str, version: str, health: KeyHealth) -> bool:
         """Store a check's verdict on the key it was made for; False if that key was replaced or deleted since."""
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=_user_key_item_key(user_id, provider),
-                UpdateExpression=f"SET {_SET_HEALTH}",
-                ConditionExpression="version = :version",
-                ExpressionAttributeValues={**_health_values(health), ":version": {"S": version}},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        recorded = update_if(
+            self._ddb,
+            TableName=self._table,
+            Key=_user_key_item_key(user_id, provider),
+            UpdateExpression=f"SET {_SET_HEALTH}",
+            ConditionExpression="version = :version",
+            ExpressionAttributeValues={**_health_values(health), ":version": {"S": version}},
+        )
+        return recorded is not None
 
     def scan_user_keys(self, page_size: int = 100) -> Iterator[UserKey]:
         query: dict[str, Any] = {

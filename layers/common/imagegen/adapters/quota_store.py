@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from imagegen.adapters.dynamo import TRANSACTION_CANCELED, error_code, update_if
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _counter_key(user_id: str, day: str) -> dict[str, Any]:
@@ -25,38 +23,31 @@ class DynamoQuotaStore:
         self._client = client
 
     def reserve(self, user_id: str, day: str, limit: int, *, units: int, expires_at: datetime) -> bool:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_counter_key(user_id, day),
-                UpdateExpression="SET expires_at = if_not_exists(expires_at, :expires) ADD used :units",
-                # used + units <= limit, written without arithmetic (conditions cannot add).
-                ConditionExpression="attribute_not_exists(used) OR used <= :room",
-                ExpressionAttributeValues={
-                    ":units": {"N": str(units)},
-                    ":room": {"N": str(limit - units)},
-                    ":expires": {"N": str(int(expires_at.timestamp()))},
-                },
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        reserved = update_if(
+            self._client,
+            TableName=self._table,
+            Key=_counter_key(user_id, day),
+            UpdateExpression="SET expires_at = if_not_exists(expires_at, :expires) ADD used :units",
+            # used + units <= limit, written without arithmetic (conditions cannot add).
+            ConditionExpression="attribute_not_exists(used) OR used <= :room",
+            ExpressionAttributeValues={
+                ":units": {"N": str(units)},
+                ":room": {"N": str(limit - units)},
+                ":expires": {"N": str(int(expires_at.timestamp()))},
+            },
+        )
+        return reserved is not None
 
     def release(self, user_id: str, day: str, *, units: int) -> None:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_counter_key(user_id, day),
-                UpdateExpression="ADD used :minus",
-                ConditionExpression="used >= :units",
-                ExpressionAttributeValues={":minus": {"N": str(-units)}, ":units": {"N": str(units)}},
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
-            # The counter is already at zero or expired with its day: there is nothing to give back.
+        # A failed condition: the counter is already at zero or expired with its day, so nothing is given back.
+        update_if(
+            self._client,
+            TableName=self._table,
+            Key=_counter_key(user_id, day),
+            UpdateExpression="ADD used :minus",
+            ConditionExpression="used >= :units",
+            ExpressionAttributeValues={":minus": {"N": str(-units)}, ":units": {"N": str(units)}},
+        )
 
     def refund_once(self, user_id: str, job_id: str, day: str, *, now: datetime) -> bool:
         job_key = {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"JOB#{job_id}"}}
@@ -92,16 +83,12 @@ class DynamoQuotaStore:
         try:
             self._client.transact_write_items(TransactItems=[mark_job, decrement])  # type: ignore[list-item]
         except ClientError as error:
-            if _code(error) != "TransactionCanceledException":
+            if error_code(error) != TRANSACTION_CANCELED:
                 raise
             reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return False  # refunded before, or not a refundable job
             # The counter expired with its day (or is at zero): mark the job so no later call tries again.
-            try:
-                self._client.update_item(**mark_job["Update"])  # type: ignore[arg-type]
-            except ClientError as marking:
-                if _code(marking) != "ConditionalCheckFailedException":
-                    raise
+            update_if(self._client, **mark_job["Update"])
             return False
         return True

@@ -8,7 +8,7 @@ import certifi
 import httpx
 
 from imagegen.adapters.webhook_url import HostUnresolvable, Resolver, check_target, system_resolver
-from imagegen.webhooks import Answer, DeliveryFailed
+from imagegen.webhooks.delivery import Answer, DeliveryFailed
 
 
 class WebhookHttpSender:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from imagegen.webhooks import WebhookSecret
+from imagegen.adapters.dynamo import put_if
+from imagegen.webhooks.secrets import WebhookSecret
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -27,10 +26,6 @@ def _from_item(item: dict[str, Any]) -> WebhookSecret:
     )
 
 
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 class WebhookSecretStore:
     """The table is encrypted at rest; the secret is stored as is because signing needs it and GET shows it."""
 
@@ -43,25 +38,14 @@ class WebhookSecretStore:
         return _from_item(item) if item else None
 
     def create(self, user_id: str, secret: WebhookSecret) -> WebhookSecret:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    **_key(user_id),
-                    "current": {"S": secret.current},
-                    "created_at": {"S": secret.created_at.isoformat()},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            # Two first uses raced (a GET and a delivery): both go on with the one that was stored first.
-            stored = self.get(user_id)
-            if stored is None:
-                raise
-            return stored
-        return secret
+        item = {**_key(user_id), "current": {"S": secret.current}, "created_at": {"S": secret.created_at.isoformat()}}
+        if put_if(self._client, TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"):
+            return secret
+        # Two first uses raced (a GET and a delivery): both go on with the one that was stored first.
+        stored = self.get(user_id)
+        if stored is None:
+            raise RuntimeError(f"the webhook secret of {user_id} exists and does not")
+        return stored
 
     def rotate(self, user_id: str, new: str, now: datetime, previous_until: datetime) -> WebhookSecret:
         answer = self._client.update_item(

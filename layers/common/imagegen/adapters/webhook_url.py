@@ -9,14 +9,14 @@ from urllib.parse import urlsplit
 from imagegen.errors import UpstreamError, UrlNotAllowed
 
 if TYPE_CHECKING:
-    from imagegen.fetch import CheckedUrl
+    from imagegen.media.fetch import CheckedUrl
 
 Resolver = Callable[[str, int], Sequence[str]]
 
 
 def system_resolver(host: str, port: int) -> list[str]:
-    # Imported here: imagegen.fetch brings httpx, which the API and worker should not load at cold start.
-    from imagegen.fetch import system_resolver as resolve
+    # Imported here: imagegen.media.fetch brings httpx, which the API and worker should not load at cold start.
+    from imagegen.media.fetch import system_resolver as resolve
 
     return resolve(host, port)
 
@@ -26,10 +26,10 @@ class HostUnresolvable(Exception):
 
 
 def check_target(url: str, *, allow_private: bool, resolver: Resolver = system_resolver) -> CheckedUrl:
-    """imagegen.fetch.check_url with every rule but the host allowlist: https only, no userinfo, and every address
+    """imagegen.media.fetch.check_url with every rule but the host allowlist: https only, no userinfo, and every address
     the host resolves to public (http and loopback/private only when allow_private, for local test doubles;
     metadata and link-local never). Raises UrlNotAllowed, or HostUnresolvable when DNS has no answer."""
-    from imagegen.fetch import FetchPolicy, check_url
+    from imagegen.media.fetch import FetchPolicy, check_url
 
     try:
         host = (urlsplit(url).hostname or "").rstrip(".")

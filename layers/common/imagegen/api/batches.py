@@ -9,9 +9,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from imagegen import wiring
 from imagegen.api.context import header, location, user_id
-from imagegen.batch_models import Batch, BatchCreate
-from imagegen.batches import BATCH_ID_PATTERN
 from imagegen.errors import NotFound
+from imagegen.ids import BATCH_ID_PATTERN
+from imagegen.jobs.batch_models import Batch, BatchCreate
 
 router = Router()
 _BATCH_ID = re.compile(BATCH_ID_PATTERN)

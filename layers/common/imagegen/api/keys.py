@@ -7,18 +7,24 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from imagegen import wiring
 from imagegen.api.context import user_id
-from imagegen.chain_status import ChainView
-from imagegen.keys import HealthStatus, UserKey
+from imagegen.keys.status import ChainView
+from imagegen.keys.types import HealthStatus, UserKey
 from imagegen.models import StrictModel
 
 router = Router()
 
 
+# Built on the first /v1/keys request, not at every API cold start.
+_DEFERRED = ConfigDict(defer_build=True)
+
+
 class KeyPut(StrictModel):
+    model_config = _DEFERRED
+
     # Leading and trailing whitespace (a pasted newline) is dropped; the format check does the rest.
     api_key: Annotated[SecretStr, Field(min_length=1, max_length=512)]
 
@@ -29,12 +35,16 @@ class KeyPut(StrictModel):
 
 
 class KeyHealthView(BaseModel):
+    model_config = _DEFERRED
+
     status: HealthStatus
     detail: str | None = None
     checked_at: datetime
 
 
 class KeyView(BaseModel):
+    model_config = _DEFERRED
+
     """A stored key as its owner sees it: never the key, only its last 4 characters."""
 
     provider: str
@@ -60,6 +70,8 @@ class KeyView(BaseModel):
 
 
 class KeyPage(BaseModel):
+    model_config = _DEFERRED
+
     items: list[KeyView]
     next_cursor: str | None = None
 
@@ -67,8 +79,8 @@ class KeyPage(BaseModel):
 @router.put(
     "/v1/keys/<provider>",
     summary="Store your own key for a provider (encrypted; write-only). It is checked at once.",
-    description="Providers: siliconflow (sk-...), huggingface (hf_...), horde, pollinations (sk_/pk_...), "
-    "tavily (tvly-...). The answer shows the last 4 characters and the check's verdict, never the key.",
+    description="Any provider that takes a key (an unknown one is a 404 that names them). The key's format is checked "
+    "first (422 naming api_key); the answer shows the last 4 characters and the check's verdict, never the key.",
 )
 def put_key(provider: str, body: KeyPut) -> KeyView:
     key = wiring.user_key_service().put(user_id(router.current_event.raw_event), provider, body.api_key)

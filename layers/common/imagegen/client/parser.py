@@ -101,10 +101,15 @@ def add_commands(commands: Any) -> None:
     jobs.add_argument("--limit", type=limit, default=20, help="how many (1-100, default 20)")
     jobs.add_argument("--json", action="store_true", help="print the page of jobs as JSON")
 
+    _account_commands(commands, add)
+
+
+def _account_commands(commands: Any, add: Any) -> None:
+    """keys, providers and login: the caller's account rather than its jobs."""
     keys = commands.add_parser("keys", help="your own provider keys (stored encrypted, never shown again)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     key_set = add("keys set", key_commands, help="store your key for a provider (asked for without echo)")
-    key_set.add_argument("provider", help="siliconflow, huggingface, horde, pollinations or tavily")
+    key_set.add_argument("provider", help="a provider that takes keys (see imagegen providers), or tavily")
     key_set.add_argument("--key-stdin", action="store_true", help="read the key from standard input")
     key_list = add("keys list", key_commands, help="your keys: provider, last 4 characters, health")
     key_list.add_argument("--json", action="store_true", help="print the keys as JSON")

@@ -143,7 +143,7 @@ class Gateway:
                 raise GatewayError("MISSING_AUTHENTICATION_TOKEN")
             route, params, stage_prefixed = found
             api = route.api
-            event = self._proxy_event(request, route, path, query, params, request_id, stage_prefixed)
+            event = _proxy_event(request, route, path, query, params, request_id, stage_prefixed, self.account_id)
             if route.spec.authorizer is not None:
                 event["requestContext"]["authorizer"] = self._authorize(route, event)
             return self._integrate(route, event)
@@ -191,85 +191,6 @@ class Gateway:
         return None
 
     # Events
-
-    def _proxy_event(
-        self,
-        request: HttpRequest,
-        route: _Route,
-        path: str,
-        query: str,
-        params: dict[str, str],
-        request_id: str,
-        stage_prefixed: bool,
-    ) -> dict[str, Any]:
-        stage = route.api.stage
-        event_path = "/" + "/".join(path.split("/")[2:]) if stage_prefixed else path
-        headers, multi_headers = _headers(request)
-        query_pairs = parse_qsl(query, keep_blank_values=True)
-        single_query: dict[str, str] = {}
-        multi_query: dict[str, list[str]] = {}
-        for name, value in query_pairs:
-            single_query[name] = value
-            multi_query.setdefault(name, []).append(value)
-        body, is_base64 = self._body(request, route.api)
-        now = datetime.now(UTC)
-        host = _header(request, "host") or "localhost"
-        return {
-            "resource": route.spec.path,
-            "path": event_path,
-            "httpMethod": request.method.upper(),
-            "headers": headers or None,
-            "multiValueHeaders": multi_headers or None,
-            "queryStringParameters": single_query or None,
-            "multiValueQueryStringParameters": multi_query or None,
-            "pathParameters": params or None,
-            "stageVariables": None,
-            "requestContext": {
-                "resourceId": route.api.api_id[:6],
-                "resourcePath": route.spec.path,
-                "httpMethod": request.method.upper(),
-                "extendedRequestId": request_id[:18],
-                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-                "path": f"/{stage}{event_path}" if stage_prefixed else event_path,
-                "accountId": self.account_id,
-                "protocol": "HTTP/1.1",
-                "stage": stage,
-                "domainPrefix": host.split(".")[0],
-                "requestTimeEpoch": int(now.timestamp() * 1000),
-                "requestId": request_id,
-                "identity": {
-                    "cognitoIdentityPoolId": None,
-                    "accountId": None,
-                    "cognitoIdentityId": None,
-                    "caller": None,
-                    "sourceIp": request.source_ip,
-                    "principalOrgId": None,
-                    "accessKey": None,
-                    "cognitoAuthenticationType": None,
-                    "cognitoAuthenticationProvider": None,
-                    "userArn": None,
-                    "userAgent": _header(request, "user-agent"),
-                    "user": None,
-                },
-                "domainName": host,
-                "apiId": route.api.api_id,
-            },
-            "body": body,
-            "isBase64Encoded": is_base64,
-        }
-
-    @staticmethod
-    def _body(request: HttpRequest, api: ApiSpec) -> tuple[str | None, bool]:
-        if not request.body:
-            return None, False
-        content_type = (_header(request, "content-type") or "").split(";")[0].strip().lower()
-        binary_type = any(_media_type_matches(pattern, content_type) for pattern in api.binary_media_types)
-        if not binary_type and (not content_type or _TEXT_TYPES.match(content_type)):
-            try:
-                return request.body.decode("utf-8"), False
-            except UnicodeDecodeError:
-                pass
-        return base64.b64encode(request.body).decode("ascii"), True
 
     # Authorizer
 
@@ -533,3 +454,89 @@ def _wildcard(pattern: str, value: str, *, ignore_case: bool) -> bool:
     # IAM wildcards: * is any run of characters, ? is one; action names are case-insensitive, ARNs are not.
     regex = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
     return re.fullmatch(regex, value, flags=re.IGNORECASE if ignore_case else 0) is not None
+
+
+def _caller_identity(request: HttpRequest) -> dict[str, Any]:
+    """requestContext.identity as API Gateway fills it for a call without IAM or Cognito auth."""
+    return {
+        "cognitoIdentityPoolId": None,
+        "accountId": None,
+        "cognitoIdentityId": None,
+        "caller": None,
+        "sourceIp": request.source_ip,
+        "principalOrgId": None,
+        "accessKey": None,
+        "cognitoAuthenticationType": None,
+        "cognitoAuthenticationProvider": None,
+        "userArn": None,
+        "userAgent": _header(request, "user-agent"),
+        "user": None,
+    }
+
+
+def _proxy_event(
+    request: HttpRequest,
+    route: _Route,
+    path: str,
+    query: str,
+    params: dict[str, str],
+    request_id: str,
+    stage_prefixed: bool,
+    account_id: str,
+) -> dict[str, Any]:
+    """The REST API proxy event (payload 1.0) API Gateway sends for this request."""
+    stage = route.api.stage
+    event_path = "/" + "/".join(path.split("/")[2:]) if stage_prefixed else path
+    headers, multi_headers = _headers(request)
+    query_pairs = parse_qsl(query, keep_blank_values=True)
+    single_query: dict[str, str] = {}
+    multi_query: dict[str, list[str]] = {}
+    for name, value in query_pairs:
+        single_query[name] = value
+        multi_query.setdefault(name, []).append(value)
+    body, is_base64 = _body(request, route.api)
+    now = datetime.now(UTC)
+    host = _header(request, "host") or "localhost"
+    return {
+        "resource": route.spec.path,
+        "path": event_path,
+        "httpMethod": request.method.upper(),
+        "headers": headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": single_query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": params or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": route.api.api_id[:6],
+            "resourcePath": route.spec.path,
+            "httpMethod": request.method.upper(),
+            "extendedRequestId": request_id[:18],
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "path": f"/{stage}{event_path}" if stage_prefixed else event_path,
+            "accountId": account_id,
+            "protocol": "HTTP/1.1",
+            "stage": stage,
+            "domainPrefix": host.split(".")[0],
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "requestId": request_id,
+            "identity": _caller_identity(request),
+            "domainName": host,
+            "apiId": route.api.api_id,
+        },
+        "body": body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def _body(request: HttpRequest, api: ApiSpec) -> tuple[str | None, bool]:
+    if not request.body:
+        return None, False
+    content_type = (_header(request, "content-type") or "").split(";")[0].strip().lower()
+    binary_type = any(_media_type_matches(pattern, content_type) for pattern in api.binary_media_types)
+    if not binary_type and (not content_type or _TEXT_TYPES.match(content_type)):
+        try:
+            return request.body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(request.body).decode("ascii"), True

@@ -267,66 +267,88 @@ def _add_event(
 ) -> None:
     kind = event.get("Type")
     props = event.get("Properties") or {}
+    where = f"{function}.{event_name}"
     if kind == "Api":
-        api = props.get("RestApiId", {"Ref": IMPLICIT_API})
-        if not (isinstance(api, dict) and "Ref" in api):
-            raise TemplateError(f"{function}.{event_name}: RestApiId must be a Ref to an API in this template")
-        api_id = api["Ref"]
-        if api_id not in spec.apis:
-            if api_id != IMPLICIT_API:
-                raise TemplateError(f"{function}.{event_name}: no API {api_id} in this template")
-            context.resources.setdefault(api_id, Physical(ref="implicitapi"))
-            implicit_props = globals_section.get("Api") or {}
-            spec.apis[api_id] = _api_spec(api_id, dict(implicit_props), resolver, context, arn_to_function)
-        api_spec = spec.apis[api_id]
-        auth = props.get("Auth") or {}
-        authorizer = auth.get("Authorizer", api_spec.default_authorizer)
-        if authorizer == "NONE":
-            authorizer = None
-        if authorizer is not None and authorizer not in api_spec.authorizers:
-            raise TemplateError(f"{function}.{event_name}: authorizer {authorizer} is not emulated locally")
-        spec.routes.append(
-            RouteSpec(
-                api=api_id,
-                path=str(resolver.resolve(props["Path"])),
-                method=str(resolver.resolve(props["Method"])).upper(),
-                function=function,
-                authorizer=authorizer,
-            )
-        )
+        api_id = _api_of(spec, where, props, resolver, globals_section, context, arn_to_function)
+        spec.routes.append(_route(spec.apis[api_id], api_id, function, where, props, resolver))
     elif kind == "SQS":
-        if scalar_string(resolver.resolve(props.get("Enabled", True))) != "true":
-            return
-        queue_arn = resolver.resolve(props["Queue"])
-        queue_url = next(
-            (physical.ref for physical in context.resources.values() if physical.attrs.get("Arn") == queue_arn), None
-        )
-        if queue_url is None:
-            raise TemplateError(f"{function}.{event_name}: queue {queue_arn} is not declared in this template")
-        spec.sqs_sources.append(
-            SqsSourceSpec(
-                function=function,
-                queue_arn=queue_arn,
-                queue_url=queue_url,
-                batch_size=int(scalar_string(resolver.resolve(props.get("BatchSize", 10)))),
-                report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
-            )
-        )
+        if scalar_string(resolver.resolve(props.get("Enabled", True))) == "true":
+            spec.sqs_sources.append(_sqs_source(function, where, props, resolver, context))
     elif kind in ("Schedule", "ScheduleV2"):
         enabled = props.get("Enabled", True)
         state = props.get("State", "ENABLED")
-        if scalar_string(resolver.resolve(enabled)) != "true" or resolver.resolve(state) != "ENABLED":
-            return
-        raw_input = props.get("Input")
-        spec.schedules.append(
-            ScheduleSpec(
-                function=function,
-                name=str(props.get("Name") or f"{function}{event_name}"),
-                expression=str(resolver.resolve(props["Schedule" if kind == "Schedule" else "ScheduleExpression"])),
-                input=None if raw_input is None else str(resolver.resolve(raw_input)),
-                event_type=kind,
-            )
-        )
+        if scalar_string(resolver.resolve(enabled)) == "true" and resolver.resolve(state) == "ENABLED":
+            spec.schedules.append(_schedule(function, event_name, kind, props, resolver))
     else:
         # HttpApi, S3, DynamoDB streams and the rest have no local trigger; `imagegen local invoke` still works.
         log.info("event %s.%s (%s) is not triggered locally", function, event_name, kind)
+
+
+def _api_of(
+    spec: StackSpec,
+    where: str,
+    props: Mapping[str, Any],
+    resolver: Resolver,
+    globals_section: Mapping[str, Any],
+    context: Context,
+    arn_to_function: Mapping[str, str],
+) -> str:
+    """The API an Api event belongs to; SAM's implicit API is created on first use, as SAM does."""
+    api = props.get("RestApiId", {"Ref": IMPLICIT_API})
+    if not (isinstance(api, dict) and "Ref" in api):
+        raise TemplateError(f"{where}: RestApiId must be a Ref to an API in this template")
+    api_id = str(api["Ref"])
+    if api_id not in spec.apis:
+        if api_id != IMPLICIT_API:
+            raise TemplateError(f"{where}: no API {api_id} in this template")
+        context.resources.setdefault(api_id, Physical(ref="implicitapi"))
+        implicit_props = globals_section.get("Api") or {}
+        spec.apis[api_id] = _api_spec(api_id, dict(implicit_props), resolver, context, arn_to_function)
+    return api_id
+
+
+def _route(
+    api_spec: ApiSpec, api_id: str, function: str, where: str, props: Mapping[str, Any], resolver: Resolver
+) -> RouteSpec:
+    auth = props.get("Auth") or {}
+    authorizer = auth.get("Authorizer", api_spec.default_authorizer)
+    if authorizer == "NONE":
+        authorizer = None
+    if authorizer is not None and authorizer not in api_spec.authorizers:
+        raise TemplateError(f"{where}: authorizer {authorizer} is not emulated locally")
+    return RouteSpec(
+        api=api_id,
+        path=str(resolver.resolve(props["Path"])),
+        method=str(resolver.resolve(props["Method"])).upper(),
+        function=function,
+        authorizer=authorizer,
+    )
+
+
+def _sqs_source(
+    function: str, where: str, props: Mapping[str, Any], resolver: Resolver, context: Context
+) -> SqsSourceSpec:
+    queue_arn = resolver.resolve(props["Queue"])
+    queue_url = next(
+        (physical.ref for physical in context.resources.values() if physical.attrs.get("Arn") == queue_arn), None
+    )
+    if queue_url is None:
+        raise TemplateError(f"{where}: queue {queue_arn} is not declared in this template")
+    return SqsSourceSpec(
+        function=function,
+        queue_arn=queue_arn,
+        queue_url=queue_url,
+        batch_size=int(scalar_string(resolver.resolve(props.get("BatchSize", 10)))),
+        report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+    )
+
+
+def _schedule(function: str, event_name: str, kind: str, props: Mapping[str, Any], resolver: Resolver) -> ScheduleSpec:
+    raw_input = props.get("Input")
+    return ScheduleSpec(
+        function=function,
+        name=str(props.get("Name") or f"{function}{event_name}"),
+        expression=str(resolver.resolve(props["Schedule" if kind == "Schedule" else "ScheduleExpression"])),
+        input=None if raw_input is None else str(resolver.resolve(raw_input)),
+        event_type=kind,
+    )

@@ -315,47 +315,13 @@ class LocalStack:
         # Port 0: the OS picks a free port, so stacks (and other emulators) never collide.
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
-        aws = {
-            "AWS_ENDPOINT_URL": self.aws_endpoint,
-            "AWS_ACCESS_KEY_ID": _FAKE_SECRET,
-            "AWS_SECRET_ACCESS_KEY": _FAKE_SECRET,
-            "AWS_SESSION_TOKEN": _FAKE_SECRET,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_REGION": self.region,
-        }
-        # Anything that could send a client past the emulator, or to a real account, goes.
-        for name in list(os.environ):
-            if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
-                del os.environ[name]
-        os.environ.update(aws)
+        _point_at_emulator(self.aws_endpoint, self.region)
 
     def _stop_emulator(self) -> None:
-        host, port = self._moto.get_host_and_port()
-        stopper = threading.Thread(target=self._moto.stop, name="imagegen-local-moto-stop")
-        stopper.start()
-        # The emulator's server checks for shutdown between polls of 0.5 s; a connection attempt wakes it now.
-        while stopper.is_alive():
-            with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-                pass
-            stopper.join(0.05)
-        # ThreadedMotoServer.stop() leaves the listening socket open.
-        server = getattr(self._moto, "_server", None)
-        if server is not None:
-            server.server_close()
+        _stop_moto(self._moto)
 
     def _apply_function_environment(self) -> None:
-        template_env: dict[str, str] = {}
-        owners: dict[str, str] = {}
-        for logical_id, function in self.spec.functions.items():
-            for name, value in function.environment.items():
-                if name in template_env and template_env[name] != value:
-                    raise LocalStackError(
-                        f"{owners[name]} and {logical_id} set {name} to different values "
-                        f"({template_env[name]!r} and {value!r}); the local stack runs all functions in one "
-                        "process, so one name must mean one value"
-                    )
-                template_env[name] = value
-                owners.setdefault(name, logical_id)
+        template_env = template_environment(self.spec)
         developer = self._saved_env or {}
         applied = {**template_env, **LOCAL_DEFAULTS}
         for name in applied:
@@ -400,6 +366,54 @@ class LocalStack:
             runner = ScheduleRunner(schedule, period * scale, self.invoke, self.region, account_id, self._stop)
             self.schedules.append(runner)
             runner.start()
+
+
+def template_environment(spec: StackSpec) -> dict[str, str]:
+    """Every function's Environment as one mapping: all functions share this process, so one name, one value."""
+    merged: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for logical_id, function in spec.functions.items():
+        for name, value in function.environment.items():
+            if name in merged and merged[name] != value:
+                raise LocalStackError(
+                    f"{owners[name]} and {logical_id} set {name} to different values "
+                    f"({merged[name]!r} and {value!r}); the local stack runs all functions in one "
+                    "process, so one name must mean one value"
+                )
+            merged[name] = value
+            owners.setdefault(name, logical_id)
+    return merged
+
+
+def _point_at_emulator(endpoint: str, region: str) -> None:
+    aws = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": _FAKE_SECRET,
+        "AWS_SECRET_ACCESS_KEY": _FAKE_SECRET,
+        "AWS_SESSION_TOKEN": _FAKE_SECRET,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
+    # Anything that could send a client past the emulator, or to a real account, goes.
+    for name in list(os.environ):
+        if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+            del os.environ[name]
+    os.environ.update(aws)
+
+
+def _stop_moto(moto: Any) -> None:
+    host, port = moto.get_host_and_port()
+    stopper = threading.Thread(target=moto.stop, name="imagegen-local-moto-stop")
+    stopper.start()
+    # The emulator's server checks for shutdown between polls of 0.5 s; a connection attempt wakes it now.
+    while stopper.is_alive():
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            pass
+        stopper.join(0.05)
+    # ThreadedMotoServer.stop() leaves the listening socket open.
+    server = getattr(moto, "_server", None)
+    if server is not None:
+        server.server_close()
 
 
 __all__ = ["LocalStack", "LocalStackError", "TemplateError", "issue_with_token_store", "parse_tokens"]

@@ -8,13 +8,14 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
 if TYPE_CHECKING:
+    import httpx
+    from pydantic import SecretStr
+
     from imagegen.models import ImageRequest
-    from imagegen.providers.config import ProviderSettings
 
 # ---------------------------------------------------------------------------------------------------
 # Capability tables: what a provider and each of its models accepts.
@@ -45,9 +46,6 @@ class ModelSpec:
 class Capabilities:
     models: tuple[ModelSpec, ...]
     size_rule: str
-    needs_key: bool
-    is_async: bool = False
-    offline: bool = False
 
     def spec(self, model: str | None) -> ModelSpec:
         for spec in self.models:
@@ -297,53 +295,53 @@ def _body_message(body: Any, text: str) -> str:
     return text
 
 
-def classify_http_error(provider: str, response: httpx.Response) -> ProviderError:
-    """The single place where a non-success HTTP answer becomes an outcome class, per provider.
+@dataclass(frozen=True)
+class HttpFailure:
+    """A non-success answer, read once: what a provider's classify hook and the generic rules decide on."""
 
-    Never branches on free message text except where the provider offers nothing else (documented per case).
+    status: int
+    message: str
+    body: Any
+    # Horde's machine-readable error code ("rc"); None elsewhere.
+    rc: str | None
+    retry_after: float | None
+    headers: Mapping[str, str]
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> HttpFailure:
+        status = response.status_code
+        body = body_json(response)
+        content_type = response.headers.get("content-type", "")
+        text = response.text[:500] if content_type.startswith(("text/", "application/")) else ""
+        message = _body_message(body, text) or response.reason_phrase or f"HTTP {status}"
+        rc = body.get("rc") if isinstance(body, dict) else None
+        if rc:
+            message = f"{rc}: {message}"
+        return cls(
+            status=status,
+            message=message,
+            body=body,
+            rc=str(rc) if rc else None,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            headers=response.headers,
+        )
+
+
+def classify_http_error(
+    response: httpx.Response, hook: Callable[[HttpFailure], ProviderError | None] | None = None
+) -> ProviderError:
+    """The single place where a non-success HTTP answer becomes an outcome class.
+
+    The provider's own hook (its ProviderSpec.classify) speaks first; the generic HTTP semantics decide the rest.
+    Never branches on free message text except where a provider offers nothing else (documented in its hook).
     """
-    status = response.status_code
-    body = body_json(response)
-    text = response.text[:500] if response.headers.get("content-type", "").startswith(("text/", "application/")) else ""
-    message = _body_message(body, text) or response.reason_phrase or f"HTTP {status}"
-    rc = body.get("rc") if isinstance(body, dict) else None
-    if rc:
-        message = f"{rc}: {message}"
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    failure = HttpFailure.of(response)
+    special = hook(failure) if hook is not None else None
+    return special if special is not None else generic_http_error(failure)
 
-    # --- provider specifics first ---
-    if provider == "horde":
-        if rc == "KudosUpfront" or rc == "SharedKeyInsufficientKudos":
-            return FallThrough("payment_required", message, status_code=status, scope="provider")
-        if rc == "RequestExpired":
-            return FallThrough("expired", message, status_code=status)
-        if rc == "RequestNotFound":
-            return FallThrough("expired", message, status_code=status)
-        if rc in ("InvalidAPIKey", "AnonForbidden", "TimeoutIP", "BannedClientAgent"):
-            return FallThrough(
-                "unauthorized" if status == 401 else "forbidden", message, status_code=status, scope="provider"
-            )
-        if rc == "NoValidWorkers":
-            return FallThrough("model_unavailable", message, status_code=status)
-    if provider == "huggingface" and status == 401:
-        # A gated model answers 401 too (X-Error-Code: GatedRepo); the next model may be open, so scope "model".
-        gated = response.headers.get("x-error-code") == "GatedRepo"
-        return FallThrough("forbidden" if gated else "unauthorized", message, status_code=status)
-    if provider == "huggingface" and status == 503 and isinstance(body, dict) and "estimated_time" in body:
-        try:
-            estimated = float(body["estimated_time"])
-        except (TypeError, ValueError):
-            estimated = math.inf
-        return RetrySameLink("model_loading", message, retry_after=estimated, status_code=status)
-    if provider == "pollinations" and status == 402:
-        # x402 "Queue full for IP" is a per-IP rate limit, not a billing state of a key we hold.
-        if isinstance(body, dict) and "x402Version" in body:
-            return FallThrough("rate_limited", message, status_code=status)
-        return FallThrough("payment_required", message, status_code=status, scope="provider")
-    if provider == "siliconflow" and status == 503 and isinstance(body, dict) and body.get("code") == 50505:
-        return FallThrough("overloaded", message, status_code=status)
 
-    # --- generic HTTP semantics ---
+def generic_http_error(failure: HttpFailure) -> ProviderError:
+    status, message, retry_after = failure.status, failure.message, failure.retry_after
     if status == 429:
         if retry_after is not None:
             return RetrySameLink("rate_limited", message, retry_after=retry_after, status_code=status)
@@ -352,53 +350,48 @@ def classify_http_error(provider: str, response: httpx.Response) -> ProviderErro
         return FallThrough("unauthorized", message, status_code=status, scope="provider")
     if status == 402:
         return FallThrough("payment_required", message, status_code=status, scope="provider")
-    if status == 403:
-        return FallThrough("forbidden", message, status_code=status)
-    if status == 404:
-        return FallThrough("model_unavailable", message, status_code=status)
-    if status == 410:
-        return FallThrough("expired", message, status_code=status)
+    simple = _SIMPLE.get(status)
+    if simple is not None:
+        return FallThrough(simple, message, status_code=status)
     if status == 451:
         return Refused(message, status_code=status)
-    if status in (400, 413, 422):
-        return FallThrough("bad_request", message, status_code=status)
     if status == 503 and retry_after is not None:
         return RetrySameLink("overloaded", message, retry_after=retry_after, status_code=status)
-    if status in (502, 503, 504):
-        return FallThrough("overloaded" if status == 503 else "server_error", message, status_code=status)
+    if status == 503:
+        return FallThrough("overloaded", message, status_code=status)
     if status >= 500:
         return FallThrough("server_error", message, status_code=status)
     return FallThrough("bad_response", message, status_code=status)
 
 
-# ---------------------------------------------------------------------------------------------------
-# The provider record: data plus pure functions. Async providers add the poll/collect/cancel steps.
-
-PlanFn = Callable[["ImageRequest", str | None, "ProviderSettings"], ProviderPlan]
-BuildFn = Callable[[ProviderPlan, "ProviderSettings"], httpx.Request]
-ParseFn = Callable[[httpx.Response, ProviderPlan], "ProviderResult | ProviderError"]
-IdRequestFn = Callable[[str, "ProviderSettings"], httpx.Request]
-ParsePollFn = Callable[[httpx.Response], "ProviderResult | ProviderError"]
-RenderFn = Callable[[ProviderPlan], ImageBytes]
-
-
-@dataclass(frozen=True)
-class AsyncHooks:
-    build_check: IdRequestFn
-    parse_check: ParsePollFn
-    build_collect: IdRequestFn
-    parse_collect: ParsePollFn
-    build_cancel: IdRequestFn
+# Statuses that always mean one class and stay with this model (the next model or provider may do better).
+_SIMPLE = {
+    403: "forbidden",
+    404: "model_unavailable",
+    410: "expired",
+    400: "bad_request",
+    413: "bad_request",
+    422: "bad_request",
+}
 
 
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    capabilities: Capabilities
-    plan: PlanFn
-    build_request: BuildFn | None = None
-    parse_response: ParseFn | None = None
-    async_hooks: AsyncHooks | None = None
-    render: RenderFn | None = None
-    # The API host key-holding requests go to is derived from settings; see ProviderSettings.api_host.
-    key_header: str = "authorization"
+def number(value: Any) -> Decimal | None:
+    """A JSON number (or numeric string) as a Decimal; None for anything else, booleans included."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def request(method: str, url: str, **kwargs: Any) -> httpx.Request:
+    """An httpx.Request; httpx is imported on first use so that the registry's metadata costs no cold start."""
+    import httpx
+
+    return httpx.Request(method, url, **kwargs)
+
+
+def bearer(key: SecretStr | None) -> dict[str, str]:
+    """The Authorization header for a key, or none without one."""
+    return {} if key is None else {"authorization": f"Bearer {key.get_secret_value()}"}

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import httpx
+from pydantic import Field, SecretStr
 
+from imagegen import __version__
+from imagegen.keys.types import CheckResult
 from imagegen.providers.base import (
-    AsyncHooks,
     AsyncStatus,
     AsyncSubmitted,
     Capabilities,
     FallThrough,
+    HttpFailure,
     ImageBase64,
     ModelSpec,
-    Provider,
     ProviderError,
     ProviderPlan,
     ProviderResult,
@@ -23,14 +24,23 @@ from imagegen.providers.base import (
     body_json,
     classify_http_error,
     map_params,
+    number,
+    request,
+    short,
 )
-from imagegen.providers.config import HordeSettings
+from imagegen.providers.settings import ProviderSettings
+from imagegen.providers.spec import AsyncSpec, KeyCheck, KeySpec, ProviderSpec
 
 if TYPE_CHECKING:
+    import httpx
+
     from imagegen.models import ImageRequest
-    from imagegen.providers.config import ProviderSettings
 
 NAME = "horde"
+# The Horde's anonymous user: works without an account, at the lowest priority. It counts as no key.
+ANONYMOUS_KEY = "0000000000"
+# Horde blocks some calls from the default unknown agent; a real one costs nothing.
+KEYCHECK_CLIENT_AGENT = f"imagegen:{__version__}:keycheck"
 MIN_SIDE, MAX_SIDE, STEP = 64, 3072, 64
 NEGATIVE_SEPARATOR = "###"
 
@@ -44,9 +54,18 @@ ANY_MODEL = ModelSpec(
 CAPABILITIES = Capabilities(
     models=(ANY_MODEL,),
     size_rule="each side rounded to the nearest multiple of 64 within 64-3072",
-    needs_key=False,
-    is_async=True,
 )
+
+
+class HordeSettings(ProviderSettings):
+    base_url: str = "https://aihorde.net/api/v2"
+    # The Horde blocks the default "unknown:0:unknown" agent on /generate/check: name:version:contact.
+    client_agent: str = f"imagegen:{__version__}:unknown-contact"
+    timeout_s: float = Field(default=20.0, gt=0)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.api_key is None or self.api_key.get_secret_value() == ANONYMOUS_KEY
 
 
 def round_side(value: int) -> int:
@@ -54,23 +73,23 @@ def round_side(value: int) -> int:
     return min(MAX_SIDE, max(MIN_SIDE, (value + STEP // 2) // STEP * STEP))
 
 
-def plan(request: ImageRequest, model: str | None, settings: ProviderSettings) -> ProviderPlan:
-    params, dropped = map_params(request, ANY_MODEL)
+def plan(asked: ImageRequest, model: str | None, settings: HordeSettings) -> ProviderPlan:
+    params, dropped = map_params(asked, ANY_MODEL)
     if "negative_prompt" in dropped:
         dropped.remove("negative_prompt")
-    width, height = round_side(request.width), round_side(request.height)
+    width, height = round_side(asked.width), round_side(asked.height)
     notes = (
         []
-        if (width, height) == (request.width, request.height)
-        else [f"size {request.width}x{request.height} -> {width}x{height}"]
+        if (width, height) == (asked.width, asked.height)
+        else [f"size {asked.width}x{asked.height} -> {width}x{height}"]
     )
     if "seed" in params:
         params["seed"] = str(params["seed"])  # the Horde takes the seed as a string
     if "cfg_scale" in params:
         params["cfg_scale"] = round(float(params["cfg_scale"]), 2)  # rc BadCFGDecimals otherwise
-    prompt = request.prompt
-    if request.negative_prompt:
-        prompt = f"{prompt} {NEGATIVE_SEPARATOR} {request.negative_prompt}"
+    prompt = asked.prompt
+    if asked.negative_prompt:
+        prompt = f"{prompt} {NEGATIVE_SEPARATOR} {asked.negative_prompt}"
     return ProviderPlan(
         provider=NAME,
         model=model if model and model != "*" else None,
@@ -83,13 +102,12 @@ def plan(request: ImageRequest, model: str | None, settings: ProviderSettings) -
     )
 
 
-def _headers(settings: ProviderSettings) -> dict[str, str]:
-    key = settings.api_key.get_secret_value() if settings.api_key is not None else "0000000000"
-    agent = settings.client_agent if isinstance(settings, HordeSettings) else "imagegen:0:unknown"
-    return {"apikey": key, "client-agent": agent, "accept": "application/json"}
+def _headers(settings: HordeSettings) -> dict[str, str]:
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else ANONYMOUS_KEY
+    return {"apikey": key, "client-agent": settings.client_agent, "accept": "application/json"}
 
 
-def build_request(plan: ProviderPlan, settings: ProviderSettings) -> httpx.Request:
+def build_request(plan: ProviderPlan, settings: HordeSettings) -> httpx.Request:
     params: dict[str, Any] = {"width": plan.width, "height": plan.height, "n": 1, **plan.params}
     body: dict[str, Any] = {
         "prompt": plan.prompt,
@@ -101,12 +119,12 @@ def build_request(plan: ProviderPlan, settings: ProviderSettings) -> httpx.Reque
     }
     if plan.model:
         body["models"] = [plan.model]
-    return httpx.Request("POST", f"{settings.base_url}/generate/async", json=body, headers=_headers(settings))
+    return request("POST", f"{settings.base_url}/generate/async", json=body, headers=_headers(settings))
 
 
 def parse_response(response: httpx.Response, plan: ProviderPlan) -> ProviderResult | ProviderError:
     if response.status_code not in (200, 202):
-        return classify_http_error(NAME, response)
+        return classify_http_error(response, classify)
     body = body_json(response)
     if not isinstance(body, dict) or not body.get("id"):
         return FallThrough("bad_response", "submit answered without an id", status_code=response.status_code)
@@ -114,13 +132,13 @@ def parse_response(response: httpx.Response, plan: ProviderPlan) -> ProviderResu
     return AsyncSubmitted(remote_id=str(body["id"]), wait_time=0.0)
 
 
-def build_check(remote_id: str, settings: ProviderSettings) -> httpx.Request:
-    return httpx.Request("GET", f"{settings.base_url}/generate/check/{remote_id}", headers=_headers(settings))
+def build_check(remote_id: str, settings: HordeSettings) -> httpx.Request:
+    return request("GET", f"{settings.base_url}/generate/check/{remote_id}", headers=_headers(settings))
 
 
 def parse_check(response: httpx.Response) -> ProviderResult | ProviderError:
     if response.status_code != 200:
-        return classify_http_error(NAME, response)
+        return classify_http_error(response, classify)
     body = body_json(response)
     if not isinstance(body, dict):
         return FallThrough("bad_response", "check answered without JSON", status_code=200)
@@ -137,8 +155,8 @@ def parse_check(response: httpx.Response) -> ProviderResult | ProviderError:
     )
 
 
-def build_collect(remote_id: str, settings: ProviderSettings) -> httpx.Request:
-    return httpx.Request("GET", f"{settings.base_url}/generate/status/{remote_id}", headers=_headers(settings))
+def build_collect(remote_id: str, settings: HordeSettings) -> httpx.Request:
+    return request("GET", f"{settings.base_url}/generate/status/{remote_id}", headers=_headers(settings))
 
 
 def _censored(generation: dict[str, Any]) -> bool:
@@ -152,7 +170,7 @@ def _censored(generation: dict[str, Any]) -> bool:
 
 def parse_collect(response: httpx.Response) -> ProviderResult | ProviderError:
     if response.status_code != 200:
-        return classify_http_error(NAME, response)
+        return classify_http_error(response, classify)
     body = body_json(response)
     if not isinstance(body, dict):
         return FallThrough("bad_response", "status answered without JSON", status_code=200)
@@ -173,22 +191,83 @@ def parse_collect(response: httpx.Response) -> ProviderResult | ProviderError:
     return FallThrough("bad_response", "generation without img", status_code=200)
 
 
-def build_cancel(remote_id: str, settings: ProviderSettings) -> httpx.Request:
-    return httpx.Request("DELETE", f"{settings.base_url}/generate/status/{remote_id}", headers=_headers(settings))
+def build_cancel(remote_id: str, settings: HordeSettings) -> httpx.Request:
+    return request("DELETE", f"{settings.base_url}/generate/status/{remote_id}", headers=_headers(settings))
 
 
-PROVIDER = Provider(
+def classify(failure: HttpFailure) -> ProviderError | None:
+    """The Horde names its errors in `rc`; those decide before the status code does."""
+    rc, message, status = failure.rc, failure.message, failure.status
+    if rc in ("KudosUpfront", "SharedKeyInsufficientKudos"):
+        return FallThrough("payment_required", message, status_code=status, scope="provider")
+    if rc in ("RequestExpired", "RequestNotFound"):
+        return FallThrough("expired", message, status_code=status)
+    if rc in ("InvalidAPIKey", "AnonForbidden", "TimeoutIP", "BannedClientAgent"):
+        error_class = "unauthorized" if status == 401 else "forbidden"
+        return FallThrough(error_class, message, status_code=status, scope="provider")
+    if rc == "NoValidWorkers":
+        return FallThrough("model_unavailable", message, status_code=status)
+    return None
+
+
+def build_key_check(settings: HordeSettings, key: SecretStr) -> httpx.Request:
+    headers = {"apikey": key.get_secret_value(), "client-agent": KEYCHECK_CLIENT_AGENT, "accept": "application/json"}
+    return request("GET", f"{settings.base_url}/find_user", headers=headers)
+
+
+def parse_key_check(response: httpx.Response) -> CheckResult:
+    body = body_json(response)
+    rc = body.get("rc") if isinstance(body, dict) else None
+    if response.status_code in (401, 404) and rc in ("InvalidAPIKey", "UserNotFound", None):
+        return CheckResult("invalid", f"AI Horde does not know this key ({rc or response.status_code})")
+    if response.status_code != 200 or not isinstance(body, dict):
+        return CheckResult.unexpected(response.status_code)
+    kudos = number(body.get("kudos"))
+    detail = f"user {body.get('username', '?')}" + (f", kudos {kudos.normalize():f}" if kudos is not None else "")
+    # Horde serves users without kudos too (at the lowest priority), so kudos never make a key unusable.
+    return CheckResult("ok", short(detail))
+
+
+SPEC = ProviderSpec(
     name=NAME,
+    env_prefix="HORDE",
+    settings=HordeSettings,
+    env={
+        "api_key": "HORDE_API_KEY",
+        "base_url": "HORDE_BASE_URL",
+        "client_agent": "HORDE_CLIENT_AGENT",
+        "models": "HORDE_MODELS",
+        "timeout_s": "HORDE_TIMEOUT_S",
+    },
+    key=KeySpec(
+        env="HORDE_API_KEY",
+        pattern=r"[A-Za-z0-9_-]{10,64}",
+        expected=f"an AI Horde API key: 10-64 characters of A-Z a-z 0-9 _ - (not the anonymous {ANONYMOUS_KEY})",
+        header="apikey",
+        check=KeyCheck(build=build_key_check, parse=parse_key_check),
+        anonymous=ANONYMOUS_KEY,
+    ),
+    keyless=True,
     capabilities=CAPABILITIES,
     plan=plan,
     build_request=build_request,
     parse_response=parse_response,
-    async_hooks=AsyncHooks(
+    classify=classify,
+    async_=AsyncSpec(
         build_check=build_check,
         parse_check=parse_check,
         build_collect=build_collect,
         parse_collect=parse_collect,
         build_cancel=build_cancel,
+        # The Horde caches /check for 1 s and rate-limits /status to 10/min.
+        min_check_delay_s=2,
+        # A queued request expires at the Horde after 20 minutes.
+        max_queue_s=1200.0,
     ),
-    key_header="apikey",
+    result_hosts=(
+        # Cloudflare R2 presigned links: the Horde's generations (30 min).
+        ".r2.cloudflarestorage.com",
+        # The Horde's own host (images normally come from R2; base64 otherwise).
+        ".aihorde.net",
+    ),
 )

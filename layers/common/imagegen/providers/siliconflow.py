@@ -4,27 +4,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import httpx
+from pydantic import Field
 
+from imagegen.keys.types import CheckResult
 from imagegen.providers.base import (
     Capabilities,
     FallThrough,
+    HttpFailure,
     ModelSpec,
-    Provider,
     ProviderError,
     ProviderPlan,
     ProviderResult,
     ResultUrl,
+    bearer,
     body_json,
     classify_http_error,
     closest_size,
     fit_pixels,
     map_params,
+    number,
+    request,
+    short,
 )
+from imagegen.providers.settings import CsvTuple, ProviderSettings
+from imagegen.providers.spec import KeyCheck, KeySpec, ProviderSpec
 
 if TYPE_CHECKING:
+    import httpx
+    from pydantic import SecretStr
+
     from imagegen.models import ImageRequest
-    from imagegen.providers.config import ProviderSettings
 
 NAME = "siliconflow"
 
@@ -66,8 +75,14 @@ GENERIC = ModelSpec(
 CAPABILITIES = Capabilities(
     models=(KOLORS, QWEN_IMAGE, FLUX_SCHNELL, FLUX_SCHNELL_PRO, FLUX_DEV, GENERIC),
     size_rule='"WxH"; the closest recommended size for Kolors/Qwen-Image, else scaled to fit max_pixels',
-    needs_key=True,
 )
+
+
+class SiliconFlowSettings(ProviderSettings):
+    base_url: str = "https://api.siliconflow.com/v1"
+    models: CsvTuple = tuple(model.name for model in (KOLORS, FLUX_SCHNELL, QWEN_IMAGE))
+    timeout_s: float = Field(default=60.0, gt=0)
+
 
 # Kolors accepts 1-100 steps and guidance 0-20; clamping keeps a valid portable request from a 400.
 _CLAMP = {
@@ -78,16 +93,16 @@ _CLAMP = {
 }
 
 
-def plan(request: ImageRequest, model: str | None, settings: ProviderSettings) -> ProviderPlan:
+def plan(asked: ImageRequest, model: str | None, settings: SiliconFlowSettings) -> ProviderPlan:
     spec = CAPABILITIES.spec(model or KOLORS.name)
-    params, dropped = map_params(request, spec)
+    params, dropped = map_params(asked, spec)
     notes: list[str] = []
     if spec.sizes:
-        width, height = closest_size(request.width, request.height, spec.sizes)
+        width, height = closest_size(asked.width, asked.height, spec.sizes)
     else:
-        width, height = fit_pixels(request.width, request.height, spec.max_pixels)
-    if (width, height) != (request.width, request.height):
-        notes.append(f"size {request.width}x{request.height} -> {width}x{height}")
+        width, height = fit_pixels(asked.width, asked.height, spec.max_pixels)
+    if (width, height) != (asked.width, asked.height):
+        notes.append(f"size {asked.width}x{asked.height} -> {width}x{height}")
     if spec.name == FLUX_DEV.name and "num_inference_steps" in params:
         params["num_inference_steps"] = min(int(params["num_inference_steps"]), 30)
     for key, (low, high) in _CLAMP.items():
@@ -96,7 +111,7 @@ def plan(request: ImageRequest, model: str | None, settings: ProviderSettings) -
     return ProviderPlan(
         provider=NAME,
         model=spec.name,
-        prompt=request.prompt,
+        prompt=asked.prompt,
         width=width,
         height=height,
         params=params,
@@ -105,18 +120,16 @@ def plan(request: ImageRequest, model: str | None, settings: ProviderSettings) -
     )
 
 
-def build_request(plan: ProviderPlan, settings: ProviderSettings) -> httpx.Request:
+def build_request(plan: ProviderPlan, settings: SiliconFlowSettings) -> httpx.Request:
     body: dict[str, Any] = {"model": plan.model, "prompt": plan.prompt, "image_size": f"{plan.width}x{plan.height}"}
     body.update(plan.params)
-    headers = {"accept": "application/json"}
-    if settings.api_key is not None:
-        headers["authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
-    return httpx.Request("POST", f"{settings.base_url}/images/generations", json=body, headers=headers)
+    headers = {"accept": "application/json", **bearer(settings.api_key)}
+    return request("POST", f"{settings.base_url}/images/generations", json=body, headers=headers)
 
 
 def parse_response(response: httpx.Response, plan: ProviderPlan) -> ProviderResult | ProviderError:
     if response.status_code != 200:
-        return classify_http_error(NAME, response)
+        return classify_http_error(response, classify)
     body = body_json(response)
     if not isinstance(body, dict):
         return FallThrough("bad_response", "200 without a JSON body", status_code=200)
@@ -128,10 +141,66 @@ def parse_response(response: httpx.Response, plan: ProviderPlan) -> ProviderResu
     return FallThrough("bad_response", "200 without images[0].url", status_code=200)
 
 
-PROVIDER = Provider(
+def classify(failure: HttpFailure) -> ProviderError | None:
+    # 503 with code 50505 is SiliconFlow's "model overloaded": another model or provider may answer now.
+    if failure.status == 503 and isinstance(failure.body, dict) and failure.body.get("code") == 50505:
+        return FallThrough("overloaded", failure.message, status_code=failure.status)
+    return None
+
+
+def build_key_check(settings: SiliconFlowSettings, key: SecretStr) -> httpx.Request:
+    return request("GET", f"{settings.base_url}/user/info", headers={"accept": "application/json", **bearer(key)})
+
+
+def parse_key_check(response: httpx.Response) -> CheckResult:
+    if response.status_code in (401, 403):
+        return CheckResult("invalid", f"rejected by SiliconFlow (HTTP {response.status_code})")
+    body = body_json(response)
+    data = body.get("data") if isinstance(body, dict) else None
+    if response.status_code != 200 or not isinstance(data, dict):
+        return CheckResult.unexpected(response.status_code)
+    account_status = data.get("status")
+    if isinstance(account_status, str) and account_status != "normal":
+        return CheckResult("invalid", short(f"account status {account_status}"))
+    balance = number(data.get("totalBalance", data.get("balance")))
+    if balance is None:
+        return CheckResult("ok", "key accepted; balance not reported")
+    if balance < 0:
+        return CheckResult("out_of_credit", f"balance {balance}")
+    # A zero balance still runs SiliconFlow's free models, so it is not a reason to skip the key.
+    return CheckResult("ok", f"balance {balance}" + (" (free models only)" if balance == 0 else ""))
+
+
+SPEC = ProviderSpec(
     name=NAME,
+    env_prefix="SILICONFLOW",
+    settings=SiliconFlowSettings,
+    env={
+        "api_key": "SILICONFLOW_API_KEY",
+        "base_url": "SILICONFLOW_BASE_URL",
+        "models": "SILICONFLOW_MODELS",
+        "timeout_s": "SILICONFLOW_TIMEOUT_S",
+    },
+    key=KeySpec(
+        env="SILICONFLOW_API_KEY",
+        pattern=r"sk-[A-Za-z0-9_-]{8,200}",
+        expected="a SiliconFlow API key: sk- followed by 8-200 letters, digits, _ or -",
+        header="authorization",
+        check=KeyCheck(build=build_key_check, parse=parse_key_check),
+    ),
     capabilities=CAPABILITIES,
     plan=plan,
     build_request=build_request,
     parse_response=parse_response,
+    classify=classify,
+    result_hosts=(
+        # Azure Blob SAS links (reported for SiliconFlow results; the field failure the safe fetcher exists for).
+        ".blob.core.windows.net",
+        # Aliyun OSS signed links: sc-maas.oss-cn-<region>.aliyuncs.com. The region sits in a label, so no narrower
+        # suffix covers every region; the safe fetcher's address checks still apply to every name.
+        ".aliyuncs.com",
+        # SiliconFlow's own CDN (cdn.siliconflow.com) on both sites.
+        ".siliconflow.com",
+        ".siliconflow.cn",
+    ),
 )

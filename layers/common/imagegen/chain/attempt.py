@@ -1,0 +1,353 @@
+"""One link, one attempt at a time: preflight (already failed, key, deadline, breaker) → call → retry or settle."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+from imagegen.breaker import BreakerDecision, BreakerUnavailable
+from imagegen.chain.links import Link, Run, Skip
+from imagegen.errors import ImagegenError
+from imagegen.generation import GeneratedImage
+from imagegen.media.imaging import InvalidImage, validate_image
+from imagegen.models import Attempt
+from imagegen.providers.base import (
+    AsyncSubmitted,
+    FallThrough,
+    ImageBase64,
+    ImageBytes,
+    ProviderError,
+    ProviderPlan,
+    ProviderResult,
+    ResultUrl,
+    RetrySameLink,
+)
+
+if TYPE_CHECKING:
+    from imagegen.chain.ports import ChainDeps
+    from imagegen.providers.settings import ProviderSettings
+    from imagegen.providers.spec import ProviderSpec
+
+logger = logging.getLogger(__name__)
+
+SQS_MAX_DELAY_S = 900
+# A breaker decision that lets a call through without being a probe (retries, async checks).
+CLOSED = BreakerDecision(True, "closed")
+
+
+@dataclass
+class Pending:
+    """An async provider took the request: check `remote_id` again after `wait_time` seconds."""
+
+    remote_id: str
+    wait_time: float
+    key_source: str
+
+
+@dataclass
+class LinkResult:
+    attempts: list[Attempt]
+    image: GeneratedImage | None = None
+    pending: Pending | None = None
+    error: ProviderError | None = None
+    warnings: list[str] = field(default_factory=list)
+    # False when the link was skipped without a call (a skip is no fallback).
+    started: bool = False
+
+
+@dataclass
+class LinkCall:
+    """One link being tried: what is sent, with which key, and the breaker's word on it."""
+
+    link: Link
+    spec: ProviderSpec[Any]
+    settings: ProviderSettings
+    plan: ProviderPlan
+    key_source: str
+    decision: BreakerDecision
+    # Request fields the provider does not take, as recorded on every attempt of this link.
+    dropped: list[str]
+
+    def notes(self) -> list[str]:
+        return [f"{self.plan.provider}: {note}" for note in self.plan.notes]
+
+
+class LinkRunner:
+    """Tries one link: the same link again after a short Retry-After, else settles on one outcome."""
+
+    def __init__(self, deps: ChainDeps) -> None:
+        self.deps = deps
+
+    # --- preflight --------------------------------------------------------------------------------------------
+
+    def remaining(self, run: Run) -> float:
+        return run.ctx.deadline - self.deps.settings.chain.deadline_margin_s - self.deps.clock()
+
+    def _preflight(self, run: Run, link: Link) -> LinkCall | Skip:
+        failed = run.failed_providers.get(link.provider)
+        if failed is not None:
+            answered = f"{failed.status_code or ''} {failed.error_class}"
+            return Skip(failed.error_class, f"skipped: {link.provider} already answered {answered}")
+        key = run.keys[link.provider]
+        if isinstance(key, Skip):
+            return key
+        spec = self.deps.registry[link.provider]
+        base = self.deps.settings.image_provider(link.provider)
+        if self.remaining(run) < base.min_attempt_s:
+            return Skip("deadline", "skipped: not enough time left before the job deadline")
+        assert key.source is not None
+        decision = self.acquire(link.provider, key.source, spec)
+        if not decision.allowed:
+            message = f"skipped: circuit breaker {decision.state} for {link.provider} ({key.source} key)"
+            return Skip("breaker_open", message)
+        settings = base.with_key(key.key)
+        plan = spec.plan(run.request, link.model, settings) if spec.plan else None
+        assert plan is not None
+        dropped = [*plan.dropped_params, *(["model"] if link.model_dropped else [])]
+        return LinkCall(link, spec, settings, plan, key.source, decision, dropped)
+
+    def acquire(self, provider: str, key_source: str, spec: ProviderSpec[Any]) -> BreakerDecision:
+        if spec.offline:
+            return CLOSED
+        try:
+            return self.deps.breaker.acquire(provider, key_source, self.deps.wall_clock())
+        except BreakerUnavailable as exc:
+            # A breaker we cannot read must not fail the job: behave as closed, and say so in the log.
+            logger.warning("breaker unavailable; treating as closed", extra={"provider": provider, "error": str(exc)})
+            return CLOSED
+
+    # --- the attempt loop -------------------------------------------------------------------------------------
+
+    def try_link(self, run: Run, index: int, cancel: threading.Event | None) -> LinkResult:
+        link = run.links[index]
+        call = self._preflight(run, link)
+        if isinstance(call, Skip):
+            return LinkResult([call.attempt(link)])
+        result = LinkResult(attempts=[], started=True)
+        retries = 0
+        while True:
+            started = self.deps.clock()
+            outcome = self.call(call.spec, call.plan, call.settings, run)
+            if isinstance(outcome, AsyncSubmitted):
+                return self._submitted(call, result, outcome, self._since(started))
+            image = outcome if isinstance(outcome, ProviderError) else self.materialize(outcome, call, cancel)
+            latency = self._since(started)
+            if isinstance(image, GeneratedImage):
+                return self._succeeded(call, result, image, latency)
+            self.breaker_result(link.provider, call.key_source, image, call.decision)
+            self.deps.metrics.attempt(link.provider, "failed", image.error_class, latency)
+            wait_s = self._retry_wait(image, call.settings, retries, run, cancel)
+            if wait_s is None:
+                return self._failed(call, result, image, latency)
+            result.attempts.append(self._retried(call, image, latency, wait_s))
+            self.deps.sleep(wait_s)
+            retries += 1
+            call.decision = CLOSED
+
+    def _since(self, started: float) -> int:
+        return int((self.deps.clock() - started) * 1000)
+
+    def _submitted(self, call: LinkCall, result: LinkResult, outcome: AsyncSubmitted, latency: int) -> LinkResult:
+        self.breaker_result(call.link.provider, call.key_source, None, call.decision)
+        delay = self.delay(outcome.wait_time, call.spec)
+        message = f"queued at {call.link.provider}; checking again in {delay} s"
+        result.attempts.append(self._pending(call, latency, message))
+        result.pending = Pending(outcome.remote_id, outcome.wait_time, call.key_source)
+        result.warnings.extend(call.notes())
+        self.deps.metrics.attempt(call.link.provider, "pending", None, latency)
+        return result
+
+    @staticmethod
+    def _pending(call: LinkCall, latency: int, message: str) -> Attempt:
+        return Attempt(
+            provider=call.link.provider,
+            model=call.plan.model,
+            outcome="pending",
+            message=message,
+            dropped_params=call.dropped,
+            latency_ms=latency,
+        )
+
+    def _succeeded(self, call: LinkCall, result: LinkResult, image: GeneratedImage, latency: int) -> LinkResult:
+        provider = call.link.provider
+        self.breaker_result(provider, call.key_source, None, call.decision)
+        notes = call.notes()
+        result.attempts.append(
+            Attempt(
+                provider=provider,
+                model=call.plan.model,
+                outcome="succeeded",
+                message="; ".join(notes) or None,
+                dropped_params=call.dropped,
+                latency_ms=latency,
+            )
+        )
+        result.image = image
+        result.warnings.extend(notes)
+        if call.dropped:
+            result.warnings.append(f"{provider} does not take: {', '.join(call.dropped)}")
+        if call.spec.offline:
+            result.warnings.append(f"served by the offline {provider} provider, not an image model")
+        self.deps.metrics.attempt(provider, "succeeded", None, latency)
+        return result
+
+    def _failed(self, call: LinkCall, result: LinkResult, error: ProviderError, latency: int) -> LinkResult:
+        if isinstance(error, RetrySameLink):
+            # Not retried after all (budget, deadline, or a winner elsewhere): from here on it is a fall-through.
+            error = FallThrough(error.error_class, error.message, status_code=error.status_code)
+        result.attempts.append(self._error_attempt(call, "failed", error, latency))
+        result.error = error
+        logger.info(
+            "link failed",
+            extra={
+                "provider": call.link.provider,
+                "model": call.plan.model,
+                "error_class": error.error_class,
+                "status_code": error.status_code,
+            },
+        )
+        return result
+
+    def _retried(self, call: LinkCall, error: ProviderError, latency: int, wait_s: float) -> Attempt:
+        return self._error_attempt(call, "retried", error, latency, suffix=f"; retrying in {wait_s:.1f} s")
+
+    @staticmethod
+    def _error_attempt(
+        call: LinkCall, outcome: Literal["failed", "retried"], error: ProviderError, latency: int, suffix: str = ""
+    ) -> Attempt:
+        return Attempt(
+            provider=call.link.provider,
+            model=call.plan.model,
+            outcome=outcome,
+            error_class=error.error_class,
+            status_code=error.status_code,
+            message=error.message + suffix,
+            dropped_params=call.dropped,
+            latency_ms=latency,
+        )
+
+    def _retry_wait(
+        self, error: ProviderError, settings: ProviderSettings, retries: int, run: Run, cancel: threading.Event | None
+    ) -> float | None:
+        """Seconds to wait before repeating the same link, or None to fall through instead."""
+        if not isinstance(error, RetrySameLink):
+            return None
+        chain = self.deps.settings.chain
+        budget = settings.max_loading_wait_s if error.error_class == "model_loading" else chain.max_retry_wait_s
+        if retries >= chain.max_retries or not math.isfinite(error.retry_after) or error.retry_after > budget:
+            return None
+        # Never earlier than Retry-After; a little later, at random, so callers do not return in lockstep.
+        wait_s = error.retry_after + self.deps.rng.uniform(0, min(1.0, 0.2 * max(error.retry_after, 0.5)))
+        if wait_s + settings.min_attempt_s > self.remaining(run) or (cancel is not None and cancel.is_set()):
+            return None
+        return wait_s
+
+    # --- calls and their bookkeeping --------------------------------------------------------------------------
+
+    def breaker_result(
+        self, provider: str, key_source: str, error: ProviderError | None, decision: BreakerDecision
+    ) -> None:
+        if self.deps.registry[provider].offline:
+            return
+        now = self.deps.wall_clock()
+        try:
+            if error is not None and error.trips_breaker:
+                self.deps.breaker.record_failure(provider, key_source, now)
+            elif error is None or decision.probe:
+                # Any answer that is not a breaker-class failure shows the provider is up.
+                self.deps.breaker.record_success(provider, key_source, now)
+        except BreakerUnavailable as exc:
+            logger.warning("breaker update failed", extra={"provider": provider, "error": str(exc)})
+
+    def budget(self, settings: ProviderSettings, run: Run) -> float:
+        return max(0.1, min(settings.timeout_s, self.remaining(run)))
+
+    def call(
+        self, spec: ProviderSpec[Any], plan: ProviderPlan, settings: ProviderSettings, run: Run
+    ) -> ProviderResult | ProviderError:
+        if spec.render is not None:
+            return spec.render(plan)
+        build, parse = spec.build_request, spec.parse_response
+        assert build is not None and parse is not None
+        return self.send(
+            build(plan, settings), settings, self.budget(settings, run), lambda answer: parse(answer, plan)
+        )
+
+    def send(
+        self,
+        request: httpx.Request,
+        settings: ProviderSettings,
+        budget: float,
+        parse: Callable[[httpx.Response], ProviderResult | ProviderError],
+    ) -> ProviderResult | ProviderError:
+        set_timeout(request, settings, budget)
+        try:
+            response = self.deps.http.send(request)
+        except httpx.TimeoutException:
+            return FallThrough("timeout", f"no answer within {budget:.1f} s")
+        except httpx.TransportError as exc:
+            return FallThrough("connection", f"connection failed ({type(exc).__name__})")
+        return parse(response)
+
+    def materialize(
+        self, outcome: ProviderResult, call: LinkCall, cancel: threading.Event | None
+    ) -> GeneratedImage | ProviderError:
+        """Turn a provider result into validated image bytes, or the error that says why not."""
+        data = self._bytes(outcome, cancel)
+        if isinstance(data, ProviderError):
+            return data
+        plan = call.plan
+        try:
+            check = validate_image(
+                data,
+                expected_width=plan.width,
+                expected_height=plan.height,
+                known_placeholders=self.deps.settings.chain.placeholder_hashes,
+            )
+        except InvalidImage as exc:
+            return FallThrough("invalid_image", str(exc), status_code=200)
+        return GeneratedImage(
+            data=data,
+            content_type=check.content_type,
+            width=check.width,
+            height=check.height,
+            provider=call.link.provider,
+            model=plan.model,
+        )
+
+    def _bytes(self, outcome: ProviderResult, cancel: threading.Event | None) -> bytes | ProviderError:
+        if isinstance(outcome, ImageBytes):
+            return outcome.data
+        if isinstance(outcome, ImageBase64):
+            try:
+                return base64.b64decode(outcome.b64, validate=True)
+            except (binascii.Error, ValueError):
+                return FallThrough("bad_response", "result is not valid base64", status_code=200)
+        if not isinstance(outcome, ResultUrl):
+            return FallThrough("bad_response", f"unexpected result {type(outcome).__name__}")
+        if cancel is not None and cancel.is_set():
+            return FallThrough("hedge_lost", "another link answered first", status_code=None)
+        try:
+            return self.deps.fetcher.fetch_bytes(outcome.url).data
+        except ImagegenError as exc:
+            # The signed link failed, not the provider's API; never show the URL (it carries a signature).
+            error_class = "expired" if exc.status == 410 else "result_fetch"
+            return FallThrough(error_class, f"result download failed: {exc.code}", status_code=exc.status)
+
+    def delay(self, wait_time: float, spec: ProviderSpec[Any]) -> int:
+        """Seconds until an async request is checked again: the provider's wait_time within [floor, SQS's limit]."""
+        floor = spec.async_.min_check_delay_s if spec.async_ else 1
+        wait = math.ceil(wait_time) if math.isfinite(wait_time) else 0
+        return int(min(SQS_MAX_DELAY_S, max(floor, wait)))
+
+
+def set_timeout(request: httpx.Request, settings: ProviderSettings, budget: float) -> None:
+    request.extensions["timeout"] = httpx.Timeout(budget, connect=min(settings.connect_timeout_s, budget)).as_dict()

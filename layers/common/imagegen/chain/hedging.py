@@ -1,0 +1,132 @@
+"""Hedged requests: when a link stays silent past its hedge delay, the next link starts beside it (two at most)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from imagegen.chain.attempt import LinkResult, LinkRunner
+from imagegen.chain.links import Run
+from imagegen.models import Attempt
+from imagegen.providers.base import ProviderError, Refused
+
+if TYPE_CHECKING:
+    from imagegen.chain.ports import ChainDeps
+    from imagegen.generation import ChainOutcome
+
+Absorb = Callable[[Run, int, LinkResult], "ChainOutcome | None"]
+ProviderFailed = Callable[[Run, str, ProviderError], None]
+
+
+@dataclass
+class _InFlight:
+    index: int
+    started: float
+    stop: threading.Event
+
+
+@dataclass
+class _Round:
+    """The links started so far from one hedged stretch: those in flight and those that have answered."""
+
+    next_index: int
+    running: dict[Future[LinkResult], _InFlight] = field(default_factory=dict)
+    results: dict[int, LinkResult] = field(default_factory=dict)
+
+
+class Hedge:
+    def __init__(self, deps: ChainDeps, runner: LinkRunner, absorb: Absorb, provider_failed: ProviderFailed) -> None:
+        self.deps = deps
+        self.runner = runner
+        self.absorb = absorb
+        self.provider_failed = provider_failed
+
+    def run(self, run: Run, start: int) -> tuple[ChainOutcome | None, int]:
+        """Run links from `start`; a final outcome, or None and the index of the first link not started yet."""
+        state = _Round(next_index=start)
+        executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagegen-hedge")
+        try:
+            while state.running or self._can_launch(run, state):
+                if not state.running:
+                    self._launch(executor, run, state)
+                done, _ = wait(state.running, timeout=self._hedge_timeout(run, state), return_when=FIRST_COMPLETED)
+                if not done:
+                    self.deps.metrics.count("ProviderHedges")
+                    self._launch(executor, run, state)
+                    continue
+                self._collect(run, state, done)
+                outcome = self._settle_if_decided(run, state)
+                if outcome is not None:
+                    return outcome, state.next_index
+        finally:
+            # Losers are not joined: each is bounded by its own timeout and its result is ignored.
+            executor.shutdown(wait=False, cancel_futures=True)
+        return self._absorb_all(run, state), state.next_index
+
+    def _can_launch(self, run: Run, state: _Round) -> bool:
+        index = state.next_index
+        return len(state.running) < 2 and index < len(run.links) and not self._is_async(run, index)
+
+    def _is_async(self, run: Run, index: int) -> bool:
+        return self.deps.registry[run.links[index].provider].is_async
+
+    def _launch(self, executor: ThreadPoolExecutor, run: Run, state: _Round) -> None:
+        stop = threading.Event()
+        future = executor.submit(self.runner.try_link, run, state.next_index, stop)
+        state.running[future] = _InFlight(state.next_index, self.deps.clock(), stop)
+        state.next_index += 1
+
+    def _hedge_timeout(self, run: Run, state: _Round) -> float | None:
+        """How long to wait for an answer before the next link starts beside the oldest one (None: no hedge)."""
+        if not self._can_launch(run, state):
+            return None
+        first = min(state.running.values(), key=lambda flight: flight.started)
+        delay = self.deps.settings.image_provider(run.links[first.index].provider).hedge_delay_s
+        return max(0.0, first.started + delay - self.deps.clock())
+
+    def _collect(self, run: Run, state: _Round, done: set[Future[LinkResult]]) -> None:
+        for future in done:
+            finished = state.running.pop(future)
+            result = state.results[finished.index] = future.result()
+            # Record a provider-wide failure now, so links not yet started skip that provider.
+            if result.error is not None and result.error.scope == "provider":
+                self.provider_failed(run, run.links[finished.index].provider, result.error)
+
+    def _settle_if_decided(self, run: Run, state: _Round) -> ChainOutcome | None:
+        """A winner (the first valid image) or a refusal ends the stretch: the links still in flight are stopped."""
+        winner = next((i for i in sorted(state.results) if state.results[i].image is not None), None)
+        if winner is not None:
+            lost = f"hedged; {run.links[winner].provider} answered first, this result is discarded"
+            self._stop_others(run, state, "hedge_lost", lost)
+            return self._absorb_all(run, state)
+        refused = any(isinstance(result.error, Refused) for result in state.results.values())
+        if refused and run.request.on_refusal != "fallback":
+            self._stop_others(run, state, "refusal_stop", "stopped: an earlier link refused")
+            return self._absorb_all(run, state)
+        return None
+
+    def _stop_others(self, run: Run, state: _Round, error_class: str, message: str) -> None:
+        """Tell every link still in flight to stop, and record it as canceled with why."""
+        for flight in state.running.values():
+            flight.stop.set()
+            link = run.links[flight.index]
+            canceled = Attempt(
+                provider=link.provider,
+                model=link.model,
+                outcome="canceled",
+                error_class=error_class,
+                message=message,
+                latency_ms=int((self.deps.clock() - flight.started) * 1000),
+            )
+            state.results[flight.index] = LinkResult(attempts=[canceled])
+        state.running.clear()
+
+    def _absorb_all(self, run: Run, state: _Round) -> ChainOutcome | None:
+        for index in sorted(state.results):
+            outcome = self.absorb(run, index, state.results.pop(index))
+            if outcome is not None:
+                return outcome
+        return None

@@ -1,0 +1,98 @@
+"""What the chain runs on: the ports it calls (result fetcher, keys, metrics) and the bundle of its collaborators."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from imagegen.breaker import BreakerStore
+from imagegen.keys.types import HealthStatus, ResolvedKey
+from imagegen.providers.settings import ProvidersSettings
+from imagegen.providers.spec import ProviderSpec
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class FetchedLike(Protocol):
+    @property
+    def content_type(self) -> str | None: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+
+class ResultFetcher(Protocol):
+    """Downloads a signed result URL exactly as given, with no Authorization header (imagegen.media.fetch)."""
+
+    def fetch_bytes(self, url: str) -> FetchedLike: ...
+
+
+class KeyPort(Protocol):
+    """Which key a run uses per provider (imagegen.keys.chain_keys.ChainKeys in production and in tests)."""
+
+    def resolve(self, user_id: str, provider: str) -> ResolvedKey:
+        """User key, else deployment key, else keyless where the provider allows it; source None: no usable key."""
+        ...
+
+    def report(self, user_id: str, provider: str, key_source: str, status: HealthStatus, detail: str) -> None:
+        """What a real call learned about the key (a 401: invalid; a 402: out_of_credit), so later runs skip it."""
+        ...
+
+
+class MetricsSink(Protocol):
+    """What the chain needs of aws_lambda_powertools.Metrics (the handler owns and flushes it)."""
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+class ChainMetrics:
+    """Per-provider counters through one Metrics instance: names carry the provider (EMF dimensions are per flush)."""
+
+    def __init__(self, sink: MetricsSink | None) -> None:
+        self.sink = sink
+        self._lock = threading.Lock()
+
+    def _add(self, name: str, unit: str, value: float) -> None:
+        if self.sink is None:
+            return
+        with self._lock:
+            self.sink.add_metric(name=name, unit=unit, value=value)
+
+    def attempt(self, provider: str, outcome: str, error_class: str | None, latency_ms: int) -> None:
+        self._add("ProviderAttempts", "Count", 1)
+        self._add(f"{provider}.Attempts", "Count", 1)
+        self._add(f"{provider}.Latency", "Milliseconds", latency_ms)
+        if outcome == "succeeded":
+            self._add("ProviderSuccesses", "Count", 1)
+            self._add(f"{provider}.Successes", "Count", 1)
+        elif error_class:
+            self._add("ProviderFailures", "Count", 1)
+            self._add(f"{provider}.Failures.{error_class}", "Count", 1)
+
+    def fallback(self, provider: str) -> None:
+        self._add("ProviderFallbacks", "Count", 1)
+        self._add(f"{provider}.Fallbacks", "Count", 1)
+
+    def count(self, name: str) -> None:
+        self._add(name, "Count", 1)
+
+
+@dataclass
+class ChainDeps:
+    """Everything the chain's parts share; clocks, sleep and the jitter RNG are here so tests can drive them."""
+
+    settings: ProvidersSettings
+    registry: Mapping[str, ProviderSpec[Any]]
+    http: httpx.Client
+    fetcher: ResultFetcher
+    keys: KeyPort
+    breaker: BreakerStore
+    metrics: ChainMetrics
+    clock: Callable[[], float]
+    wall_clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    rng: random.Random

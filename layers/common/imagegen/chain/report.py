@@ -1,0 +1,92 @@
+"""The failure report: one aggregated, secret-free error per failed run, and the scrubbing of keys from text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from imagegen.chain.links import Link, Run, Skip
+from imagegen.generation import ChainFailed
+from imagegen.models import Attempt, ErrorInfo
+
+if TYPE_CHECKING:
+    from imagegen.providers.base import ProviderError
+    from imagegen.providers.spec import ProviderSpec
+
+
+def describe(attempt: Attempt) -> str:
+    name = attempt.provider + (f"/{attempt.model}" if attempt.model else "")
+    status = f"{attempt.status_code} " if attempt.status_code else ""
+    detail = f" ({attempt.message})" if attempt.message else ""
+    return f"{name}: {attempt.outcome} {status}{attempt.error_class or ''}{detail}".strip()
+
+
+def scrub(run: Run, text: str) -> str:
+    for secret in run.secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def scrub_attempt(run: Run, attempt: Attempt) -> Attempt:
+    if attempt.message and run.secrets:
+        return attempt.model_copy(update={"message": scrub(run, attempt.message)})
+    return attempt
+
+
+def no_providers(run: Run, registry: Mapping[str, ProviderSpec[Any]]) -> ChainFailed:
+    """No provider of the run has a usable key: every link is a skip, and the hint names the keys to set."""
+    for link in run.links:
+        skip = run.keys[link.provider]
+        assert isinstance(skip, Skip)
+        run.attempts.append(skip.attempt(link))
+    providers = dict.fromkeys(link.provider for link in run.links)
+    needed = [spec.key.env for name in providers if (spec := registry[name]).key is not None]
+    keyless = [name for name, spec in registry.items() if spec.keyless and spec.generates_images and not spec.offline]
+    hint = (f"Set {' or '.join(needed)}" if needed else "Configure a provider key") + (
+        f", or add a keyless provider ({', '.join(keyless)}) to IMAGEGEN_PROVIDERS or the request's providers."
+    )
+    error = ErrorInfo(
+        code="no_providers_configured",
+        message="No provider in the chain has a usable key: " + "; ".join(describe(a) for a in run.attempts),
+        hint=hint,
+    )
+    return ChainFailed(error=error, attempts=run.attempts)
+
+
+def content_refused(run: Run, link: Link, error: ProviderError) -> ChainFailed:
+    info = ErrorInfo(
+        code="content_refused",
+        message=f"{link.provider} refused the prompt: {scrub(run, error.message)}",
+        hint='The chain stops at a content-policy refusal; on_refusal: "fallback" tries the next provider.',
+        details={"attempts": [a.model_dump() for a in run.attempts]},
+    )
+    return ChainFailed(error=info, attempts=run.attempts)
+
+
+def all_failed(run: Run) -> ChainFailed:
+    tried = [a for a in run.attempts if a.outcome in ("failed", "skipped", "canceled")]
+    breaker_only = (
+        tried
+        and all(a.error_class == "breaker_open" for a in tried if a.outcome == "skipped")
+        and not any(a.outcome == "failed" for a in tried)
+    )
+    hint = (
+        "Every provider is cooling down after repeated failures; retry in a minute."
+        if breaker_only
+        else "Retry later, add another provider to the chain, or check the keys named above."
+    )
+    message = f"All {len({a.provider for a in run.attempts})} providers failed: " + "; ".join(
+        describe(a) for a in run.attempts if a.outcome != "retried"
+    )
+    error = ErrorInfo(
+        code="all_providers_failed",
+        message=scrub(run, message),
+        hint=hint,
+        details={"attempts": [a.model_dump() for a in run.attempts]},
+    )
+    return ChainFailed(error=error, attempts=run.attempts)
+
+
+def bad_state(reason: str) -> ChainFailed:
+    error = ErrorInfo(code="bad_chain_state", message=f"the stored chain state is unusable ({reason})")
+    return ChainFailed(error=error, attempts=[])

@@ -1,0 +1,88 @@
+"""A run left pending at an async provider, as a typed value, and its versioned form in the job's chain_state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from imagegen.chain.links import Link
+from imagegen.models import Attempt
+
+# Bump when the stored shape changes; `load` refuses versions it does not know rather than guess.
+STATE_VERSION = 1
+
+
+class BadChainState(ValueError):
+    """A stored chain_state this deployment cannot resume; the message names the kind of problem only."""
+
+
+@dataclass(frozen=True)
+class PendingState:
+    """What a resumed run needs: the remote request, where in the chain it stands, and what happened so far.
+
+    JSON-safe when dumped, and secret-free: the key is resolved again on resume (only its source is kept).
+    """
+
+    provider: str
+    remote_id: str
+    key_source: str
+    user_id: str
+    link_index: int
+    links: tuple[Link, ...]
+    # Wall-clock seconds of the first submit: bounds how long the provider may keep the request queued.
+    submitted_at: float
+    checks: int
+    attempts: tuple[Attempt, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def link(self) -> Link:
+        return self.links[self.link_index]
+
+    @property
+    def pending_attempt(self) -> Attempt | None:
+        """The attempt that went pending (its dropped params carry over to the final attempt)."""
+        return next((a for a in reversed(self.attempts) if a.outcome == "pending"), None)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "provider": self.provider,
+            "remote_id": self.remote_id,
+            "key_source": self.key_source,
+            "user_id": self.user_id,
+            "link_index": self.link_index,
+            "links": [[link.provider, link.model, link.model_dropped] for link in self.links],
+            "submitted_at": self.submitted_at,
+            "checks": self.checks,
+            "attempts": [attempt.model_dump() for attempt in self.attempts],
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any], known_providers: Mapping[str, object]) -> PendingState:
+        """The state a pending run stored; BadChainState when it is not one this deployment can resume."""
+        if data.get("version") != STATE_VERSION:
+            raise BadChainState(f"version {data.get('version')!r}")
+        try:
+            links = tuple(Link(str(p), None if m is None else str(m), bool(d)) for p, m, d in data["links"])
+            state = cls(
+                provider=str(data["provider"]),
+                remote_id=str(data["remote_id"]),
+                key_source=str(data["key_source"]),
+                user_id=str(data["user_id"]),
+                link_index=int(data["link_index"]),
+                links=links,
+                submitted_at=float(data["submitted_at"]),
+                checks=int(data.get("checks", 0)),
+                attempts=tuple(Attempt.model_validate(a) for a in data["attempts"]),
+                warnings=tuple(str(w) for w in data.get("warnings") or ()),
+            )
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+            raise BadChainState(type(exc).__name__) from exc
+        if not 0 <= state.link_index < len(links) or any(link.provider not in known_providers for link in links):
+            raise BadChainState("links do not match this deployment's providers")
+        return state

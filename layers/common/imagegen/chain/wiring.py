@@ -1,0 +1,38 @@
+"""Builds the provider chain once per container: one provider-API client, the caller's breakers, keys and fetcher."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx
+
+from imagegen import __version__
+from imagegen.chain.core import Chain
+
+if TYPE_CHECKING:
+    from imagegen.breaker import BreakerStore
+    from imagegen.chain.ports import KeyPort, MetricsSink, ResultFetcher
+    from imagegen.providers.settings import ProvidersSettings
+
+
+def provider_client() -> httpx.Client:
+    """The one client for provider APIs. Redirects are not followed: a custom key header (Horde's `apikey`)
+    would ride along to whatever host a redirect names. Each request also carries its own per-attempt timeout."""
+    return httpx.Client(
+        timeout=httpx.Timeout(60.0, connect=5.0),
+        follow_redirects=False,
+        headers={"user-agent": f"imagegen/{__version__}"},
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+    )
+
+
+def build_chain(
+    settings: ProvidersSettings,
+    *,
+    keys: KeyPort,
+    fetcher: ResultFetcher,
+    breaker: BreakerStore,
+    http: httpx.Client | None = None,
+    metrics: MetricsSink | None = None,
+) -> Chain:
+    return Chain(settings, http or provider_client(), fetcher, keys=keys, breaker=breaker, metrics=metrics)

@@ -1,0 +1,227 @@
+"""One queue message's worth of work: claim the job, run the chain, store the image, settle the job."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
+from imagegen.generation import ChainOutcome, ChainPending, ChainSucceeded, Generator, RunContext
+from imagegen.grounding import GroundingResult, apply, ground
+from imagegen.jobs.service import TerminalListener, notify_terminal
+from imagegen.messages import CancelMessage, CheckMessage, GenerateMessage, Queue, Unreadable
+from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """Leave the message on the queue: it comes back after the visibility timeout."""
+
+
+class Images(Protocol):
+    def put(self, user_id: str, job_id: str, data: bytes, content_type: str) -> str: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class Grounder(Protocol):
+    def __call__(self, request: ImageRequest) -> GroundingResult: ...
+
+
+def _ungrounded(request: ImageRequest) -> GroundingResult:
+    # No search configured: a request that asks for grounding gets the "no key" warning, never a failure.
+    return ground(request, None)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    lease_seconds: int
+    deadline_seconds: int
+    max_receive_count: int
+
+
+class Worker:
+    def __init__(
+        self,
+        store: JobStore,
+        images: Images,
+        queue: Queue,
+        generator: Generator,
+        config: WorkerConfig,
+        *,
+        on_terminal: list[TerminalListener] | None = None,
+        grounder: Grounder = _ungrounded,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._images = images
+        self._queue = queue
+        self._generator = generator
+        self._config = config
+        self._on_terminal = on_terminal or []
+        self._grounder = grounder
+        self._clock = clock
+        self._monotonic = monotonic
+
+    def handle(
+        self,
+        message: GenerateMessage | CheckMessage | CancelMessage | Unreadable,
+        *,
+        receive_count: int,
+        remaining_seconds: float,
+    ) -> None:
+        if isinstance(message, Unreadable):
+            # Retrying cannot make it readable: acknowledged and dropped, with the reason (never the body) logged.
+            logger.error("dropping a message that is no job message (%s)", message.reason)
+            return
+        if isinstance(message, CancelMessage):
+            self._cancel_remote(message.user_id, message.job_id)
+            return
+        job = self._claim(message)
+        if job is None:
+            return
+        lease = job.lease_token or ""
+        try:
+            if isinstance(message, GenerateMessage):
+                job = self._ground(job)
+            self._settle(job, lease, self._run(job, message, remaining_seconds))
+        except LeaseLost:
+            # Canceled while we worked (or a sweeper handed it on): our result is discarded, and so is any image
+            # it stored (see _discard_image).
+            logger.info("job %s changed hands while running; result discarded", job.id)
+        except Exception as error:
+            if receive_count >= self._config.max_receive_count:
+                logger.exception("job %s failed on its last delivery", job.id)
+                self._fail_last_delivery(job, lease, error)
+                return
+            logger.exception("job %s failed on delivery %d; it will be redelivered", job.id, receive_count)
+            self._store.release(job.user_id, job.id, lease, now=self._clock())
+            raise
+
+    def _run(self, job: JobRecord, message: GenerateMessage | CheckMessage, remaining_seconds: float) -> ChainOutcome:
+        budget = min(self._config.deadline_seconds, max(1.0, remaining_seconds - 10))
+        ctx = RunContext(job_id=job.id, user_id=job.user_id, deadline=self._monotonic() + budget)
+        request = apply(job.request, job.grounding)
+        if isinstance(message, CheckMessage):
+            return self._generator.resume(request, job.chain_state, ctx)
+        return self._generator.start(request, ctx)
+
+    def _claim(self, message: GenerateMessage | CheckMessage) -> JobRecord | None:
+        now, lease_seconds = self._clock(), self._config.lease_seconds
+        user_id, job_id = message.user_id, message.job_id
+        try:
+            if isinstance(message, CheckMessage):
+                return self._store.claim_check(
+                    user_id, job_id, message.check_token, now=now, lease_seconds=lease_seconds
+                )
+            return self._store.claim(user_id, job_id, now=now, lease_seconds=lease_seconds)
+        except ClaimRefused as refused:
+            if refused.job.terminal or isinstance(message, CheckMessage):
+                # A duplicate or late delivery: the job is done, or a newer check owns it.
+                logger.info("job %s is %s; message acknowledged without work", job_id, refused.job.status)
+                return None
+            raise RetryLater(f"job {job_id} is held by another worker") from refused
+
+    def _ground(self, job: JobRecord) -> JobRecord:
+        """Search the subject before the chain runs (grounding: "web"); the result and any warning go on the job."""
+        if job.request.grounding != "web":
+            return job
+        result = self._grounder(job.request)
+        return job.model_copy(update={"grounding": result.info, "warnings": [*job.warnings, *result.warnings]})
+
+    def _park(self, job: JobRecord, lease: str, outcome: ChainPending, now: datetime) -> None:
+        """Store the pending state under a new check token, and send the check message that alone may resume it."""
+        check_token = uuid.uuid4().hex
+        parked = job.model_copy(
+            update={
+                "chain_state": outcome.state,
+                "attempts": outcome.attempts,
+                "lease_token": check_token,
+                # Long enough that neither a redelivery nor the sweeper takes the job before its check is due.
+                "lease_until": now + timedelta(seconds=outcome.delay_seconds + self._config.lease_seconds),
+            }
+        )
+        self._store.park(parked, lease)
+        self._queue.send(
+            CheckMessage(user_id=job.user_id, job_id=job.id, check_token=check_token),
+            delay_seconds=outcome.delay_seconds,
+        )
+
+    def _settle(self, job: JobRecord, lease: str, outcome: ChainOutcome) -> None:
+        now = self._clock()
+        if isinstance(outcome, ChainPending):
+            self._park(job, lease, outcome, now)
+            return
+        if isinstance(outcome, ChainSucceeded):
+            image = outcome.image
+            key = self._images.put(job.user_id, job.id, image.data, image.content_type)
+            done = job.model_copy(
+                update={
+                    "status": "succeeded",
+                    "provider": image.provider,
+                    "model": image.model,
+                    "attempts": outcome.attempts,
+                    "warnings": [*job.warnings, *outcome.warnings],
+                    "image_key": key,
+                    "image": ImageInfo(
+                        url=f"/v1/images/{job.id}/content",
+                        content_type=image.content_type,
+                        width=image.width,
+                        height=image.height,
+                        bytes=len(image.data),
+                        sha256=hashlib.sha256(image.data).hexdigest(),
+                    ),
+                }
+            )
+        else:
+            done = job.model_copy(update={"status": "failed", "attempts": outcome.attempts, "error": outcome.error})
+        try:
+            self._finish(done, lease, now)
+        except LeaseLost:
+            if done.image_key:
+                self._discard_image(done.user_id, done.id, done.image_key)
+            raise
+
+    def _discard_image(self, user_id: str, job_id: str, key: str) -> None:
+        """The job ended without us (canceled, or failed by the sweeper): the image we stored belongs to no job.
+
+        A job another worker took over keeps it: that worker writes the same key, and may already have.
+        """
+        current = self._store.get(user_id, job_id)
+        if current.status in ("canceled", "failed"):
+            self._images.delete(key)
+
+    def _finish(self, job: JobRecord, lease: str, now: datetime) -> None:
+        final = job.model_copy(update={"completed_at": now, "lease_token": None, "lease_until": None})
+        self._store.finish(final, lease)
+        notify_terminal(self._on_terminal, final)
+
+    def _fail_last_delivery(self, job: JobRecord, lease: str, error: Exception) -> None:
+        failed = job.model_copy(
+            update={
+                "status": "failed",
+                "error": ErrorInfo(
+                    code="worker_error",
+                    message=f"the worker failed on each of {self._config.max_receive_count} deliveries "
+                    f"({type(error).__name__})",
+                    hint="retry the job; if it keeps failing, the service logs name the cause",
+                ),
+            }
+        )
+        try:
+            self._finish(failed, lease, self._clock())
+        except LeaseLost:
+            logger.info("job %s changed hands before it could be failed", job.id)
+
+    def _cancel_remote(self, user_id: str, job_id: str) -> None:
+        job = self._store.get(user_id, job_id)
+        if job.status == "canceled" and job.chain_state:
+            self._generator.cancel(job.chain_state)

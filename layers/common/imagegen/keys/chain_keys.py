@@ -1,0 +1,61 @@
+"""The chain's key port over a KeyResolver that is renewed per invocation (decrypted keys live that long only)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+from imagegen.keys.resolver import KeyResolver
+from imagegen.keys.types import HealthStatus, ResolvedKey
+
+logger = logging.getLogger(__name__)
+
+
+class ChainKeys:
+    """Pass one instance as the Chain's `keys=`.
+
+    Decrypted user keys are cached for one invocation: the worker calls `begin_invocation()` per Lambda
+    invocation; `max_age_seconds` bounds the cache even if nobody does, so a deleted or replaced key is never
+    used for long.
+    """
+
+    def __init__(
+        self,
+        new_resolver: Callable[[], KeyResolver],
+        *,
+        max_age_seconds: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._new_resolver = new_resolver
+        self._max_age = max_age_seconds
+        self._monotonic = monotonic
+        self.begin_invocation()
+
+    def begin_invocation(self) -> None:
+        self._resolver = self._new_resolver()
+        self._born = self._monotonic()
+
+    @property
+    def resolver(self) -> KeyResolver:
+        """The current invocation's resolver (its `mark()` records what a real call learned about a key)."""
+        if self._monotonic() - self._born > self._max_age:
+            self.begin_invocation()
+        return self._resolver
+
+    def resolve(self, user_id: str, provider: str) -> ResolvedKey:
+        return self.resolver.resolve(user_id, provider)
+
+    def report(self, user_id: str, provider: str, key_source: str, status: HealthStatus, detail: str) -> None:
+        """What a real call learned about the key a run used (a 401: invalid; a 402: out_of_credit)."""
+        if self.resolver.resolve(user_id, provider).source != key_source:
+            return  # the key changed since the run took it: the verdict is not about the current key
+        try:
+            self.resolver.mark(user_id, provider, status, detail, at=datetime.now(UTC))
+        except ClientError as error:
+            # A lost verdict only means the next run tries the key once more.
+            code = error.response.get("Error", {}).get("Code")
+            logger.warning("could not record key health", extra={"provider": provider, "error": code})

@@ -1,0 +1,106 @@
+"""The one definition of each key concept: where a key came from, what its last check found, what a check says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+KeySource = Literal["user", "deployment", "keyless"]
+HealthStatus = Literal["ok", "invalid", "out_of_credit", "unreachable"]
+
+# The chain skips a key in these states; `unreachable` says nothing about the key, so it is still tried.
+UNUSABLE: frozenset[str] = frozenset({"invalid", "out_of_credit"})
+
+
+class KeyHealth(BaseModel):
+    """What the last check of one key found."""
+
+    # Built when a key's health is first read or written, not at the API's cold start.
+    model_config = ConfigDict(defer_build=True)
+
+    status: HealthStatus
+    detail: str | None = None
+    # When the status was learned.
+    checked_at: datetime
+    # When a check was last tried, even one that learned nothing (a 429): paces rate-limited checks.
+    attempted_at: datetime | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.status not in UNUSABLE
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    """The key the chain should use for one provider, where it came from, and its last known health.
+
+    `source` None: no key and the provider needs one. `key` None with source "keyless": call without a key
+    (Horde's anonymous key, Pollinations' legacy host). `health` None: never checked (try it).
+    """
+
+    source: KeySource | None
+    key: SecretStr | None = None
+    health: KeyHealth | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.source is not None and (self.health is None or self.health.usable)
+
+    @property
+    def skip_reason(self) -> str | None:
+        """Why the chain must skip this provider (secret-free), or None when it may try it."""
+        if self.source is None:
+            return "no key configured"
+        if self.health is not None and not self.health.usable:
+            detail = f" ({self.health.detail})" if self.health.detail else ""
+            return f"{self.source} key {self.health.status}{detail}"
+        return None
+
+
+@dataclass(frozen=True)
+class UserKey:
+    """A user's own key as stored, without the secret."""
+
+    user_id: str
+    provider: str
+    last4: str
+    created_at: datetime
+    updated_at: datetime
+    # Changes with every PUT, so a check of a replaced key never overwrites the new key's health.
+    version: str
+    health: KeyHealth | None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One key check's answer. `status` None: the check learned nothing (rate limited): keep what was known."""
+
+    status: HealthStatus | None
+    detail: str
+
+    @classmethod
+    def unexpected(cls, status_code: int) -> CheckResult:
+        return cls("unreachable", f"unexpected answer: HTTP {status_code}")
+
+
+class UserKeyStore(Protocol):
+    def get(self, user_id: str, provider: str) -> UserKey | None: ...
+
+    def decrypt(self, user_id: str, provider: str) -> tuple[UserKey, SecretStr] | None: ...
+
+    def record_health(self, user_id: str, provider: str, version: str, health: KeyHealth) -> bool: ...
+
+
+class DeploymentKeys(Protocol):
+    def get(self, provider: str) -> SecretStr | None: ...
+
+
+class DeploymentHealthStore(Protocol):
+    def deployment_health(self, provider: str, key: SecretStr) -> KeyHealth | None:
+        """The last health recorded for this very key (a rotated key has none yet)."""
+        ...
+
+    def record_deployment_health(self, provider: str, key: SecretStr, health: KeyHealth) -> None: ...

@@ -1,0 +1,125 @@
+"""What a provider module declares about itself: one ProviderSpec, registered by one line in providers/__init__.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import SecretStr
+
+from imagegen.providers.base import Capabilities, HttpFailure, ImageBytes, ProviderError, ProviderPlan, ProviderResult
+from imagegen.providers.settings import ProviderSettings, ServiceSettings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from imagegen.keys.types import CheckResult
+    from imagegen.models import ImageRequest
+
+S = TypeVar("S", bound=ServiceSettings)
+
+PlanFn = Callable[["ImageRequest", str | None, S], ProviderPlan]
+BuildFn = Callable[[ProviderPlan, S], "httpx.Request"]
+ParseFn = Callable[["httpx.Response", ProviderPlan], "ProviderResult | ProviderError"]
+IdRequestFn = Callable[[str, S], "httpx.Request"]
+ParsePollFn = Callable[["httpx.Response"], "ProviderResult | ProviderError"]
+RenderFn = Callable[[ProviderPlan], ImageBytes]
+ClassifyFn = Callable[[HttpFailure], "ProviderError | None"]
+"""A provider's reading of a failed answer, consulted before the generic HTTP semantics; None: no opinion."""
+
+
+@dataclass(frozen=True)
+class KeyCheck(Generic[S]):
+    """The provider's cheapest call that says whether a key works, and how to read its answer."""
+
+    build: Callable[[S, SecretStr], httpx.Request]
+    parse: Callable[[httpx.Response], CheckResult]
+
+
+@dataclass(frozen=True)
+class KeySpec(Generic[S]):
+    """What a key for this provider looks like, which variable holds the deployment's, and where it is sent."""
+
+    # Environment variable locally; key of the JSON map in the provider-keys secret in AWS.
+    env: str
+    # A user's key must match this whole (PUT /v1/keys/{provider} answers 422 otherwise).
+    pattern: str
+    # What a client is told was expected; never the key itself.
+    expected: str
+    # The request header the key travels in ("authorization" for Bearer, Horde's "apikey").
+    header: str
+    check: KeyCheck[S]
+    # A well-known key that means "no key" (Horde's anonymous user): refused from users, ignored from deployments.
+    anonymous: str | None = None
+    _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", re.compile(self.pattern))
+
+    def accepts(self, key: str) -> bool:
+        return bool(self._compiled.fullmatch(key)) and key != self.anonymous
+
+
+@dataclass(frozen=True)
+class AsyncSpec(Generic[S]):
+    """An asynchronous provider: submit (build_request), then check until done, collect once, or cancel."""
+
+    build_check: IdRequestFn[S]
+    parse_check: ParsePollFn
+    build_collect: IdRequestFn[S]
+    parse_collect: ParsePollFn
+    build_cancel: IdRequestFn[S]
+    # Floor for the re-check delay (seconds); the provider's own wait_time is honoured above it.
+    min_check_delay_s: int = 1
+    # How long a queued request may take before the chain cancels it and falls through.
+    max_queue_s: float = 1200.0
+
+
+@dataclass(frozen=True)
+class ProviderSpec(Generic[S]):
+    """Everything about one provider (or keyed service); every list the package keeps is derived from these."""
+
+    name: str
+    # Every environment variable of this provider starts with it (SILICONFLOW_..., HF_...).
+    env_prefix: str
+    # The provider's settings model and which environment variable fills which of its fields.
+    settings: type[S]
+    env: Mapping[str, str]
+    key: KeySpec[S] | None = None
+    # Works without any key: Horde's anonymous user, Pollinations' legacy host, the offline placeholder.
+    keyless: bool = False
+    # False for a keyed service that is not an image provider (Tavily): it has keys and key checks, never a link.
+    generates_images: bool = True
+    capabilities: Capabilities | None = None
+    plan: PlanFn[S] | None = None
+    build_request: BuildFn[S] | None = None
+    parse_response: ParseFn | None = None
+    # An offline provider draws instead of calling anything.
+    render: RenderFn | None = None
+    offline: bool = False
+    classify: ClassifyFn | None = None
+    async_: AsyncSpec[S] | None = None
+    # Host suffixes its result links come from: they join the safe fetcher's default allowlist.
+    result_hosts: tuple[str, ...] = ()
+
+    @property
+    def is_async(self) -> bool:
+        return self.async_ is not None
+
+    def settings_from(self, environ: Mapping[str, str], extra: Mapping[str, Any] | None = None) -> S:
+        """This provider's settings from environment-style strings; unset or empty variables keep defaults."""
+        values: dict[str, Any] = {}
+        for field_name, variable in self.env.items():
+            value = (environ.get(variable) or "").strip()
+            if value:
+                values[field_name] = value
+        return self.settings.model_validate({**(extra or {}), **values})
+
+
+def image_settings(spec: ProviderSpec[Any], settings: ServiceSettings) -> ProviderSettings:
+    """The settings of an image provider; a keyed service's settings have no timeouts or models."""
+    if not isinstance(settings, ProviderSettings):
+        raise TypeError(f"{spec.name} is not an image provider")
+    return settings
