@@ -102,6 +102,9 @@ VIDEO_TRACK = element(
 CLUSTER = element(0x1F43B675, element(0xE7, b"\x00") + element(0xA3, b"\x81\x00\x00\x80" + b"frame-data"))
 
 
+UNKNOWN = b"\x01\xff\xff\xff\xff\xff\xff\xff"  # the 8-byte "unknown size"
+
+
 def segment(*children: bytes) -> bytes:
     return EBML_HEADER + element(0x18538067, b"".join(children))
 
@@ -309,8 +312,10 @@ class TestTruncated:
         data = segment(INFO, VIDEO_TRACK, CLUSTER, CLUSTER)
         cut = data[: -len(CLUSTER)]
         # When finished, Then the sized Segment is not complete
+        segment_at = len(EBML_HEADER)
         assert reason(cut, "video/webm") == (
-            f"truncated: the body ended at byte {len(cut)} inside the element header at byte {len(cut)}"
+            f"truncated: the body ended at byte {len(cut)} inside the element header at byte {len(cut)} "
+            f"in Segment at byte {segment_at} (which ends at byte {len(data)})"
         )
 
 
@@ -401,8 +406,29 @@ class TestImpossibleSizes:
             == f"Info at byte {info_at} has an impossible size 1048576: it overruns its parent"
         )
 
+    def test_given_an_unknown_size_cluster_in_a_sized_segment_when_a_block_overruns_the_segment_then_rejected(
+        self,
+    ) -> None:
+        # Given a sized Segment whose last Cluster has an unknown size, and a block that claims more than is left
+        block = element(0xA3, b"\x81\x00\x28\x80" + b"frame-data")
+        long_block = block[:1] + _size(1 << 20) + block[9:]
+        cluster = b"\x1f\x43\xb6\x75" + UNKNOWN + element(0xE7, b"\x00") + long_block
+        data = segment(INFO, VIDEO_TRACK, cluster)
+        # When checked, Then the Segment's size bounds the block even through the unsized Cluster
+        block_at = len(data) - len(long_block)
+        assert reason(data, "video/webm") == (
+            f"element 0xA3 at byte {block_at} has an impossible size 1048576: it overruns its parent"
+        )
+
+    def test_given_an_unknown_size_cluster_that_fills_a_sized_segment_when_checked_then_valid(self) -> None:
+        # Given a sized Segment whose last Cluster has an unknown size and runs to the Segment's end
+        frames = element(0xA3, b"\x81\x00\x00\x80" + b"frame-data") + element(0xA3, b"\x81\x00\x28\x80" + b"frame-2")
+        cluster = b"\x1f\x43\xb6\x75" + UNKNOWN + element(0xE7, b"\x00") + frames
+        # When checked, Then it is valid: the Cluster ended with the Segment
+        assert check(segment(INFO, VIDEO_TRACK, CLUSTER, cluster), "video/webm").duration_s == 0.04
+
     def test_given_a_webm_element_of_unknown_size_that_cannot_have_one_when_checked_then_rejected(self) -> None:
-        info = INFO[:4] + b"\x01\xff\xff\xff\xff\xff\xff\xff" + INFO[12:]
+        info = INFO[:4] + UNKNOWN + INFO[12:]
         data = EBML_HEADER + element(0x18538067, info + VIDEO_TRACK + CLUSTER)
         assert reason(data, "video/webm") == (
             f"Info at byte {len(EBML_HEADER) + 12} has an unknown size, which only a Segment or Cluster may have"

@@ -518,6 +518,7 @@ _EBML_NAMES: Final = {_EBML: "EBML header", _SEGMENT: "Segment", _INFO: "Info", 
 @dataclass
 class _Open:
     element_id: int
+    start: int
     end: int | None  # None: unknown size, ended by the first element that cannot be its child
 
 
@@ -550,9 +551,8 @@ def _webm() -> _Parser:
     stack: list[_Open] = []
     offset = 0
     while True:
-        while stack and stack[-1].end == offset:
-            stack.pop()
-        header = yield from _element_header(offset, at_end_ok=not stack or stack[-1].end is None)
+        sized = _close_ended(stack, offset)
+        header = yield from _element_header(offset, sized)
         if header is None:
             break
         element_id, size, header_size = header
@@ -565,27 +565,35 @@ def _webm() -> _Parser:
         _check_place(state, element_id, parent, what)
         if size is None and element_id not in (_SEGMENT, _CLUSTER):
             raise InvalidVideo(f"{what} has an unknown size, which only a Segment or Cluster may have")
-        if size is not None and stack and stack[-1].end is not None and start + size > stack[-1].end:
+        if size is not None and sized is not None and sized.end is not None and start + size > sized.end:
             raise InvalidVideo(f"{what} has an impossible size {size}: it overruns its parent")
         if element_id in _ENTERED:
-            stack.append(_Open(element_id, None if size is None else start + size))
+            stack.append(_Open(element_id, offset, None if size is None else start + size))
             offset = start
             continue
         assert size is not None
         yield from _webm_leaf(state, element_id, parent, size, f"{what} ({size} bytes)")
         offset = start + size
-    for container in stack:
-        if container.end is not None and container.end > offset:
-            raise InvalidVideo(
-                f"truncated: the body ended at byte {offset} inside {_element_name(container.element_id)}"
-            )
     return _webm_summary(state)
 
 
-def _element_header(offset: int, *, at_end_ok: bool) -> Generator[_Request, bytes, tuple[int, int | None, int] | None]:
-    """(ID, size or None when unknown, header length) of the element at `offset`; None at the clean end of the body."""
+def _close_ended(stack: list[_Open], offset: int) -> _Open | None:
+    """Closes the containers whose size ends at `offset` (and all inside them); returns the innermost sized one
+    still open, whose end bounds what follows and before which the body may not end."""
+    for index, container in enumerate(stack):
+        if container.end is not None and container.end <= offset:
+            del stack[index:]
+            break
+    return next((container for container in reversed(stack) if container.end is not None), None)
+
+
+def _element_header(offset: int, sized: _Open | None) -> Generator[_Request, bytes, tuple[int, int | None, int] | None]:
+    """(ID, size or None when unknown, header length) of the element at `offset`; None at the clean end of the body,
+    which is only where no sized container is still open."""
     what = f"the element header at byte {offset}"
-    first = yield _Read(1, what, at_end_ok=at_end_ok)
+    if sized is not None:
+        what += f" in {_element_name(sized.element_id)} at byte {sized.start} (which ends at byte {sized.end})"
+    first = yield _Read(1, what, at_end_ok=sized is None)
     if not first:
         return None
     id_length = _vint_length(first[0], 4, f"the element ID at byte {offset}")
