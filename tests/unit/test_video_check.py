@@ -4,6 +4,7 @@ and why, and that it reads chunk by chunk without holding media payloads."""
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
 import tracemalloc
 
@@ -534,3 +535,43 @@ class TestStreaming:
         checker.finish()
         with pytest.raises(RuntimeError, match="has finished"):
             checker.feed(b"more")
+
+
+class TestDamagedFiles:
+    @pytest.mark.parametrize("seed", range(4))
+    def test_given_files_damaged_at_random_in_their_headers_when_checked_then_each_is_a_video_or_invalid(
+        self, seed: int
+    ) -> None:
+        # Given real files of every layout, each with a few bytes changed, cut or inserted near its metadata
+        rng = random.Random(seed)
+        originals = [
+            (video.mp4(), "video/mp4"),
+            (video.mp4(moov_first=False), "video/mp4"),
+            (video.mp4_fragmented(), "video/mp4"),
+            (video.webm(), "video/webm"),
+            (video.webm(duration=False, unknown_sizes=True), "video/webm"),
+        ]
+        outcomes = {"valid": 0, "invalid": 0}
+        for _ in range(100):
+            original, declared = rng.choice(originals)
+            data = bytearray(original)
+            for _ in range(rng.randint(1, 6)):
+                at = rng.choice([rng.randrange(700), len(data) - 1 - rng.randrange(700)]) % len(data)
+                roll = rng.random()
+                if roll < 0.6:
+                    data[at] = rng.randrange(256)
+                elif roll < 0.8:
+                    del data[at : at + rng.randint(1, 40)]
+                else:
+                    data[at:at] = rng.randbytes(rng.randint(1, 16))
+            # When checked in chunks
+            try:
+                info = check(bytes(data), declared, chunk=rng.choice([1, 13, 4096]))
+            except InvalidVideo as exc:
+                outcomes["invalid"] += 1
+                assert exc.reason
+                continue
+            # Then it is either a video with a positive duration, or InvalidVideo: never another exception
+            outcomes["valid"] += 1
+            assert info.duration_s > 0 and info.bytes == len(data)
+        assert outcomes["invalid"] > outcomes["valid"] > 0
