@@ -1,4 +1,4 @@
-"""Stores a provider's video in S3 as it streams in, checked on the way: only a valid video ever appears under its key."""
+"""Stores a provider's video in S3 as it streams in, checked on the way: only a valid video appears under its key."""
 
 from __future__ import annotations
 
