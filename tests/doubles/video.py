@@ -11,6 +11,12 @@ container validation meets real files rather than a few magic bytes:
   the `VP8 ` chunk of a lossy WebP that Pillow encodes (a lossy WebP is exactly one VP8 keyframe in RIFF).
 - `html_error_page()`: what a broken CDN serves with `Content-Type: video/mp4` (the not-a-video case of issue 14).
 
+Variants real services produce, for the container check: `mp4(moov_first=False)` (`moov` after `mdat`, as a
+writer that does not rewrite its file leaves it), `mp4(mdat_padding=n)` (n unreferenced bytes at the end of `mdat`:
+a large file of the same honest duration), `mp4_fragmented(...)` (fragmented MP4: an empty `moov` with `mvex`, then
+`moof` + `mdat` pairs that carry the timing) and `webm(duration=False, unknown_sizes=True)` (a live recorder's
+WebM: no `Duration`, `Segment` and `Cluster` of unknown size).
+
 `mp4_boxes(data)` walks the box tree back, for tests that assert what a file holds.
 """
 
@@ -67,7 +73,8 @@ def _esds_jpeg(bitrate: int) -> bytes:
     return _full_box(b"esds", 0, 0, es)
 
 
-def _stbl(width: int, height: int, sizes: list[int], delta: int, mdat_offset: int, bitrate: int) -> bytes:
+def _stbl(width: int, height: int, sizes: list[int], delta: int, mdat_offset: int | None, bitrate: int) -> bytes:
+    """The sample table; with no mdat_offset, an empty one (a fragmented file describes its samples in `moof`)."""
     sample_entry = _box(
         b"mp4v",
         b"\x00" * 6,
@@ -81,9 +88,19 @@ def _stbl(width: int, height: int, sizes: list[int], delta: int, mdat_offset: in
         struct.pack(">Hh", 0x0018, -1),
         _esds_jpeg(bitrate),
     )
+    stsd = _full_box(b"stsd", 0, 0, struct.pack(">I", 1), sample_entry)
+    if mdat_offset is None:
+        empty = struct.pack(">I", 0)
+        return _box(
+            b"stbl",
+            stsd,
+            *(_full_box(kind, 0, 0, empty) for kind in (b"stts", b"stsc")),
+            _full_box(b"stsz", 0, 0, struct.pack(">II", 0, 0)),
+            _full_box(b"stco", 0, 0, empty),
+        )
     return _box(
         b"stbl",
-        _full_box(b"stsd", 0, 0, struct.pack(">I", 1), sample_entry),
+        stsd,
         _full_box(b"stts", 0, 0, struct.pack(">III", 1, len(sizes), delta)),
         _full_box(b"stsc", 0, 0, struct.pack(">IIII", 1, 1, len(sizes), 1)),
         _full_box(b"stsz", 0, 0, struct.pack(">II", 0, len(sizes)), b"".join(struct.pack(">I", s) for s in sizes)),
@@ -91,10 +108,12 @@ def _stbl(width: int, height: int, sizes: list[int], delta: int, mdat_offset: in
     )
 
 
-def _moov(width: int, height: int, sizes: list[int], fps: int, mdat_offset: int) -> bytes:
+def _moov(width: int, height: int, sizes: list[int], fps: int, mdat_offset: int | None) -> bytes:
+    """With no mdat_offset, the moov of a fragmented file: durations 0, empty tables, and `mvex` for the fragments."""
     delta = MP4_TIMESCALE // fps
-    duration = delta * len(sizes)
-    bitrate = sum(sizes) * 8 * MP4_TIMESCALE // max(1, duration)
+    fragmented = mdat_offset is None
+    duration = 0 if fragmented else delta * len(sizes)
+    bitrate = sum(sizes) * 8 * MP4_TIMESCALE // max(1, delta * len(sizes))
     mvhd = _full_box(
         b"mvhd",
         0,
@@ -125,11 +144,12 @@ def _moov(width: int, height: int, sizes: list[int], fps: int, mdat_offset: int)
         _box(b"dinf", _full_box(b"dref", 0, 0, struct.pack(">I", 1), _full_box(b"url ", 0, 1))),
         _stbl(width, height, sizes, delta, mdat_offset, bitrate),
     )
-    return _box(b"moov", mvhd, _box(b"trak", tkhd, _box(b"mdia", mdhd, hdlr, minf)))
+    # trex: track 1, sample description 1, default sample duration, size and flags
+    mvex = _box(b"mvex", _full_box(b"trex", 0, 0, struct.pack(">IIIII", 1, 1, delta, 0, 0))) if fragmented else b""
+    return _box(b"moov", mvhd, _box(b"trak", tkhd, _box(b"mdia", mdhd, hdlr, minf)), mvex)
 
 
-def mp4(width: int = 64, height: int = 48, *, frames: int = 6, fps: int = 10, seed: str = "") -> bytes:
-    """A playable MP4 (Motion-JPEG in `mp4v`) of `frames / fps` seconds; even sides keep every decoder happy."""
+def _jpeg_frames(width: int, height: int, frames: int, fps: int, seed: str) -> list[bytes]:
     if frames < 1 or fps < 1 or MP4_TIMESCALE % fps:
         raise ValueError("frames >= 1 and fps must divide 1000")
     samples = []
@@ -137,12 +157,69 @@ def mp4(width: int = 64, height: int = 48, *, frames: int = 6, fps: int = 10, se
         buffer = io.BytesIO()
         _frame(width, height, index, seed).save(buffer, format="JPEG", quality=80)
         samples.append(buffer.getvalue())
+    return samples
+
+
+_FTYP = _box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isom", b"iso2", b"mp41")
+
+
+def mp4(
+    width: int = 64,
+    height: int = 48,
+    *,
+    frames: int = 6,
+    fps: int = 10,
+    seed: str = "",
+    moov_first: bool = True,
+    mdat_padding: int = 0,
+) -> bytes:
+    """A playable MP4 (Motion-JPEG in `mp4v`) of `frames / fps` seconds; even sides keep every decoder happy.
+
+    `moov_first=False` puts the movie header after the media; `mdat_padding` appends that many zero bytes to `mdat`
+    after the last frame, where no sample points, so the file grows and its duration stays what the frames make.
+    """
+    samples = _jpeg_frames(width, height, frames, fps, seed)
     sizes = [len(sample) for sample in samples]
-    ftyp = _box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isom", b"iso2", b"mp41")
+    mdat = bytearray(struct.pack(">I", 8 + sum(sizes) + mdat_padding) + b"mdat")
+    for sample in samples:
+        mdat += sample
+    mdat += bytes(mdat_padding)
+    if not moov_first:
+        return _FTYP + bytes(mdat) + _moov(width, height, sizes, fps, len(_FTYP) + 8)
     # moov's size does not depend on the offset it records (a fixed-width field): measure it, then write it.
     moov_size = len(_moov(width, height, sizes, fps, 0))
-    moov = _moov(width, height, sizes, fps, len(ftyp) + moov_size + 8)
-    return ftyp + moov + _box(b"mdat", *samples)
+    return _FTYP + _moov(width, height, sizes, fps, len(_FTYP) + moov_size + 8) + bytes(mdat)
+
+
+def mp4_fragmented(
+    width: int = 64, height: int = 48, *, frames: int = 6, fps: int = 10, per_fragment: int = 2, seed: str = ""
+) -> bytes:
+    """A fragmented MP4 (as DASH/HLS packagers and live encoders write): `moov` has no samples and says duration 0;
+    each `moof` (`tfhd`, `tfdt`, `trun` with per-sample durations and sizes) times the frames of the `mdat` after it."""
+    samples = _jpeg_frames(width, height, frames, fps, seed)
+    delta = MP4_TIMESCALE // fps
+    ftyp = _box(b"ftyp", b"iso6", struct.pack(">I", 0), b"iso6", b"isom", b"mp41")
+    out = bytearray(ftyp + _moov(width, height, [len(s) for s in samples], fps, None))
+    for number, first in enumerate(range(0, frames, per_fragment), start=1):
+        chunk = samples[first : first + per_fragment]
+
+        def moof(data_offset: int, chunk: list[bytes] = chunk, number: int = number, first: int = first) -> bytes:
+            runs = b"".join(struct.pack(">II", delta, len(sample)) for sample in chunk)
+            return _box(
+                b"moof",
+                _full_box(b"mfhd", 0, 0, struct.pack(">I", number)),
+                _box(
+                    b"traf",
+                    _full_box(b"tfhd", 0, 0x020000, struct.pack(">I", 1)),  # default-base-is-moof, track 1
+                    _full_box(b"tfdt", 1, 0, struct.pack(">Q", first * delta)),
+                    # data offset present, sample duration present, sample size present
+                    _full_box(b"trun", 0, 0x000301, struct.pack(">Ii", len(chunk), data_offset), runs),
+                ),
+            )
+
+        # The data offset counts from the start of moof to the first sample: moof's own size, then mdat's header.
+        out += moof(len(moof(0)) + 8) + _box(b"mdat", *chunk)
+    return bytes(out)
 
 
 def mp4_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, bytes]]:
@@ -201,8 +278,29 @@ def _vp8_keyframe(image: Image.Image) -> bytes:
     raise RuntimeError("Pillow wrote no VP8 chunk (is its WebP support built in?)")
 
 
-def webm(width: int = 64, height: int = 48, *, frames: int = 6, fps: int = 10, seed: str = "") -> bytes:
-    """A WebM of `frames / fps` seconds whose frames are real VP8 keyframes."""
+# The 8-byte size that means "unknown": a live recorder does not know how long a Segment or Cluster will be.
+_UNKNOWN_SIZE = b"\x01\xff\xff\xff\xff\xff\xff\xff"
+
+
+def _unsized(element_id: int, payload: bytes) -> bytes:
+    return element_id.to_bytes((element_id.bit_length() + 7) // 8, "big") + _UNKNOWN_SIZE + payload
+
+
+def webm(
+    width: int = 64,
+    height: int = 48,
+    *,
+    frames: int = 6,
+    fps: int = 10,
+    seed: str = "",
+    duration: bool = True,
+    unknown_sizes: bool = False,
+) -> bytes:
+    """A WebM of `frames / fps` seconds whose frames are real VP8 keyframes.
+
+    `duration=False` leaves `Info` without `Duration`; `unknown_sizes=True` writes `Segment` and `Cluster` with the
+    unknown size, as browsers' MediaRecorder does.
+    """
     if frames < 1 or fps < 1:
         raise ValueError("frames and fps must be >= 1")
     frame_ms = 1000 // fps
@@ -219,7 +317,7 @@ def webm(width: int = 64, height: int = 48, *, frames: int = 6, fps: int = 10, s
     info = _element(
         0x1549A966,
         _uint(0x2AD7B1, 1_000_000)  # TimestampScale: 1 ms
-        + _element(0x4489, struct.pack(">d", float(frame_ms * frames)))  # Duration, in TimestampScale units
+        + (_element(0x4489, struct.pack(">d", float(frame_ms * frames))) if duration else b"")  # TimestampScale units
         + _element(0x4D80, b"imagegen-tests")
         + _element(0x5741, b"imagegen-tests"),
     )
@@ -235,8 +333,9 @@ def webm(width: int = 64, height: int = 48, *, frames: int = 6, fps: int = 10, s
         )
         for index in range(frames)
     )
-    cluster = _element(0x1F43B675, _uint(0xE7, 0) + blocks)
-    return header + _element(0x18538067, info + _element(0x1654AE6B, track) + cluster)
+    container = _unsized if unknown_sizes else _element
+    cluster = container(0x1F43B675, _uint(0xE7, 0) + blocks)
+    return header + container(0x18538067, info + _element(0x1654AE6B, track) + cluster)
 
 
 def html_error_page() -> bytes:
