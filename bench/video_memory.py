@@ -60,8 +60,8 @@ def _reset_peak() -> bool:
 def child(scenario: str, url: str, warm_url: str, endpoint: str, bucket: str) -> dict[str, Any]:
     import boto3
     from imagegen.adapters.media_cache import MediaCache
-    from imagegen.fetch import FetchPolicy, SafeFetcher
-    from imagegen.video_store import store_video
+    from imagegen.media.fetch import FetchPolicy, SafeFetcher
+    from imagegen.media.video_store import store_video
 
     policy = FetchPolicy(allow_private_networks=True, max_bytes=128 * 1024 * 1024, total_timeout=300.0)
     fetcher = SafeFetcher(policy)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import pytest
 from imagegen.adapters.media_cache import MIN_PART_SIZE, MediaCache
 from imagegen.errors import UpstreamError
-from imagegen.fetch import SafeFetcher
-from imagegen.video_check import InvalidVideo, VideoInfo
-from imagegen.video_store import store_video
+from imagegen.media.fetch import SafeFetcher
+from imagegen.media.video_check import InvalidVideo, VideoInfo
+from imagegen.media.video_store import store_video
 
 from tests.doubles import video
 from tests.doubles.storage import StorageDouble

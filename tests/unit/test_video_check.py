@@ -9,9 +9,9 @@ import struct
 import tracemalloc
 
 import pytest
-from imagegen import video_check
 from imagegen.errors import UpstreamError
-from imagegen.video_check import MAX_METADATA_BYTES, InvalidVideo, VideoCheck, VideoInfo
+from imagegen.media import video_check
+from imagegen.media.video_check import MAX_METADATA_BYTES, InvalidVideo, VideoCheck, VideoInfo
 
 from tests.doubles import video
 

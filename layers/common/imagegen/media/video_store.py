@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from imagegen.adapters.media_cache import MediaCache
-from imagegen.video_check import VideoCheck, VideoInfo
+from imagegen.media.video_check import VideoCheck, VideoInfo
 
 
 def store_video(
