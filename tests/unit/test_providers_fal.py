@@ -18,6 +18,7 @@ from imagegen.providers.base import (
     Refused,
     RemoteRequest,
     ResultUrl,
+    under,
 )
 from imagegen.providers.fal import FalSettings
 from pydantic import SecretStr
@@ -274,3 +275,25 @@ class TestKeyCheck:
         self, key: str, accepted: bool
     ) -> None:
         assert fal.SPEC.key is not None and fal.SPEC.key.accepts(key) is accepted
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "inside"),
+    [
+        (f"{QUEUE}/fal-ai/flux/requests/r/status", QUEUE, True),
+        ("https://QUEUE.fal.run/fal-ai/x", QUEUE, True),
+        ("https://queue.fal.run.evil.example/fal-ai/x", QUEUE, False),
+        ("https://queue.fal.run@evil.example/fal-ai/x", QUEUE, False),
+        ("http://queue.fal.run/fal-ai/x", QUEUE, False),
+        ("https://queue.fal.run:8443/fal-ai/x", QUEUE, False),
+        ("https://api.replicate.com/v1/predictions/p", "https://api.replicate.com/v1", True),
+        ("https://api.replicate.com/v10/predictions/p", "https://api.replicate.com/v1", False),
+        ("https://api.replicate.com/predictions/p", "https://api.replicate.com/v1", False),
+    ],
+)
+def test_given_a_follow_up_url_when_judged_then_only_urls_under_the_configured_base_pass(
+    url: str, base: str, inside: bool
+) -> None:
+    # Given a URL a submit answer named; When judged against the configured base; Then only the base's own pass.
+    assert under(url, base) is inside
+    assert (RemoteRequest("r", {"check": url}).url("check", base, "fallback") == url) is inside

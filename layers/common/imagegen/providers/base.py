@@ -120,6 +120,21 @@ def map_params(request: ImageRequest, spec: ModelSpec) -> tuple[dict[str, Any], 
     return params, dropped
 
 
+def clamp(params: dict[str, Any], ranges: Mapping[str, tuple[float, float]], model: str) -> list[str]:
+    """Wire params brought into a model's ranges in place; a note for each value changed, so the mapping is visible
+    (a request within the portable limits gets no 422 for a model's narrower ones)."""
+    notes = []
+    for wire, (low, high) in ranges.items():
+        value = params.get(wire)
+        if value is None:
+            continue
+        clamped = type(value)(min(max(value, low), high))
+        if clamped != value:
+            notes.append(f"{wire} {value} -> {clamped} ({model} takes {low:g}-{high:g})")
+            params[wire] = clamped
+    return notes
+
+
 def closest_size(width: int, height: int, sizes: tuple[tuple[int, int], ...]) -> tuple[int, int]:
     """The listed size nearest in aspect ratio (log scale), then in area."""
     target_ratio = math.log(width / height)

@@ -25,6 +25,7 @@ from imagegen.providers.base import (
     Refused,
     RemoteRequest,
     body_json,
+    clamp,
     classify_http_error,
     image_link,
     map_params,
@@ -107,19 +108,6 @@ def image_size(width: int, height: int) -> str | dict[str, int]:
     return IMAGE_SIZES.get((width, height)) or {"width": width, "height": height}
 
 
-def _clamp(app: str, params: dict[str, Any]) -> list[str]:
-    notes = []
-    for wire, (low, high) in RANGES.get(app, {}).items():
-        value = params.get(wire)
-        if value is None:
-            continue
-        clamped = type(value)(min(max(value, low), high))
-        if clamped != value:
-            notes.append(f"{wire} {value} -> {clamped} ({app} takes {low:g}-{high:g})")
-            params[wire] = clamped
-    return notes
-
-
 def fal_plan(asked: ImageRequest, model: str | None, *, provider: str = NAME) -> ProviderPlan:
     """The portable request mapped onto one fal app; `provider` names whoever sends it (the HF router too)."""
     spec = CAPABILITIES.spec(model or FLUX_DEV_APP)
@@ -127,7 +115,7 @@ def fal_plan(asked: ImageRequest, model: str | None, *, provider: str = NAME) ->
     asked_size = (asked.width, asked.height)
     width, height = asked_size if asked_size in IMAGE_SIZES else flux_size(*asked_size)
     notes = [] if (width, height) == asked_size else [f"size {asked.width}x{asked.height} -> {width}x{height}"]
-    notes += _clamp(spec.name, params)
+    notes += clamp(params, RANGES.get(spec.name, {}), spec.name)
     return ProviderPlan(
         provider=provider,
         model=spec.name,

@@ -27,6 +27,7 @@ from imagegen.providers.base import (
     RemoteRequest,
     bearer,
     body_json,
+    clamp,
     classify_http_error,
     image_link,
     map_params,
@@ -123,19 +124,6 @@ def shape_for(width: int, height: int) -> Shape:
     return Shape(aspect, megapixels, max(16, int(made_w / 16 + 0.5) * 16), max(16, int(made_h / 16 + 0.5) * 16))
 
 
-def _clamp(model: str, params: dict[str, Any]) -> list[str]:
-    notes = []
-    for wire, (low, high) in RANGES.get(model, {}).items():
-        value = params.get(wire)
-        if value is None:
-            continue
-        clamped = type(value)(min(max(value, low), high))
-        if clamped != value:
-            notes.append(f"{wire} {value} -> {clamped} ({model} takes {low:g}-{high:g})")
-            params[wire] = clamped
-    return notes
-
-
 def replicate_plan(asked: ImageRequest, model: str | None, *, provider: str = NAME) -> ProviderPlan:
     """The portable request mapped onto one Replicate model; `provider` names whoever sends it (the HF router too)."""
     spec = CAPABILITIES.spec(model or FLUX_DEV_MODEL)
@@ -145,7 +133,7 @@ def replicate_plan(asked: ImageRequest, model: str | None, *, provider: str = NA
         f"size {asked.width}x{asked.height} -> aspect_ratio {shape.aspect_ratio}, megapixels {shape.megapixels} "
         f"({shape.width}x{shape.height})"
     ]
-    notes += _clamp(spec.name, params)
+    notes += clamp(params, RANGES.get(spec.name, {}), spec.name)
     return ProviderPlan(
         provider=provider,
         model=spec.name,
