@@ -90,7 +90,7 @@ class Worker:
             return
         lease = job.lease_token or ""
         try:
-            if isinstance(message, GenerateMessage):
+            if isinstance(message, GenerateMessage) and not job.chain_state:
                 job = self._ground(job)
             self._settle(job, lease, self._run(job, message, remaining_seconds))
         except LeaseLost:
@@ -110,7 +110,9 @@ class Worker:
         budget = min(self._config.deadline_seconds, max(1.0, remaining_seconds - 10))
         ctx = RunContext(job_id=job.id, user_id=job.user_id, deadline=self._monotonic() + budget)
         request = apply(job.request, job.grounding)
-        if isinstance(message, CheckMessage):
+        # Saved progress at an async provider is resumed whichever message brought the job here: a generate message
+        # redelivered because the check message could not be sent must not submit the remote job a second time.
+        if isinstance(message, CheckMessage) or job.chain_state:
             return self._generator.resume(request, job.chain_state, ctx)
         return self._generator.start(request, ctx)
 
