@@ -7,6 +7,7 @@ the table's TTL attribute, so DynamoDB removes it some time after; the authorize
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import re
 import secrets
@@ -124,7 +125,7 @@ class TokenStore:
         self._delete(matches[0])
         return matches[0]
 
-    def revoke_user(self, user_id: str) -> list[TokenInfo]:
+    def revoke_user(self, user_id: str) -> builtins.list[TokenInfo]:
         """Delete every token of one user."""
         revoked = self.list(user_id)
         for info in revoked:
