@@ -77,8 +77,10 @@ class WebhookSettings(FunctionSettings):
 class ApiSettings(JobSettings, WebhookSettings, KeySettings):
     max_wait_seconds: int = Field(25, ge=0, le=28)
     content_url_seconds: int = Field(300, ge=30, le=3600)
-    # Images per user per UTC day; 0 (or unset) turns quotas off.
+    # Images per user per UTC day; 0 (or unset) turns quotas off. The template's default is 200.
     daily_image_quota: int = Field(0, ge=0)
+    # Images per user per minute (a batch counts each image); 0 (or unset) turns the limit off.
+    images_per_minute: int = Field(0, ge=0)
 
 
 class FetchSettings(BaseModel):

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from imagegen.generation import Generator
     from imagegen.grounding import WebSearch
     from imagegen.jobs.batches import BatchService
-    from imagegen.jobs.quota import DailyQuota, QuotaRefunds
+    from imagegen.jobs.quota import QuotaRefunds, Quotas
     from imagegen.jobs.service import JobService, TerminalListener
     from imagegen.jobs.work import Worker
     from imagegen.keys.chain_keys import ChainKeys
@@ -262,11 +262,10 @@ def _batch_store(settings: JobSettings | ScheduledSettings) -> BatchStore:
     return BatchStore(settings.table_name, dynamodb(settings), ttl_seconds=settings.job_ttl_days * 86400)
 
 
-def _daily_quota(settings: ApiSettings) -> DailyQuota:
-    from imagegen.adapters.quota_store import DynamoQuotaStore
-    from imagegen.jobs.quota import DailyQuota
+def _quotas(settings: ApiSettings) -> Quotas:
+    from imagegen.jobs.quota import Quotas
 
-    return DailyQuota(DynamoQuotaStore(settings.table_name, dynamodb(settings)), settings.daily_image_quota)
+    return Quotas(settings.daily_image_quota, settings.images_per_minute)
 
 
 def quota_refunds(settings: FunctionSettings) -> QuotaRefunds:
@@ -310,7 +309,7 @@ def job_service() -> JobService:
         content_url_seconds=settings.content_url_seconds,
         on_terminal=_terminal_listeners(settings, store),
         url_check=url_check(settings.media_allow_private_networks),
-        quota=_daily_quota(settings),
+        quota=_quotas(settings),
     )
 
 
@@ -320,7 +319,7 @@ def batch_service() -> BatchService:
 
     settings = api_settings()
     store, queue, _ = _job_adapters(settings)
-    return BatchService(store, _batch_store(settings), queue, job_service(), quota=_daily_quota(settings))
+    return BatchService(store, _batch_store(settings), queue, job_service(), quota=_quotas(settings))
 
 
 # --- webhooks ------------------------------------------------------------------------------------------------------

@@ -7,14 +7,14 @@ import binascii
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from imagegen.adapters.dynamo import TRANSACTION_CANCELED, delete_if, error_code, put_if, update_if
+from imagegen.adapters.dynamo import TransactionRefused, put_if, transact, update_if
+from imagegen.adapters.quota_store import charge_action, charged
 from imagegen.errors import BadRequest, Conflict, NotFound
+from imagegen.jobs.quota import QuotaCharge
 from imagegen.models import JobPage, JobRecord
 
 if TYPE_CHECKING:
@@ -35,9 +35,8 @@ _PLAIN_FIELDS = (
     "request_hash",
     "quota_day",
 )
-# DynamoDB's limits: BatchGetItem takes 100 keys; TransactWriteItems 100 actions in AWS, but 25 in the emulator.
+# DynamoDB's limit: BatchGetItem takes 100 keys.
 BATCH_GET_KEYS = 100
-TRANSACT_CHUNK = 25
 # Unprocessed keys come back under throttling; a few rounds with a short backoff, then the caller sees an error.
 _UNPROCESSED_ROUNDS = 5
 # Non-terminal jobs carry these, so the sweeper finds stuck jobs with one query on the `gsi1` index.
@@ -90,6 +89,17 @@ def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
     return item
 
 
+def put_new(table: str, record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
+    """The transaction action that writes a new job (an id that exists already refuses the transaction)."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": to_item(record, ttl_seconds),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
 def from_item(item: dict[str, Any]) -> JobRecord:
     data: dict[str, Any] = {}
     for name in (*_PLAIN_FIELDS, *_TIME_FIELDS):
@@ -111,37 +121,41 @@ class JobStore:
         self._client = client
         self._ttl = ttl_seconds
 
-    def create(self, record: JobRecord, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
-        """Write a new job; with an idempotency key, a second create (even a racing one) returns the first job."""
-        put_job = {
-            "Put": {
-                "TableName": self._table,
-                "Item": to_item(record, self._ttl),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        if idempotency_key is None:
-            self._client.transact_write_items(TransactItems=[put_job])  # type: ignore[list-item]
-            return record, True
-        marker = {
-            "Put": {
-                "TableName": self._table,
-                "Item": {
-                    "pk": {"S": f"USER#{record.user_id}"},
-                    "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"},
-                    "job_id": {"S": record.id},
-                    "request_hash": {"S": record.request_hash or ""},
-                    "expires_at": {"N": str(epoch(record.created_at) + self._ttl)},
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+    def create(
+        self, record: JobRecord, idempotency_key: str | None = None, charges: Sequence[QuotaCharge] = ()
+    ) -> tuple[JobRecord, bool]:
+        """Write a new job, its idempotency marker and its quota charges in one transaction. With an idempotency key,
+        a second create (even a racing one, even at the quota's limit) returns the first job; QuotaFull when a
+        charge does not fit (then nothing is written)."""
+        actions: list[dict[str, Any]] = [put_new(self._table, record, self._ttl)]
+        if idempotency_key is not None:
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            "pk": {"S": f"USER#{record.user_id}"},
+                            "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"},
+                            "job_id": {"S": record.id},
+                            "request_hash": {"S": record.request_hash or ""},
+                            "expires_at": {"N": str(epoch(record.created_at) + self._ttl)},
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        first_charge = len(actions)
+        actions.extend(charge_action(self._table, record.user_id, charge) for charge in charges)
         try:
-            self._client.transact_write_items(TransactItems=[put_job, marker])  # type: ignore[list-item]
-        except ClientError as error:
-            if error_code(error) != TRANSACTION_CANCELED:
-                raise
-            return self._replay(record.user_id, idempotency_key, record.request_hash), False
+            transact(self._client, actions)
+        except TransactionRefused as refused:
+            # The marker first: a retry racing its original is answered with that job, even when the quota is full.
+            if idempotency_key is not None and refused.failed(1):
+                return self._replay(record.user_id, idempotency_key, record.request_hash), False
+            full = charged(refused, first_charge, charges)
+            if full is not None:
+                raise full from None
+            raise
         return record, True
 
     def _replay(self, user_id: str, idempotency_key: str, request_hash: str | None) -> JobRecord:
@@ -168,35 +182,6 @@ class JobStore:
             ConsistentRead=True,
         ).get("Item")
         return None if marker is None else self._replay(user_id, idempotency_key, request_hash)
-
-    def create_many(self, records: list[JobRecord]) -> None:
-        """Write new jobs, all-or-nothing per chunk of 25; an id that already exists fails its chunk."""
-        for start in range(0, len(records), TRANSACT_CHUNK):
-            chunk = records[start : start + TRANSACT_CHUNK]
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": to_item(record, self._ttl),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    }
-                    for record in chunk
-                ]
-            )
-
-    def delete_queued(self, records: Iterable[JobRecord]) -> None:
-        """Remove jobs this caller wrote and never enqueued (it lost a race); a job that already moved on stays."""
-        for record in records:
-            delete_if(
-                self._client,
-                TableName=self._table,
-                Key=job_key(record.user_id, record.id),
-                ConditionExpression="#status = :queued",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":queued": {"S": "queued"}},
-            )
 
     def get_many(self, user_id: str, job_ids: list[str]) -> dict[str, JobRecord]:
         """The jobs that exist among job_ids (BatchGetItem, 100 keys a call), keyed by id."""

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 
 from imagegen.adapters.batch_store import BatchRaced, BatchStore
 from imagegen.adapters.job_store import JobStore
-from imagegen.errors import Conflict, ValidationFailed
+from imagegen.errors import Conflict, ImagegenError, ValidationFailed
 from imagegen.ids import new_id
 from imagegen.jobs.batch_models import Batch, BatchCreate, BatchItem, BatchRecord, BatchStatus, StatusCounts
-from imagegen.jobs.quota import DailyQuota
+from imagegen.jobs.quota import QuotaFull, Quotas
 from imagegen.jobs.service import JobService, check_idempotency_key, request_hash
 from imagegen.messages import GenerateMessage, Queue
 from imagegen.models import ErrorInfo, ImageRequest, Job, JobRecord, utcnow
@@ -146,7 +146,7 @@ class BatchService:
         job_service: JobService,
         *,
         clock: Callable[[], datetime] = utcnow,
-        quota: DailyQuota | None = None,
+        quota: Quotas | None = None,
     ) -> None:
         self._jobs = jobs
         self._batches = batches
@@ -166,8 +166,8 @@ class BatchService:
         self._check_urls(body, requests)
         now = self._clock()
         batch_id = new_id("bat")
-        # One quota unit per image, all or none, before anything is written.
-        day = self._quota.reserve(user_id, len(requests)) if self._quota is not None else None
+        # One quota unit per image, all or none, taken in the same write as the jobs.
+        day, charges = self._quota.charges(len(requests)) if self._quota is not None else (None, [])
         records = [
             JobRecord(
                 id=new_id("img"),
@@ -181,33 +181,29 @@ class BatchService:
             )
             for request in requests
         ]
+        record = BatchRecord(
+            id=batch_id,
+            user_id=user_id,
+            job_ids=[job.id for job in records],
+            webhook_url=body.webhook_url,
+            created_at=now,
+            request_hash=digest,
+        )
         try:
-            # Jobs first, then the batch item that lists them: a batch never points at a job that was not written.
-            # The jobs are enqueued only once the batch exists, so none can finish before its batch does.
-            self._jobs.create_many(records)
-            record = BatchRecord(
-                id=batch_id,
-                user_id=user_id,
-                job_ids=[job.id for job in records],
-                webhook_url=body.webhook_url,
-                created_at=now,
-                request_hash=digest,
-            )
-            stored, created = self._batches.create(record, idempotency_key)
-        except Exception:
-            self._release(user_id, day, len(records))
-            raise
+            # The batch, its jobs, its idempotency marker and its quota units appear together or not at all: a
+            # racing create that loses (same key, same or other body) leaves nothing behind.
+            stored, created = self._batches.create(record, idempotency_key, records, charges)
+        except QuotaFull as full:
+            raise self._refused(full) from None
         if not created:
-            # A racing repeat of the same request won: ours were never enqueued, so remove them.
-            self._jobs.delete_queued(records)
-            self._release(user_id, day, len(records))
             return self._view(stored), False
+        # Enqueued only once the batch exists, so no job can end before its batch does.
         self._enqueue(records)
         return build_batch(stored, {job.id: job for job in records}), True
 
-    def _release(self, user_id: str, day: str | None, units: int) -> None:
-        if self._quota is not None:
-            self._quota.release(user_id, day, units)
+    def _refused(self, full: QuotaFull) -> ImagegenError:
+        assert self._quota is not None  # a charge was only made with quotas on
+        return self._quota.refused(full.charge)
 
     def _check_urls(self, body: BatchCreate, requests: list[ImageRequest]) -> None:
         self._job_service.check_webhook_url(body.webhook_url, "webhook_url")
@@ -257,20 +253,16 @@ class BatchService:
                 hint="only failed items are retried; canceled and succeeded items are left as they are",
             )
         new_ids = [replacements[i].id if i in replacements else job_id for i, job_id in enumerate(record.job_ids)]
-        day = self._quota.reserve(user_id, len(replacements)) if self._quota is not None else None
+        day, charges = self._quota.charges(len(replacements)) if self._quota is not None else (None, [])
         fresh = [job.model_copy(update={"quota_day": day}) for job in replacements.values()]
         try:
-            self._jobs.create_many(fresh)
-            updated = self._batches.replace_jobs(record, new_ids)
+            updated = self._batches.replace_jobs(record, new_ids, fresh, charges)
         except BatchRaced as raced:
-            self._jobs.delete_queued(fresh)
-            self._release(user_id, day, len(fresh))
             raise Conflict(
                 f"batch {batch_id} changed while it was being retried", hint="read the batch and retry again"
             ) from raced
-        except Exception:
-            self._release(user_id, day, len(fresh))
-            raise
+        except QuotaFull as full:
+            raise self._refused(full) from None
         self._enqueue(fresh)
         return build_batch(updated, {**jobs, **{job.id: job for job in fresh}})
 

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Protocol
 
 from imagegen.adapters.job_store import JobStore
-from imagegen.errors import BadRequest, Conflict
+from imagegen.errors import BadRequest, Conflict, ImagegenError
 from imagegen.ids import new_id
-from imagegen.jobs.quota import DailyQuota
+from imagegen.jobs.quota import QuotaFull, Quotas
 from imagegen.messages import CancelMessage, GenerateMessage, Queue
 from imagegen.models import ImageRequest, Job, JobPage, JobRecord, utcnow
 
@@ -77,7 +77,7 @@ class JobService:
         monotonic: Callable[[], float] = time.monotonic,
         on_terminal: list[TerminalListener] | None = None,
         url_check: UrlCheck | None = None,
-        quota: DailyQuota | None = None,
+        quota: Quotas | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -98,12 +98,12 @@ class JobService:
         check_idempotency_key(idempotency_key)
         self.check_webhook_url(request.webhook_url, "webhook_url")
         digest = request_hash(request)
-        if self._quota is not None and self._quota.enabled and idempotency_key is not None:
+        day, charges = self._quota.charges(1) if self._quota is not None else (None, [])
+        if charges and idempotency_key is not None:
             # A replay returns the first job without touching the quota (even when the quota is used up).
             replayed = self._store.find_replay(user_id, idempotency_key, digest)
             if replayed is not None:
                 return replayed.public(), False
-        day = self._quota.reserve(user_id) if self._quota is not None else None
         record = JobRecord(
             id=new_id("img"),
             status="queued",
@@ -114,20 +114,18 @@ class JobService:
             quota_day=day,
         )
         try:
-            stored, created = self._store.create(record, idempotency_key)
-        except Exception:
-            self._release(user_id, day)
-            raise
-        if not created:
-            # Lost a race with a create under the same idempotency key: that job holds the unit, not this one.
-            self._release(user_id, day)
+            # The job, its idempotency marker and its quota units are one write: a create that loses a race with
+            # its own retry gets that job back (even at the quota's limit), and a refused one leaves nothing.
+            stored, created = self._store.create(record, idempotency_key, charges)
+        except QuotaFull as full:
+            raise self._refused(full) from None
         if created:
             self._enqueue(stored)
         return stored.public(), created
 
-    def _release(self, user_id: str, day: str | None) -> None:
-        if self._quota is not None:
-            self._quota.release(user_id, day)
+    def _refused(self, full: QuotaFull) -> ImagegenError:
+        assert self._quota is not None  # a charge was only made with quotas on
+        return self._quota.refused(full.charge)
 
     def _enqueue(self, job: JobRecord) -> None:
         # The job is already durable; if SQS refuses, the sweeper re-enqueues jobs left queued too long.
