@@ -7,16 +7,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from imagegen.adapters.dynamo import TransactionRefused, transact_together, update_if
+from imagegen.adapters.delivery_store import put_new_action
+from imagegen.adapters.dynamo import TransactionRefused, transact, transact_together, update_if
 from imagegen.adapters.job_store import put_new
+from imagegen.adapters.outbox_store import put_action
 from imagegen.adapters.quota_store import charge_action, charged
 from imagegen.errors import Conflict, NotFound
 from imagegen.jobs.batch_models import BatchRecord
+from imagegen.jobs.outbox import OutboxItem
 from imagegen.jobs.quota import QuotaCharge
 from imagegen.models import JobRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+
+    from imagegen.webhooks.deliveries import Delivery
 
 
 class BatchRaced(Exception):
@@ -209,15 +214,29 @@ class BatchStore:
         )
         return from_item(settled) if settled is not None else None
 
-    def claim_notification(self, record: BatchRecord) -> bool:
-        """True for exactly one caller per batch round: whoever gets here first sends the batch's webhook."""
-        claimed = update_if(
-            self._client,
-            TableName=self._table,
-            Key=_key(record.user_id, record.id),
-            UpdateExpression="SET notified_round = :round",
-            ConditionExpression="#round = :round AND (attribute_not_exists(notified_round) OR notified_round < :round)",
-            ExpressionAttributeNames={"#round": "round"},
-            ExpressionAttributeValues={":round": {"N": str(record.round)}},
-        )
-        return claimed is not None
+    def claim_notification(self, record: BatchRecord, delivery: Delivery, send: OutboxItem) -> bool:
+        """True for exactly one caller per batch round: it writes the round's claim, the batch event's delivery
+        record and the outbox item of its first attempt in one transaction, so the event can be neither lost nor
+        sent twice."""
+        claim = {
+            "Update": {
+                "TableName": self._table,
+                "Key": _key(record.user_id, record.id),
+                "UpdateExpression": "SET notified_round = :round",
+                "ConditionExpression": (
+                    "#round = :round AND (attribute_not_exists(notified_round) OR notified_round < :round)"
+                ),
+                "ExpressionAttributeNames": {"#round": "round"},
+                "ExpressionAttributeValues": {":round": {"N": str(record.round)}},
+            }
+        }
+        try:
+            transact(
+                self._client,
+                [claim, put_new_action(self._table, delivery), put_action(self._table, send, self._ttl)],
+            )
+        except TransactionRefused as refused:
+            if refused.failed(0) or refused.failed(1):
+                return False
+            raise
+        return True

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from imagegen.adapters.dynamo import TransactionRefused, put_if, transact, update_if
+from imagegen.adapters.outbox_store import put_action
 from imagegen.adapters.quota_store import charge_action, charged
 from imagegen.errors import BadRequest, Conflict, NotFound
+from imagegen.jobs.outbox import OutboxItem
 from imagegen.jobs.quota import QuotaCharge
 from imagegen.models import JobPage, JobRecord
 
@@ -295,11 +297,28 @@ class JobStore:
             raise ClaimRefused(self.get(user_id, job_id))
         return from_item(taken)
 
-    def finish(self, job: JobRecord, lease_token: str) -> JobRecord:
-        """Write a terminal job (succeeded or failed), only while we still hold the lease."""
+    def finish(self, job: JobRecord, lease_token: str, ended: OutboxItem | None = None) -> JobRecord:
+        """Write a terminal job (succeeded or failed), only while we still hold the lease; `ended`, the outbox item
+        of the job's side effects, in the same transaction (LeaseLost: neither is written)."""
         if not job.terminal:
             raise ValueError("finish() takes a terminal job")
-        return self._replace(job, "#status = :running AND lease_token = :lease", lease_token)
+        condition = "#status = :running AND lease_token = :lease"
+        if ended is None:
+            return self._replace(job, condition, lease_token)
+        put = {
+            "TableName": self._table,
+            "Item": to_item(job, self._ttl),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":running": {"S": "running"}, ":lease": {"S": lease_token}},
+        }
+        try:
+            transact(self._client, [{"Put": put}, put_action(self._table, ended, self._ttl)])
+        except TransactionRefused as refused:
+            if refused.failed(0):
+                raise LeaseLost(job.id) from None
+            raise
+        return job
 
     def park(self, job: JobRecord, lease_token: str) -> JobRecord:
         """Save a running job's progress (async provider pending) under the job's new lease token."""
@@ -330,30 +349,33 @@ class JobStore:
         return self.cancel_changed(user_id, job_id, now=now)[0]
 
     def cancel_changed(self, user_id: str, job_id: str, *, now: datetime) -> tuple[JobRecord, bool]:
-        """As cancel(), and whether this call made the change (so a terminal event is raised once)."""
-        old = update_if(
-            self._client,
-            TableName=self._table,
-            Key=job_key(user_id, job_id),
-            UpdateExpression="SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
-            ConditionExpression="#status IN (:queued, :running)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
+        """As cancel(), and whether this call made the change. The job's end is recorded with an outbox item in the
+        same transaction, so its side effects (refund, batch, webhook) happen even if this process stops here."""
+        update = {
+            "TableName": self._table,
+            "Key": job_key(user_id, job_id),
+            "UpdateExpression": "SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
+            "ConditionExpression": "#status IN (:queued, :running)",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
                 ":canceled": {"S": "canceled"},
                 ":queued": {"S": "queued"},
                 ":running": {"S": "running"},
                 ":now": {"S": now.isoformat()},
             },
-            ReturnValues="ALL_OLD",
-        )
-        if old is None:
-            current = self.get(user_id, job_id)
+        }
+        ended = OutboxItem.job_ended(user_id, job_id, now)
+        try:
+            transact(self._client, [{"Update": update}, put_action(self._table, ended, self._ttl)])
+        except TransactionRefused as refused:
+            if not refused.failed(0):
+                raise
+            current = self.get(user_id, job_id)  # NotFound for a job that does not exist
             if current.status == "canceled":
                 return current, False
-            raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled")
-        # The old image carries the chain state the caller needs to cancel a remote request.
-        before = from_item(old)
-        return before.model_copy(update={"status": "canceled", "completed_at": now, "lease_token": None}), True
+            raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled") from None
+        # The canceled job keeps its chain state: the caller needs it to cancel a remote request.
+        return self.get(user_id, job_id), True
 
     def _replace(self, job: JobRecord, condition: str, lease_token: str) -> JobRecord:
         written = put_if(

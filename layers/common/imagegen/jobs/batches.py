@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -21,13 +21,18 @@ from imagegen.jobs.service import JobService, check_idempotency_key, request_has
 from imagegen.messages import GenerateMessage, Queue
 from imagegen.models import ErrorInfo, ImageRequest, Job, JobRecord, utcnow
 
+if TYPE_CHECKING:
+    from imagegen.webhooks.deliveries import Delivery
+
 logger = logging.getLogger(__name__)
 
 
-class BatchEnded(Protocol):
-    """Told once per batch round when the batch's last item reached a terminal state (the webhook notifier)."""
+class BatchEvents(Protocol):
+    """Builds a batch's webhook delivery, and queues its first attempt (imagegen.webhooks.events.WebhookEvents)."""
 
-    def __call__(self, batch: Batch, record: BatchRecord) -> None: ...
+    def batch_delivery(self, batch: Batch, record: BatchRecord) -> Delivery: ...
+
+    def send_first(self, delivery: Delivery) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,12 +288,13 @@ class BatchService:
 
 
 class BatchTracker:
-    """A job-terminal listener: records the job on its batch and, for the batch's last item, tells `on_end` once."""
+    """A job-end effect (imagegen.jobs.outbox): records the job on its batch and, when that was the batch's last
+    item, claims the round and records the batch's webhook delivery, once."""
 
-    def __init__(self, batches: BatchStore, jobs: JobStore, on_end: BatchEnded | None = None) -> None:
+    def __init__(self, batches: BatchStore, jobs: JobStore, events: BatchEvents | None = None) -> None:
         self._batches = batches
         self._jobs = jobs
-        self._on_end = on_end
+        self._events = events
 
     def __call__(self, job: JobRecord) -> None:
         if job.batch_id is None:
@@ -297,10 +303,11 @@ class BatchTracker:
         # A job that a retry replaced settles late without effect; a batch completes when all current items settled.
         if record is None or job.id not in record.job_ids or not record.complete:
             return
-        if self._on_end is None or record.webhook_url is None:
-            return
-        # Several last items can race here (or one job be reported twice); one conditional write picks one sender.
-        if not self._batches.claim_notification(record):
+        if self._events is None or record.webhook_url is None or record.notified_round == record.round:
             return
         batch = build_batch(record, self._jobs.get_many(record.user_id, record.job_ids))
-        self._on_end(batch, record)
+        delivery = self._events.batch_delivery(batch, record)
+        # Several last items can race here (or one job's end be dispatched twice): one conditional write wins, and
+        # it writes the delivery with the claim.
+        if self._batches.claim_notification(record, delivery, delivery.first_send(delivery.created_at)):
+            self._events.send_first(delivery)

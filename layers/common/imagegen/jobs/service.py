@@ -7,13 +7,14 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 from imagegen.adapters.job_store import JobStore
 from imagegen.errors import BadRequest, Conflict, ImagegenError
 from imagegen.ids import new_id
+from imagegen.jobs.outbox import Outbox, OutboxItem
 from imagegen.jobs.quota import QuotaFull, Quotas
 from imagegen.messages import CancelMessage, GenerateMessage, Queue
 from imagegen.models import ImageRequest, Job, JobPage, JobRecord, utcnow
@@ -36,19 +37,8 @@ class Presigner(Protocol):
         ...
 
 
-TerminalListener = Callable[[JobRecord], None]
 UrlCheck = Callable[[str, str], None]
 """(url, field name) -> None, or raises UrlNotAllowed naming the field: the SSRF check for webhook URLs."""
-
-
-def notify_terminal(listeners: Sequence[Callable[[JobRecord], None]], job: JobRecord) -> None:
-    """Tell each listener that a job ended. A listener's failure is logged, never raised: the job has ended
-    either way, and a webhook that could not be queued must not fail, re-run or block the job."""
-    for listener in listeners:
-        try:
-            listener(job)
-        except Exception:
-            logger.exception("terminal-state listener failed for job %s", job.id)
 
 
 def check_idempotency_key(key: str | None) -> None:
@@ -75,7 +65,7 @@ class JobService:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
-        on_terminal: list[TerminalListener] | None = None,
+        outbox: Outbox | None = None,
         url_check: UrlCheck | None = None,
         quota: Quotas | None = None,
     ) -> None:
@@ -86,7 +76,7 @@ class JobService:
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
-        self._on_terminal = on_terminal or []
+        self._outbox = outbox
         self._url_check = url_check
         self._quota = quota
 
@@ -172,8 +162,9 @@ class JobService:
 
     def cancel(self, user_id: str, job_id: str) -> Job:
         job, changed = self._store.cancel_changed(user_id, job_id, now=self._clock())
-        if changed:
-            notify_terminal(self._on_terminal, job)
+        if changed and self._outbox is not None:
+            # The job's end was written with its outbox item: a failure here leaves the item for the sweeper.
+            self._outbox.dispatch(OutboxItem.job_ended(user_id, job_id, self._clock()))
         if job.chain_state:
             # A provider may still be working on it (async); the worker cancels the remote request.
             try:
