@@ -127,3 +127,28 @@ def test_given_the_tokens_commands_when_run_then_create_list_and_revoke_work_wit
     with pytest.raises(PermissionError):
         _authorize(token)
     assert cli.main(["tokens", "revoke", token_id, "--table", aws.table]) == 1
+
+
+def test_given_a_token_stored_before_tokens_were_listed_when_reindexed_then_it_is_listed_and_revocable(aws: Aws):
+    # Given a token item as the earlier release stored it (no index entry)
+    token = "igk_from-an-earlier-release"
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    aws.client("dynamodb").put_item(
+        TableName=aws.table,
+        Item={
+            "pk": {"S": f"TOKEN#{digest}"},
+            "sk": {"S": "TOKEN"},
+            "user_id": {"S": "erin"},
+            "created_at": {"S": "2026-01-01T00:00:00+00:00"},
+        },
+    )
+    store = TokenStore(aws.table, aws.client("dynamodb"))
+    assert store.list() == []
+
+    # When the table is reindexed, then the token is listed, and revoking it makes the authorizer refuse it
+    assert store.reindex() == 1
+    assert [info.id for info in store.list("erin")] == [digest[:16]]
+    assert _authorize(token)["principalId"] == "erin"
+    store.revoke(digest[:12])
+    with pytest.raises(PermissionError):
+        _authorize(token)

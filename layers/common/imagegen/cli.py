@@ -78,7 +78,10 @@ def _add_token_commands(commands: Any) -> None:
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("token_id", nargs="?", help="the id `imagegen tokens list` shows (a unique prefix will do)")
     which.add_argument("--user", default=None, help="revoke every token of this user")
-    for command in (create, listing, revoke):
+    reindex = token_commands.add_parser(
+        "reindex", help="make tokens issued before `tokens list` existed listable (scans the table once)"
+    )
+    for command in (create, listing, revoke, reindex):
         command.add_argument("--table", default=None, help="table name (default: $TABLE_NAME)")
 
 
@@ -226,6 +229,8 @@ def _tokens(args: argparse.Namespace) -> int:
             print(store.issue(args.user, expires_in=expires_in))
         elif args.tokens_command == "list":
             _print_tokens(store.list(args.user))
+        elif args.tokens_command == "reindex":
+            print(f"indexed {store.reindex()} token(s)")
         elif args.user:
             revoked = store.revoke_user(args.user)
             print(f"revoked {len(revoked)} token(s) of {args.user}")

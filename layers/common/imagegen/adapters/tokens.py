@@ -132,6 +132,33 @@ class TokenStore:
             self._delete(info)
         return revoked
 
+    def reindex(self) -> int:
+        """Give tokens issued before tokens could be listed their index entry (one Scan of the table, for the
+        command line's `tokens reindex`); the number of tokens indexed."""
+        scan: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "sk = :token AND attribute_not_exists(gsi1pk)",
+            "ExpressionAttributeValues": {":token": {"S": "TOKEN"}},
+        }
+        indexed = 0
+        while True:
+            answer = self._client.scan(**scan)
+            for item in answer.get("Items", []):
+                digest = item["pk"]["S"].removeprefix("TOKEN#")
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": item["pk"], "sk": item["sk"]},
+                    UpdateExpression="SET gsi1pk = :tokens, gsi1sk = :sort",
+                    ExpressionAttributeValues={
+                        ":tokens": {"S": TOKENS_PARTITION},
+                        ":sort": {"S": f"{item['user_id']['S']}#{item['created_at']['S']}#{digest}"},
+                    },
+                )
+                indexed += 1
+            if "LastEvaluatedKey" not in answer:
+                return indexed
+            scan["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
     def _delete(self, info: TokenInfo) -> None:
         self._client.delete_item(TableName=self._table, Key={"pk": {"S": f"TOKEN#{info.digest}"}, "sk": {"S": "TOKEN"}})
 
