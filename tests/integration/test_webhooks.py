@@ -617,3 +617,19 @@ def _sweep() -> dict[str, Any]:
         event, FakeLambdaContext("ScheduledFunction", 60)
     )
     return result
+
+
+def test_given_the_openapi_document_when_read_then_both_delivery_routes_are_there_with_their_statuses(call_api):
+    document = call_api("GET", "/openapi.json", user=None).body
+
+    listing = document["paths"]["/v1/webhooks/deliveries"]["get"]
+    redeliver = document["paths"]["/v1/webhooks/deliveries/{delivery_id}/redeliver"]["post"]
+
+    assert set(listing["responses"]) == {"200", "400", "401", "414", "422"}
+    assert {p["name"] for p in listing["parameters"]} == {"status", "limit", "cursor"}
+    assert set(redeliver["responses"]) == {"202", "401", "404", "409", "414"}
+    schema = redeliver["responses"]["202"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/DeliveryView"}
+    view = document["components"]["schemas"]["DeliveryView"]["properties"]
+    assert {"id", "event_type", "job_id", "batch_id", "url_host", "status", "attempts", "last_status_code"} <= set(view)
+    assert "url" not in view and "body" not in view
