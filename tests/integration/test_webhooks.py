@@ -633,3 +633,35 @@ def test_given_the_openapi_document_when_read_then_both_delivery_routes_are_ther
     view = document["components"]["schemas"]["DeliveryView"]["properties"]
     assert {"id", "event_type", "job_id", "batch_id", "url_host", "status", "attempts", "last_status_code"} <= set(view)
     assert "url" not in view and "body" not in view
+
+
+def test_given_sqs_fails_while_a_cancel_ends_a_job_when_the_sweeper_runs_then_exactly_one_canceled_event(
+    call_api, hooks: Hooks, receiver: Receiver, monkeypatch
+):
+    # Given SQS refusing the webhook queue's next message, as the API cancels a job that has a webhook
+    real_sqs = wiring._sqs
+    blip: list[FailingOnceSqs] = []
+
+    def flaky_sqs(settings: Any) -> Any:
+        if not blip:
+            blip.append(FailingOnceSqs(real_sqs(settings), hooks.queue_url))
+        return blip[0]
+
+    monkeypatch.setattr(wiring, "_sqs", flaky_sqs)
+    monkeypatch.setenv("OUTBOX_STALE_SECONDS", "0")
+    wiring.reset()
+    job_id = call_api(
+        "POST", "/v1/images", body={"prompt": "a kite", **SMALL, "webhook_url": f"{receiver.url}/hook"}
+    ).body["id"]
+
+    # When it is canceled (the send fails), then swept
+    assert call_api("POST", f"/v1/images/{job_id}/cancel").body["status"] == "canceled"
+    hooks.drain()
+    before_sweep = len(receiver.received)
+    _sweep()
+    hooks.drain()
+
+    # Then the canceled event arrives once, after the sweep
+    assert (blip[0].refused, before_sweep) == (1, 0)
+    [post] = receiver.received
+    assert (post.headers["webhook-id"], json.loads(post.body)["type"]) == (f"msg_{job_id}", "job.canceled")
