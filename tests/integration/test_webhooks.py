@@ -665,3 +665,21 @@ def test_given_sqs_fails_while_a_cancel_ends_a_job_when_the_sweeper_runs_then_ex
     assert (blip[0].refused, before_sweep) == (1, 0)
     [post] = receiver.received
     assert (post.headers["webhook-id"], json.loads(post.body)["type"]) == (f"msg_{job_id}", "job.canceled")
+
+
+def test_given_a_pending_delivery_an_hour_overdue_when_redelivered_then_202_and_it_lands(
+    aws: Aws, call_api, hooks: Hooks, receiver: Receiver
+):
+    # Given a delivery whose message was lost: pending, its next attempt due two hours ago
+    clock = Clock()
+    clock.now -= timedelta(hours=2)
+    _record(aws, f"{receiver.url}/hook", clock)
+
+    # When it is redelivered
+    answer = call_api("POST", "/v1/webhooks/deliveries/msg_img_01JD0000000000000000000000/redeliver")
+    hooks.drain()
+
+    # Then it starts a fresh series and the receiver gets it
+    assert (answer.status, answer.body["status"]) == (202, "pending")
+    [post] = receiver.received
+    assert post.headers["webhook-id"] == "msg_img_01JD0000000000000000000000"

@@ -19,6 +19,7 @@ from imagegen.adapters.outbox_store import put_action
 from imagegen.errors import BadRequest, NotFound
 from imagegen.jobs.outbox import OutboxItem
 from imagegen.webhooks.deliveries import (
+    STALLED_AFTER,
     AttemptResult,
     Delivery,
     DeliveryPage,
@@ -142,7 +143,8 @@ class DeliveryRecords:
         current = self.get(user_id, event_id)
         if current is None:
             raise NotFound(f"no webhook delivery with id {event_id}")
-        if current.status == "pending":
+        overdue = now - STALLED_AFTER
+        if current.status == "pending" and (current.next_attempt_at is None or current.next_attempt_at > overdue):
             raise stale_pending_conflict(event_id)
         fresh = current.model_copy(
             update={
@@ -160,7 +162,9 @@ class DeliveryRecords:
             "Key": _key(user_id, event_id),
             "UpdateExpression": "SET series = :next, attempts = :zero, #status = :pending, next_attempt_at = :now,"
             " gsi1sk = :index REMOVE last_status_code, last_error, last_attempt_at",
-            "ConditionExpression": "series = :series AND #status <> :pending",
+            # A pending delivery whose next attempt is long overdue lost its message (SQS refused it until it went
+            # to the dead-letter queue): it may be redelivered like a failed one.
+            "ConditionExpression": "series = :series AND (#status <> :pending OR next_attempt_at < :overdue)",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
                 ":next": {"N": str(fresh.series)},
@@ -168,6 +172,7 @@ class DeliveryRecords:
                 ":zero": {"N": "0"},
                 ":pending": {"S": "pending"},
                 ":now": {"S": now.isoformat()},
+                ":overdue": {"S": overdue.isoformat()},
                 ":index": {"S": _index_key(fresh, "pending")},
             },
         }

@@ -24,6 +24,9 @@ DeliveryStatus = Literal["pending", "succeeded", "failed"]
 # Standard Webhooks' schedule: seconds before each attempt (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h):
 # eight attempts over about 27 hours, so a receiver that is down for a day still gets the event.
 RETRY_SCHEDULE: tuple[int, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+# A pending delivery whose next attempt is this overdue has lost its message (it can only be in the dead-letter
+# queue): it may be redelivered.
+STALLED_AFTER = timedelta(hours=1)
 EVENT_ID_PATTERN = r"^msg_(img|bat)_[0-9A-HJKMNP-TV-Z]{26}(_[0-9]{1,6})?$"
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)
 
@@ -211,7 +214,7 @@ def stale_pending_conflict(event_id: str) -> Conflict:
     return Conflict(
         f"webhook delivery {event_id} is still pending: its attempts are under way",
         hint="wait until it is succeeded or failed (GET /v1/webhooks/deliveries?status=pending shows when the next "
-        "attempt is due)",
+        "attempt is due; one overdue by an hour may be redelivered)",
     )
 
 
