@@ -261,3 +261,43 @@ def test_given_racing_repeats_with_one_key_when_created_then_one_batch_and_no_st
     assert sorted(created for _, created in results) == [False, False, False, True]
     assert len(_job_items(aws)) == 3
     assert len(_messages(aws)) == 3
+
+
+def _quota_used(aws: Aws, user: str = "alice") -> int:
+    from imagegen.models import utcnow
+
+    item = aws.client("dynamodb").get_item(
+        TableName=aws.table, Key={"pk": {"S": f"USER#{user}"}, "sk": {"S": f"QUOTA#{utcnow().date().isoformat()}"}}
+    )
+    return int(item.get("Item", {}).get("used", {"N": "0"})["N"])
+
+
+def test_given_racing_creates_with_one_key_and_different_bodies_when_the_loser_gets_409_then_it_leaves_nothing(
+    call_api, aws: Aws, monkeypatch: pytest.MonkeyPatch
+):
+    # Given a daily quota, and a batch created under an idempotency key
+    monkeypatch.setenv("DAILY_IMAGE_QUOTA", "10")
+    wiring.reset()
+    headers = {"Idempotency-Key": "story-7"}
+    first = call_api(
+        "POST", "/v1/batches", body={"defaults": SMALL, "items": [{"prompt": "a"}, {"prompt": "b"}]}, headers=headers
+    )
+    # When a racing create with another body under the same key got past the replay check before the first's marker
+    # existed (as a concurrent request does), and loses the write
+    from imagegen.adapters.batch_store import BatchStore
+
+    monkeypatch.setattr(BatchStore, "find_replay", lambda self, user_id, key, digest: None)
+    loser = call_api(
+        "POST",
+        "/v1/batches",
+        body={"defaults": SMALL, "items": [{"prompt": f"x{n}"} for n in range(3)]},
+        headers=headers,
+    )
+
+    # Then it answers 409, and none of its jobs is stored, queued or charged
+    assert (first.status, loser.status) == (202, 409)
+    assert loser.body["error"]["details"] == {"field": "Idempotency-Key"}
+    first_jobs = {item["job_id"] for item in first.body["items"]}
+    assert {item["id"]["S"] for item in _job_items(aws)} == first_jobs
+    assert len(_messages(aws)) == 2
+    assert _quota_used(aws) == 2

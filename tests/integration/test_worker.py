@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from imagegen import wiring
 from imagegen.adapters.image_store import ImageStore
 from imagegen.adapters.job_store import JobStore
@@ -341,3 +342,61 @@ def test_given_a_provider_that_makes_1024_square_when_a_size_is_asked_then_the_s
     assert (image["bytes"], image["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
     # Nothing to change: the provider's bytes as they came, not re-encoded.
     assert (data == render_placeholder("fit", 1024, 1024, None)) is ((width, height) == (1024, 1024))
+
+
+class RefusingQueue:
+    """The real jobs queue, except that SQS refuses the first check message (a real botocore ClientError)."""
+
+    def __init__(self, real: SqsQueue) -> None:
+        self.real = real
+        self.refused = 0
+
+    def send(self, message: Any, *, delay_seconds: int = 0) -> None:
+        if message.kind == "check" and not self.refused:
+            self.refused += 1
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "SQS blipped"}}, "SendMessage")
+        self.real.send(message, delay_seconds=delay_seconds)
+
+    def send_many(self, messages: Any) -> None:
+        self.real.send_many(messages)
+
+
+class SubmittingChain(PlaceholderGenerator):
+    """An async provider (AI Horde) as the worker sees it: start() submits a remote job, resume() checks on it."""
+
+    def __init__(self) -> None:
+        self.submits = 0
+        self.resumed: list[dict[str, Any]] = []
+
+    def start(self, request: ImageRequest, ctx: RunContext) -> ChainOutcome:
+        self.submits += 1
+        state = {"remote_id": f"r-{self.submits}"}
+        return ChainPending(state=state, delay_seconds=0, attempts=[Attempt(provider="horde", outcome="pending")])
+
+    def resume(self, request: ImageRequest, state: dict[str, Any], ctx: RunContext) -> ChainOutcome:
+        self.resumed.append(state)
+        return super().start(request, ctx)
+
+
+def test_given_progress_saved_but_check_message_refused_when_generate_redelivered_then_resumed_not_resubmitted(
+    call_api, aws: Aws
+):
+    # Given a job whose async submit was saved, but whose check message SQS refused
+    job_id = call_api("POST", "/v1/images", body={"prompt": "once", "width": 64, "height": 64}).body["id"]
+    body = aws.receive()[0]["Body"]
+    chain = SubmittingChain()
+    worker = _worker(aws, chain, lease=0)
+    queue = RefusingQueue(worker._queue)  # type: ignore[arg-type]
+    worker._queue = queue
+    with pytest.raises(ClientError):
+        worker.handle(read_job_message(body), receive_count=1, remaining_seconds=60)
+
+    # When SQS delivers the generate message again (after the parked lease ran out)
+    time.sleep(1.1)
+    worker.handle(read_job_message(body), receive_count=2, remaining_seconds=60)
+
+    # Then the saved remote job is resumed: one submit in all, and the job ends
+    assert queue.refused == 1
+    assert chain.submits == 1
+    assert chain.resumed == [{"remote_id": "r-1"}]
+    assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "succeeded"

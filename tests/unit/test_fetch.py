@@ -432,7 +432,7 @@ class Upstream:
         return SafeFetcher(
             policy,
             resolver=resolver or resolving_to("20.60.1.1"),
-            client_factory=lambda _ssl: httpx.Client(transport=httpx.MockTransport(self.handle)),
+            client_factory=lambda _ssl, _deadline: httpx.Client(transport=httpx.MockTransport(self.handle)),
             clock=lambda: NOW,
         )
 

@@ -91,6 +91,7 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
         "IMAGEGEN_PROVIDERS": {"Ref": "DefaultProviders"},
         "DAILY_IMAGE_QUOTA": {"Ref": "DailyImageQuota"},
+        "IMAGES_PER_MINUTE": {"Ref": "ImagesPerMinutePerUser"},
         "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
         "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
@@ -105,6 +106,7 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
         "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
         "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
+        "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
     }
     assert variables("ScheduledFunction") == {
         "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
@@ -114,9 +116,15 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
         "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
     }
-    assert _default(template, "DailyImageQuota") == 0  # quotas are off unless the deployment turns them on
+    # On by default (issue 12): a deployment raises them, or turns them off with 0.
+    assert _default(template, "DailyImageQuota") == 200
+    assert _default(template, "ImagesPerMinutePerUser") == 60
     assert variables("MediaProxyFunction") == {"MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"}}
-    assert variables("WebhookFunction") == {"WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"}}
+    assert variables("WebhookFunction") == {
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
+        "WEBHOOK_RETRY_SCHEDULE": {"Ref": "WebhookRetrySchedule"},
+        "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
+    }
     assert template["Parameters"]["DefaultProviders"]["Default"] == "siliconflow,huggingface,horde,pollinations"
     # Base URLs have defaults in code and are overridden from the process environment, never the template.
     assert "_BASE_URL" not in json.dumps(template)
@@ -189,24 +197,24 @@ def test_given_the_policies_when_read_then_each_is_scoped_to_resources_of_this_s
     expected = {
         "ApiFunction": [
             "DynamoDBCrudPolicy",
-            "S3ReadPolicy",
+            "Statement",
             "SQSSendMessagePolicy",
             "AWSSecretsManagerGetSecretValuePolicy",
             # Encrypt only: no API route decrypts a stored key.
             "KMSEncryptPolicy",
             "SQSSendMessagePolicy",
         ],
-        "AuthorizerFunction": ["DynamoDBReadPolicy"],
+        "AuthorizerFunction": ["Statement"],
         "WorkerFunction": [
             "DynamoDBCrudPolicy",
-            "S3CrudPolicy",
+            "Statement",
             "SQSSendMessagePolicy",
             "AWSSecretsManagerGetSecretValuePolicy",
             "KMSDecryptPolicy",
             "SQSSendMessagePolicy",
         ],
         "MediaProxyFunction": ["Statement"],
-        "WebhookFunction": ["DynamoDBCrudPolicy", "SQSSendMessagePolicy"],
+        "WebhookFunction": ["Statement", "SQSSendMessagePolicy"],
         "ScheduledFunction": [
             "DynamoDBCrudPolicy",
             "SQSSendMessagePolicy",
@@ -438,3 +446,82 @@ def test_given_samconfig_when_read_then_it_deploys_stack_imagegen_with_iam_capab
     assert config["default"]["global"]["parameters"]["stack_name"] == "imagegen"
     assert (deploy["capabilities"], deploy["resolve_s3"], deploy["confirm_changeset"]) == ("CAPABILITY_IAM", True, True)
     assert deploy["region"]
+
+
+def _inline(template: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [statement for policy in _props(template, name)["Policies"] for statement in policy.get("Statement", [])]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return actions if isinstance(actions, list) else [actions]
+
+
+IMAGES_PREFIX = {"Fn::Sub": "${ImagesBucket.Arn}/images/*"}
+
+
+def test_given_the_authorizer_when_its_policy_is_read_then_it_may_only_get_token_items(template):
+    # Given the authorizer's inline statements (issue 12: it could Scan and Query the whole table)
+    [statement] = _inline(template, "AuthorizerFunction")
+
+    # Then one action, GetItem, on the table, and only on items whose key starts TOKEN#
+    assert _actions(statement) == ["dynamodb:GetItem"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
+    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["TOKEN#*"]}}
+
+
+def test_given_the_webhook_function_when_its_policy_is_read_then_only_users_items_one_at_a_time(template):
+    # Given the webhook function's inline statements (issue 12: it had full-table CRUD)
+    [statement] = _inline(template, "WebhookFunction")
+
+    # Then item actions only (secrets, delivery records, outbox items), no Query/Scan/batch, only USER# keys
+    assert sorted(_actions(statement)) == [
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    ]
+    assert statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
+    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["USER#*"]}}
+    assert "S3" not in json.dumps(_props(template, "WebhookFunction")["Policies"])
+
+
+def test_given_every_function_when_its_s3_access_is_read_then_none_covers_the_whole_bucket(template):
+    # Given the worker's statements (issue 12: S3CrudPolicy covered the whole bucket)
+    [worker] = [s for s in _inline(template, "WorkerFunction") if _actions(s)[0].startswith("s3:")]
+
+    # Then it writes, reads and deletes under images/ only, and lists nothing
+    assert sorted(_actions(worker)) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert worker["Resource"] == IMAGES_PREFIX
+    # And no function anywhere holds a bucket-wide SAM S3 policy or an object wildcard over the whole bucket
+    for name in _functions(template):
+        text = json.dumps(_props(template, name).get("Policies", []))
+        assert "S3CrudPolicy" not in text and "S3ReadPolicy" not in text and "S3FullAccessPolicy" not in text, name
+        assert "${ImagesBucket.Arn}/*" not in text, name
+    [api] = [s for s in _inline(template, "ApiFunction") if _actions(s)[0].startswith("s3:")]
+    assert (_actions(api), api["Resource"]) == (["s3:GetObject"], IMAGES_PREFIX)
+
+
+def test_given_the_api_when_read_then_it_is_throttled_by_parameters_and_users_have_limits_by_default(template):
+    # Given the API stage settings and the limits' parameters (issue 12: one tenant could exhaust shared resources)
+    [settings] = _props(template, "Api")["MethodSettings"]
+
+    # Then every method is throttled by the deployment's rate and burst, and each user has a daily quota and a
+    # per-minute limit unless the deployment turns them off (0)
+    assert settings == {
+        "ResourcePath": "/*",
+        "HttpMethod": "*",
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+    assert (_default(template, "ApiThrottlingRateLimit"), _default(template, "ApiThrottlingBurstLimit")) == (50, 100)
+    for parameter in ("DailyImageQuota", "ImagesPerMinutePerUser"):
+        assert template["Parameters"][parameter]["MinValue"] == 0
+    # A full batch (50 images) fits in one minute's allowance
+    assert _default(template, "ImagesPerMinutePerUser") >= 50
+    for name in ("ApiFunction", "OpenAiFunction"):
+        env = _props(template, name)["Environment"]["Variables"]
+        assert (env["DAILY_IMAGE_QUOTA"], env["IMAGES_PER_MINUTE"]) == (
+            {"Ref": "DailyImageQuota"},
+            {"Ref": "ImagesPerMinutePerUser"},
+        )

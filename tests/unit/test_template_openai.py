@@ -45,6 +45,7 @@ def test_given_the_environment_when_read_then_the_function_gets_the_names_its_se
     assert variables == {
         "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
         "DAILY_IMAGE_QUOTA": {"Ref": "DailyImageQuota"},
+        "IMAGES_PER_MINUTE": {"Ref": "ImagesPerMinutePerUser"},
         "OPENAI_WAIT_SECONDS": "120",
     }
     # The same quota as the API's: a generation through OpenAI's route costs what a job costs.

@@ -7,11 +7,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +50,39 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--template", default="template.yaml", help="SAM template (default template.yaml)")
     invoke.add_argument("--root", default=".", help="project directory the template's paths are relative to")
 
-    tokens = commands.add_parser("tokens", help="manage API tokens")
-    token_commands = tokens.add_subparsers(dest="tokens_command", required=True)
-    create = token_commands.add_parser(
-        "create",
-        help="issue an API token for a user and print it (only its SHA-256 is stored)",
+    _add_token_commands(commands)
+    return parser
+
+
+def _add_token_commands(commands: Any) -> None:
+    tokens = commands.add_parser(
+        "tokens",
+        help="manage API tokens",
         description=(
-            "Uses the AWS credentials and region of the environment. For a deployed stack pass the stack "
-            "output TableName; for a running local stack set AWS_ENDPOINT_URL to the emulator it printed."
+            "Uses the AWS credentials and region of the environment. For a deployed stack pass the stack output "
+            "TableName; for a running local stack set AWS_ENDPOINT_URL to the emulator it printed. The API caches a "
+            "token's verdict for up to 5 minutes: a revoked or expired token can work that long after."
         ),
     )
+    token_commands = tokens.add_subparsers(dest="tokens_command", required=True)
+    create = token_commands.add_parser(
+        "create", help="issue an API token for a user and print it (only its SHA-256 is stored)"
+    )
     create.add_argument("--user", required=True, help="user id the token stands for")
-    create.add_argument("--table", default=None, help="table name (default: $TABLE_NAME)")
-    return parser
+    create.add_argument(
+        "--expires-in", default=None, help="lifetime, e.g. 3600s, 90m, 12h or 30d (default: until revoked)"
+    )
+    listing = token_commands.add_parser("list", help="list tokens: id (a prefix of the hash), user, created, expires")
+    listing.add_argument("--user", default=None, help="only this user's tokens")
+    revoke = token_commands.add_parser("revoke", help="delete a token by its id, or every token of a user")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("token_id", nargs="?", help="the id `imagegen tokens list` shows (a unique prefix will do)")
+    which.add_argument("--user", default=None, help="revoke every token of this user")
+    reindex = token_commands.add_parser(
+        "reindex", help="make tokens issued before `tokens list` existed listable (scans the table once)"
+    )
+    for command in (create, listing, revoke, reindex):
+        command.add_argument("--table", default=None, help="table name (default: $TABLE_NAME)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _local_invoke(args)
     if args.command == "local":
         return _local(args)
-    return _tokens_create(args)
+    return _tokens(args)
 
 
 def _client(args: argparse.Namespace) -> int:
@@ -178,18 +200,57 @@ def _handler_frames(exc: BaseException) -> list[str]:
     return traceback.format_list(kept)
 
 
-def _tokens_create(args: argparse.Namespace) -> int:
+_DURATION = re.compile(r"^(\d{1,7})([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`3600s`, `90m`, `12h`, `30d` -> a timedelta; ValueError otherwise."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"--expires-in takes a positive number with s, m, h or d (e.g. 30d), not {text!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _tokens(args: argparse.Namespace) -> int:
     import boto3
 
-    from imagegen.adapters.tokens import TokenStore
+    from imagegen.adapters.tokens import TokenNotFound, TokenStore
 
+    name = f"imagegen tokens {args.tokens_command}"
     table = args.table or os.environ.get("TABLE_NAME")
     if not table:
-        print("imagegen tokens create: pass --table (the stack output TableName) or set TABLE_NAME", file=sys.stderr)
+        print(f"{name}: pass --table (the stack output TableName) or set TABLE_NAME", file=sys.stderr)
         return 2
-    token = TokenStore(table, boto3.client("dynamodb")).issue(args.user)
-    print(token)
+    store = TokenStore(table, boto3.client("dynamodb"))
+    try:
+        if args.tokens_command == "create":
+            expires_in = parse_duration(args.expires_in) if args.expires_in else None
+            print(store.issue(args.user, expires_in=expires_in))
+        elif args.tokens_command == "list":
+            _print_tokens(store.list(args.user))
+        elif args.tokens_command == "reindex":
+            print(f"indexed {store.reindex()} token(s)")
+        elif args.user:
+            revoked = store.revoke_user(args.user)
+            print(f"revoked {len(revoked)} token(s) of {args.user}")
+        else:
+            info = store.revoke(args.token_id)
+            print(f"revoked {info.id} ({info.user_id})")
+    except (ValueError, TokenNotFound) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _print_tokens(tokens: Sequence[Any]) -> None:
+    now = datetime.now(UTC)
+    print(f"{'ID':<16}  {'USER':<24}  {'CREATED':<25}  EXPIRES")
+    for info in tokens:
+        expires = info.expires_at.isoformat(timespec="seconds") if info.expires_at else "never"
+        if info.expired(now):
+            expires += " (expired)"
+        print(f"{info.id:<16}  {info.user_id:<24}  {info.created_at.isoformat(timespec='seconds'):<25}  {expires}")
 
 
 if __name__ == "__main__":

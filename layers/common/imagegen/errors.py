@@ -55,6 +55,12 @@ class QuotaExceeded(ImagegenError):
     code = "quota_exceeded"
 
 
+class RateLimited(QuotaExceeded):
+    """Too many images in one minute for one user: the per-minute limit, which resets within the minute."""
+
+    code = "rate_limited"
+
+
 class UpstreamError(ImagegenError):
     status = 502
     code = "upstream_error"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
@@ -40,14 +41,18 @@ class CancelMessage(_JobMessage):
 
 
 class WebhookMessage(_Message):
-    """One delivery attempt of a signed webhook event; the body is sent byte for byte on every attempt."""
+    """One attempt of a webhook delivery: the delivery record (imagegen.webhooks.deliveries) holds the URL and the
+    body; the message says which series and attempt, and when it is due (SQS delays a message 15 minutes at most)."""
 
     kind: Literal["webhook"] = "webhook"
     user_id: str = Field(min_length=1)
     event_id: str = Field(min_length=1)
-    url: str = Field(min_length=1)
-    body: str = Field(min_length=1)
+    series: int = Field(default=0, ge=0)
     attempt: int = Field(default=1, ge=1)
+    due_at: datetime | None = None
+    # Only on messages queued before delivery records existed: such a message brings its own URL and body.
+    url: str | None = Field(default=None, min_length=1)
+    body: str | None = Field(default=None, min_length=1)
 
 
 JobMessage = Annotated[GenerateMessage | CheckMessage | CancelMessage, Field(discriminator="kind")]

@@ -293,8 +293,9 @@ def from_domain(error: ImagegenError) -> OpenAiError:
             type_="insufficient_quota",
             code=error.code,
             headers=error.headers,
-            # The quota resets at midnight UTC: the clients' retry within seconds would fail the same way.
-            retry=False,
+            # The daily quota resets at midnight UTC: the clients' retry within seconds would fail the same way. The
+            # per-minute limit (rate_limited) frees up within the minute, so a retry after Retry-After can succeed.
+            retry=error.code == "rate_limited",
         )
     status = 400 if error.status in (409, 422) else error.status
     type_ = "invalid_request_error" if status < 500 else "server_error"

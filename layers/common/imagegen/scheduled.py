@@ -47,6 +47,7 @@ class ScheduledRun:
         deadline = self._monotonic() + budget_seconds - self._check_timeout
         # The sweep goes first: it is what bounds how long a client can wait for a job.
         sweep = self._sweeper.sweep()
+        outbox = self._sweeper.redispatch_outbox()
         checks = self._health.run_checks(
             self._deployment_keys,
             self._user_keys,
@@ -57,9 +58,10 @@ class ScheduledRun:
         for name, value in (
             ("JobsRequeued", sweep.requeued),
             ("JobsFailedStuck", sweep.failed),
-            ("ScheduledErrors", checks.errors + sweep.send_errors),
+            ("OutboxRedispatched", outbox.done),
+            ("ScheduledErrors", checks.errors + sweep.send_errors + outbox.failed),
         ):
             self._metrics.count(name, value)
-        report = {"sweep": asdict(sweep), "keys": asdict(checks)}
+        report = {"sweep": asdict(sweep), "outbox": asdict(outbox), "keys": asdict(checks)}
         logger.info("scheduled run done: %s", report)
         return report

@@ -70,15 +70,20 @@ class WebhookSettings(FunctionSettings):
     webhook_queue_url: str | None = None
     # For local test doubles only: webhook URLs may be http and loopback/private (never metadata or link-local).
     media_allow_private_networks: bool = False
-    # Seconds before each delivery attempt (comma-separated); the default is imagegen.webhooks.delivery.RETRY_DELAYS.
-    webhook_retry_delays: str | None = Field(None, pattern=r"^\d{1,3}(,\d{1,3}){0,19}$")
+    # Seconds before each delivery attempt (comma-separated, 1-20 of them); the default is Standard Webhooks'
+    # schedule, imagegen.webhooks.deliveries.RETRY_SCHEDULE (0,5,300,1800,7200,18000,36000,36000).
+    webhook_retry_schedule: str | None = Field(None, pattern=r"^\d{1,6}(,\d{1,6}){0,19}$")
+    # Delivery records and outbox items live as long as the jobs they belong to.
+    job_ttl_days: int = Field(30, ge=1, le=3650)
 
 
 class ApiSettings(JobSettings, WebhookSettings, KeySettings):
     max_wait_seconds: int = Field(25, ge=0, le=28)
     content_url_seconds: int = Field(300, ge=30, le=3600)
-    # Images per user per UTC day; 0 (or unset) turns quotas off.
+    # Images per user per UTC day; 0 (or unset) turns quotas off. The template's default is 200.
     daily_image_quota: int = Field(0, ge=0)
+    # Images per user per minute (a batch counts each image); 0 (or unset) turns the limit off.
+    images_per_minute: int = Field(0, ge=0)
 
 
 class FetchSettings(BaseModel):
@@ -106,12 +111,13 @@ class WorkerSettings(JobSettings, FetchSettings, WebhookSettings, KeySettings):
 
 class ScheduledSettings(WebhookSettings, KeySettings):
     queue_url: str = Field(min_length=1)
-    job_ttl_days: int = Field(30, ge=1, le=3650)
     job_max_receive_count: int = Field(4, ge=1)
     # A job still queued this long after it was created gets its message sent again.
     queued_requeue_seconds: int = Field(300, ge=1)
     # A job not finished this long after it was created is failed as stuck by the next sweep.
     job_max_age_seconds: int = Field(3600, ge=60)
+    # Outbox items not done this long after they were written are dispatched again by the sweep.
+    outbox_stale_seconds: int = Field(60, ge=0, le=3600)
     # Bounds on one run, so a run always ends well inside the function timeout.
     sweep_max_jobs: int = Field(500, ge=1)
     keycheck_max_per_run: int = Field(100, ge=0)

@@ -25,18 +25,21 @@ if TYPE_CHECKING:
 
     from imagegen.adapters.batch_store import BatchStore
     from imagegen.adapters.breaker_store import DynamoBreakerStore
+    from imagegen.adapters.delivery_store import DeliveryRecords
     from imagegen.adapters.deployment_keys import SecretDeploymentKeys
     from imagegen.adapters.image_store import ImageStore
     from imagegen.adapters.job_store import JobStore
     from imagegen.adapters.key_store import KeyStore
+    from imagegen.adapters.outbox_store import DynamoOutboxStore
     from imagegen.adapters.queue import SqsQueue
     from imagegen.adapters.tokens import TokenStore
     from imagegen.authorizer_settings import AuthorizerSettings
     from imagegen.generation import Generator
     from imagegen.grounding import WebSearch
     from imagegen.jobs.batches import BatchService
-    from imagegen.jobs.quota import DailyQuota, QuotaRefunds
-    from imagegen.jobs.service import JobService, TerminalListener
+    from imagegen.jobs.outbox import Outbox
+    from imagegen.jobs.quota import QuotaRefunds, Quotas
+    from imagegen.jobs.service import JobService
     from imagegen.jobs.work import Worker
     from imagegen.keys.chain_keys import ChainKeys
     from imagegen.keys.health import HealthService
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
         WebhookSettings,
         WorkerSettings,
     )
+    from imagegen.webhooks.deliveries import WebhookDeliveries
     from imagegen.webhooks.delivery import WebhookDelivery
     from imagegen.webhooks.secrets import WebhookSecrets
 
@@ -262,11 +266,10 @@ def _batch_store(settings: JobSettings | ScheduledSettings) -> BatchStore:
     return BatchStore(settings.table_name, dynamodb(settings), ttl_seconds=settings.job_ttl_days * 86400)
 
 
-def _daily_quota(settings: ApiSettings) -> DailyQuota:
-    from imagegen.adapters.quota_store import DynamoQuotaStore
-    from imagegen.jobs.quota import DailyQuota
+def _quotas(settings: ApiSettings) -> Quotas:
+    from imagegen.jobs.quota import Quotas
 
-    return DailyQuota(DynamoQuotaStore(settings.table_name, dynamodb(settings)), settings.daily_image_quota)
+    return Quotas(settings.daily_image_quota, settings.images_per_minute)
 
 
 def quota_refunds(settings: FunctionSettings) -> QuotaRefunds:
@@ -280,20 +283,57 @@ def _webhook_queue(settings: WebhookSettings) -> SqsQueue | None:
     return _queue(settings.webhook_queue_url, settings) if settings.webhook_queue_url else None
 
 
-def _terminal_listeners(
-    settings: ApiSettings | WorkerSettings | ScheduledSettings, store: JobStore
-) -> list[TerminalListener]:
+def _ttl_seconds(settings: WebhookSettings) -> int:
+    return settings.job_ttl_days * 86400
+
+
+def _outbox_store(settings: FunctionSettings) -> DynamoOutboxStore:
+    from imagegen.adapters.outbox_store import DynamoOutboxStore
+
+    return DynamoOutboxStore(settings.table_name, dynamodb(settings))
+
+
+def _delivery_records(settings: WebhookSettings) -> DeliveryRecords:
+    from imagegen.adapters.delivery_store import DeliveryRecords
+
+    return DeliveryRecords(settings.table_name, dynamodb(settings), outbox_ttl_seconds=_ttl_seconds(settings))
+
+
+def _webhook_sends(settings: WebhookSettings) -> Outbox:
+    """An outbox that queues webhook attempts (`webhook_send` items) and nothing else (yet)."""
+    from datetime import timedelta
+
+    from imagegen.jobs.outbox import STALE_AFTER, Outbox
+    from imagegen.settings import ScheduledSettings
+    from imagegen.webhooks.delivery import send_effect
+
+    stale = STALE_AFTER
+    if isinstance(settings, ScheduledSettings):
+        stale = timedelta(seconds=settings.outbox_stale_seconds)
+    outbox = Outbox(_outbox_store(settings), stale_after=stale)
+    queue = _webhook_queue(settings)
+    if queue is not None:
+        outbox.on("webhook_send", send_effect(queue))
+    return outbox
+
+
+def _outbox(settings: ApiSettings | WorkerSettings | ScheduledSettings, store: JobStore) -> Outbox:
     """What happens when a job ends, in the API (cancel), the worker and the sweeper alike: a failed or canceled
     job gives its quota unit back, its batch learns of it, and its webhook (and the batch's, for a batch's last
-    item) is queued."""
+    item) is recorded and queued. Each is an effect of the `job_ended` outbox item written with the job's end."""
     from imagegen.jobs.batches import BatchTracker
-    from imagegen.webhooks.events import WebhookNotifier
+    from imagegen.jobs.ending import JobEffect, JobEnded
+    from imagegen.webhooks.events import WebhookEvents
 
-    queue = _webhook_queue(settings)
-    notifier = WebhookNotifier(queue) if queue is not None else None
-    tracker = BatchTracker(_batch_store(settings), store, notifier.batch_ended if notifier else None)
-    refunds = quota_refunds(settings)
-    return [refunds, tracker, notifier] if notifier else [refunds, tracker]
+    outbox = _webhook_sends(settings)
+    events = None
+    if settings.webhook_queue_url:
+        events = WebhookEvents(_delivery_records(settings), outbox, ttl_seconds=_ttl_seconds(settings))
+    effects: list[JobEffect] = [quota_refunds(settings), BatchTracker(_batch_store(settings), store, events)]
+    if events is not None:
+        effects.append(events.job_ended)
+    outbox.on("job_ended", JobEnded(store, effects))
+    return outbox
 
 
 @cached
@@ -308,9 +348,9 @@ def job_service() -> JobService:
         queue,
         images,
         content_url_seconds=settings.content_url_seconds,
-        on_terminal=_terminal_listeners(settings, store),
+        outbox=_outbox(settings, store),
         url_check=url_check(settings.media_allow_private_networks),
-        quota=_daily_quota(settings),
+        quota=_quotas(settings),
     )
 
 
@@ -320,7 +360,7 @@ def batch_service() -> BatchService:
 
     settings = api_settings()
     store, queue, _ = _job_adapters(settings)
-    return BatchService(store, _batch_store(settings), queue, job_service(), quota=_daily_quota(settings))
+    return BatchService(store, _batch_store(settings), queue, job_service(), quota=_quotas(settings))
 
 
 # --- webhooks ------------------------------------------------------------------------------------------------------
@@ -339,25 +379,33 @@ def webhook_secrets() -> WebhookSecrets:
 
 
 @cached
+def webhook_deliveries() -> WebhookDeliveries:
+    """The API's delivery routes: list, redeliver."""
+    from imagegen.webhooks.deliveries import WebhookDeliveries
+
+    settings = api_settings()
+    return WebhookDeliveries(_delivery_records(settings), _webhook_sends(settings))
+
+
+@cached
 def webhook_delivery() -> WebhookDelivery:
     from imagegen.adapters.webhook_http import WebhookHttpSender
     from imagegen.settings import WebhookSettings
-    from imagegen.webhooks.delivery import RETRY_DELAYS, WebhookDelivery
+    from imagegen.webhooks.deliveries import RETRY_SCHEDULE, parse_schedule
+    from imagegen.webhooks.delivery import WebhookDelivery
 
     settings = WebhookSettings.from_env(os.environ)
     queue = _webhook_queue(settings)
     if queue is None:
         raise RuntimeError("WEBHOOK_QUEUE_URL is required by the webhook function")
-    delays = (
-        tuple(int(part) for part in settings.webhook_retry_delays.split(","))
-        if settings.webhook_retry_delays
-        else RETRY_DELAYS
-    )
+    schedule = parse_schedule(settings.webhook_retry_schedule) if settings.webhook_retry_schedule else RETRY_SCHEDULE
     return WebhookDelivery(
         _webhook_secrets(settings),
         WebhookHttpSender(allow_private=settings.media_allow_private_networks),
         queue,
-        delays=delays,
+        _delivery_records(settings),
+        _webhook_sends(settings),
+        schedule=schedule,
     )
 
 
@@ -436,7 +484,7 @@ def worker() -> Worker:
         queue,
         generator(settings),
         config,
-        on_terminal=_terminal_listeners(settings, store),
+        outbox=_outbox(settings, store),
         grounder=partial(ground, search=web_search(settings)),
     )
 
@@ -463,7 +511,7 @@ def scheduled_run() -> ScheduledRun:
     settings = scheduled_settings()
     store = _job_store(settings)
     sweeper = Sweeper(
-        ActiveJobs(settings.table_name, dynamodb(settings)),
+        ActiveJobs(settings.table_name, dynamodb(settings), ttl_seconds=_ttl_seconds(settings)),
         _queue(settings.queue_url, settings),
         SweepConfig(
             max_receive_count=settings.job_max_receive_count,
@@ -471,7 +519,7 @@ def scheduled_run() -> ScheduledRun:
             max_jobs=settings.sweep_max_jobs,
             max_age_seconds=settings.job_max_age_seconds,
         ),
-        on_terminal=_terminal_listeners(settings, store),
+        outbox=_outbox(settings, store),
     )
     return ScheduledRun(
         sweeper,

@@ -96,10 +96,10 @@ def test_given_create_racing_past_the_replay_check_when_it_loses_then_its_unit_i
     assert _used(keys_env) == 1
 
 
-def test_given_job_write_fails_when_created_then_unit_released(call_api, keys_env: KeysEnv, monkeypatch):
+def test_given_job_write_fails_when_created_then_no_unit_is_taken(call_api, keys_env: KeysEnv, monkeypatch):
     keys_env.set(DAILY_IMAGE_QUOTA="1")
 
-    def broken_create(self: JobStore, record: Any, idempotency_key: str | None = None) -> Any:
+    def broken_create(self: JobStore, record: Any, idempotency_key: str | None = None, charges: Any = ()) -> Any:
         raise ConnectionError("DynamoDB went away")
 
     monkeypatch.setattr(JobStore, "create", broken_create)
@@ -107,7 +107,7 @@ def test_given_job_write_fails_when_created_then_unit_released(call_api, keys_en
     monkeypatch.undo()
 
     assert (answer.status, answer.body["error"]["code"]) == (500, "internal_error")
-    assert _used(keys_env) == 0
+    assert _used(keys_env) is None  # the units are taken in the job's own write: no job, no units
 
 
 def test_given_failed_job_delivered_twice_and_reported_again_then_refunded_exactly_once(
@@ -206,3 +206,59 @@ def test_given_batch_item_canceled_when_quota_on_then_that_unit_refunded(call_ap
     call_api("POST", f"/v1/batches/{batch['id']}/cancel")
 
     assert _used(keys_env) == 0
+
+
+def test_given_idempotent_retry_racing_its_original_at_the_quota_limit_when_it_loses_then_it_gets_that_job(
+    call_api, keys_env: KeysEnv, monkeypatch
+):
+    # Given a quota of one, and a create under an idempotency key that took the last unit
+    keys_env.set(DAILY_IMAGE_QUOTA="1")
+    first = _create(call_api, headers={"Idempotency-Key": "retry-me"})
+    # When its retry got past the replay check before the first's marker existed (a client retrying a slow POST)
+    monkeypatch.setattr(JobStore, "find_replay", lambda self, user_id, key, digest: None)
+    retry = _create(call_api, headers={"Idempotency-Key": "retry-me"})
+
+    # Then the retry answers with the first job, not 429, and the quota holds one unit
+    assert (first.status, retry.status) == (202, 202)
+    assert retry.body["id"] == first.body["id"]
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert _used(keys_env) == 1
+
+
+def test_given_a_per_minute_limit_when_exceeded_then_429_rate_limited_with_a_short_retry_after_and_no_job(
+    call_api, keys_env: KeysEnv
+):
+    # Given a limit of three images a minute per user
+    keys_env.set(IMAGES_PER_MINUTE="3")
+
+    # When alice creates a two-image batch, one image, and then one more
+    batch = call_api(
+        "POST",
+        "/v1/batches",
+        body={"defaults": {"width": 64, "height": 64}, "items": [{"prompt": "a"}, {"prompt": "b"}]},
+    )
+    one = _create(call_api)
+    refused = _create(call_api)
+
+    # Then the fourth image is refused until the minute turns, and bob is not affected
+    assert (batch.status, one.status, refused.status) == (202, 202, 429)
+    assert refused.body["error"]["code"] == "rate_limited"
+    assert refused.body["error"]["details"]["window"] == "minute"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert len(call_api("GET", "/v1/images").body["items"]) == 3
+    assert _create(call_api, user="bob").status == 202
+
+
+def test_given_a_50_item_batch_when_created_with_quota_then_every_job_and_unit_is_written(call_api, keys_env: KeysEnv):
+    # Given a quota, and a batch larger than one emulator transaction (25 actions)
+    keys_env.set(DAILY_IMAGE_QUOTA="60")
+    body = {"defaults": {"width": 64, "height": 64}, "items": [{"prompt": f"p{n}"} for n in range(50)]}
+
+    # When it is created
+    answer = call_api("POST", "/v1/batches", body=body, headers={"Idempotency-Key": "fifty"})
+
+    # Then all fifty jobs exist and fifty units are taken
+    assert answer.status == 202
+    batch = call_api("GET", f"/v1/batches/{answer.body['id']}").body
+    assert batch["counts"]["queued"] == 50
+    assert _used(keys_env) == 50

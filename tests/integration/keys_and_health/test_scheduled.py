@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from imagegen.adapters.active_jobs import ActiveJobs
 from imagegen.adapters.job_store import JobStore
+from imagegen.adapters.outbox_store import DynamoOutboxStore
 from imagegen.ids import new_id
+from imagegen.jobs.outbox import OutboxItem
 from imagegen.models import ErrorInfo, ImageRequest, JobRecord, utcnow
 
 from tests.conftest import ROOT, Aws, FakeLambdaContext, load_function
@@ -176,15 +178,17 @@ def test_given_async_job_whose_check_message_vanished_when_swept_then_check_requ
 
 def test_given_job_moved_on_after_the_sweeper_read_it_when_written_then_nothing_changes(keys_env: KeysEnv):
     aws = keys_env.aws
-    store, active = _store(aws), ActiveJobs(aws.table, aws.client("dynamodb"))
+    store, active = _store(aws), ActiveJobs(aws.table, aws.client("dynamodb"), ttl_seconds=86400)
     job = _running_past_lease(aws, deliveries=1)
     seen = active.due_active(utcnow(), 10)
     store.claim("alice", job.id, now=utcnow(), lease_seconds=60)  # a redelivery took it meanwhile
 
     requeued = active.mark_requeued(seen[0], now=utcnow())
-    failed = active.fail_stuck(seen[0], ErrorInfo(code="stuck", message="x"), now=utcnow())
+    ended = OutboxItem.job_ended("alice", job.id, utcnow())
+    failed = active.fail_stuck(seen[0], ErrorInfo(code="stuck", message="x"), now=utcnow(), ended=ended)
 
     assert (requeued, failed) == (False, None)
+    assert DynamoOutboxStore(aws.table, aws.client("dynamodb")).stale(utcnow() + timedelta(days=1), 10) == []
     current = store.get("alice", job.id)
     assert (current.status, current.requeues, current.deliveries) == ("running", 0, 2)
 

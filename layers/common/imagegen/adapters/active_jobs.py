@@ -6,8 +6,10 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from imagegen.adapters.dynamo import update_if
+from imagegen.adapters.dynamo import TransactionRefused, transact, update_if
 from imagegen.adapters.job_store import ACTIVE_PARTITION, epoch, from_item, job_key
+from imagegen.adapters.outbox_store import put_action
+from imagegen.jobs.outbox import OutboxItem
 from imagegen.models import ErrorInfo, JobRecord
 
 if TYPE_CHECKING:
@@ -18,9 +20,11 @@ class ActiveJobs:
     """Every write here holds only while the job is still in the state the sweeper read, so a worker or a cancel
     that moved it on meanwhile always wins."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient, *, ttl_seconds: int) -> None:
         self._table = table_name
         self._client = client
+        # How long an outbox item written here is kept (the jobs' TTL).
+        self._ttl = ttl_seconds
 
     def due_active(self, now: datetime, limit: int) -> list[JobRecord]:
         """Non-terminal jobs whose lease ran out (running) or that were created (queued) by `now`, oldest first."""
@@ -63,32 +67,38 @@ class ActiveJobs:
         return marked is not None
 
     def fail_stuck(
-        self, job: JobRecord, error: ErrorInfo, *, now: datetime, even_if_leased: bool = False
+        self, job: JobRecord, error: ErrorInfo, *, now: datetime, ended: OutboxItem, even_if_leased: bool = False
     ) -> JobRecord | None:
-        """Fail a job the sweeper found stuck; None when the job moved on since it was read.
+        """Fail a job the sweeper found stuck, with `ended` (the outbox item of its side effects) in the same
+        transaction; None when the job moved on since it was read (then neither is written).
 
         `even_if_leased`: also while a worker holds a live lease (a job past its maximum age); that worker's
         result is then discarded, as after a cancel."""
         condition, names, values = _as_seen(job, now, lease_expired=not even_if_leased)
-        failed = update_if(
-            self._client,
-            TableName=self._table,
-            Key=job_key(job.user_id, job.id),
-            UpdateExpression=(
+        update = {
+            "TableName": self._table,
+            "Key": job_key(job.user_id, job.id),
+            "UpdateExpression": (
                 "SET #status = :failed, #error = :error, completed_at = :now_iso"
                 " REMOVE gsi1pk, gsi1sk, lease_token, lease_until, lease_epoch"
             ),
-            ConditionExpression=condition,
-            ExpressionAttributeNames={**names, "#error": "error"},
-            ExpressionAttributeValues={
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {**names, "#error": "error"},
+            "ExpressionAttributeValues": {
                 **values,
                 ":failed": {"S": "failed"},
                 ":error": {"S": json.dumps(error.model_dump(mode="json"))},
                 ":now_iso": {"S": now.isoformat()},
             },
-            ReturnValues="ALL_NEW",
-        )
-        return from_item(failed) if failed is not None else None
+        }
+        try:
+            transact(self._client, [{"Update": update}, put_action(self._table, ended, self._ttl)])
+        except TransactionRefused as refused:
+            if refused.failed(0):
+                return None
+            raise
+        item = self._client.get_item(TableName=self._table, Key=job_key(job.user_id, job.id), ConsistentRead=True)
+        return from_item(item["Item"])
 
 
 def _as_seen(

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from imagegen.adapters.dynamo import TRANSACTION_CANCELED, error_code, update_if
+from imagegen.adapters.delivery_store import put_new_action
+from imagegen.adapters.dynamo import TransactionRefused, transact, transact_together, update_if
+from imagegen.adapters.job_store import put_new
+from imagegen.adapters.outbox_store import put_action
+from imagegen.adapters.quota_store import charge_action, charged
 from imagegen.errors import Conflict, NotFound
 from imagegen.jobs.batch_models import BatchRecord
+from imagegen.jobs.outbox import OutboxItem
+from imagegen.jobs.quota import QuotaCharge
+from imagegen.models import JobRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+
+    from imagegen.webhooks.deliveries import Delivery
 
 
 class BatchRaced(Exception):
@@ -75,18 +83,27 @@ class BatchStore:
         self._client = client
         self._ttl = ttl_seconds
 
-    def create(self, record: BatchRecord, idempotency_key: str | None) -> tuple[BatchRecord, bool]:
-        """Write the batch (and its idempotency marker, in one transaction); a repeat returns the first batch."""
-        put = {
-            "Put": {
-                "TableName": self._table,
-                "Item": to_item(record, self._ttl),
-                "ConditionExpression": "attribute_not_exists(pk)",
+    def create(
+        self,
+        record: BatchRecord,
+        idempotency_key: str | None,
+        jobs: Sequence[JobRecord],
+        charges: Sequence[QuotaCharge] = (),
+    ) -> tuple[BatchRecord, bool]:
+        """Write the batch, its idempotency marker, its quota charges and its jobs in one transaction: they appear
+        together or not at all. A repeat (even a racing one) returns the first batch and writes nothing; QuotaFull
+        when a charge does not fit."""
+        head: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_item(record, self._ttl),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
             }
-        }
-        actions: list[dict[str, Any]] = [put]
+        ]
         if idempotency_key is not None:
-            actions.append(
+            head.append(
                 {
                     "Put": {
                         "TableName": self._table,
@@ -100,12 +117,17 @@ class BatchStore:
                     }
                 }
             )
+        first_charge = len(head)
+        head.extend(charge_action(self._table, record.user_id, charge) for charge in charges)
         try:
-            self._client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
-        except ClientError as error:
-            if idempotency_key is None or error_code(error) != TRANSACTION_CANCELED:
-                raise
-            return self._replay(record.user_id, idempotency_key, record.request_hash), False
+            transact_together(self._client, head, [put_new(self._table, job, self._ttl) for job in jobs])
+        except TransactionRefused as refused:
+            if idempotency_key is not None and refused.failed(1):
+                return self._replay(record.user_id, idempotency_key, record.request_hash), False
+            full = charged(refused, first_charge, charges)
+            if full is not None:
+                raise full from None
+            raise
         return record, True
 
     def find_replay(self, user_id: str, idempotency_key: str, request_hash: str | None) -> BatchRecord | None:
@@ -140,25 +162,42 @@ class BatchStore:
             raise NotFound(f"no batch with id {batch_id}")
         return from_item(item)
 
-    def replace_jobs(self, record: BatchRecord, job_ids: list[str]) -> BatchRecord:
-        """Point the batch at a new list of job ids and start a new round, only if no one else did since we read."""
-        replaced = update_if(
-            self._client,
-            TableName=self._table,
-            Key=_key(record.user_id, record.id),
-            UpdateExpression="SET job_ids = :ids, #round = :next",
-            ConditionExpression="#round = :round",
-            ExpressionAttributeNames={"#round": "round"},
-            ExpressionAttributeValues={
-                ":ids": {"S": json.dumps(job_ids)},
-                ":round": {"N": str(record.round)},
-                ":next": {"N": str(record.round + 1)},
+    def replace_jobs(
+        self,
+        record: BatchRecord,
+        job_ids: list[str],
+        fresh: Sequence[JobRecord],
+        charges: Sequence[QuotaCharge] = (),
+    ) -> BatchRecord:
+        """Point the batch at a new list of job ids and start a new round, only if no one else did since we read;
+        the fresh jobs and their quota charges are written in the same transaction (BatchRaced, QuotaFull)."""
+        head = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _key(record.user_id, record.id),
+                    "UpdateExpression": "SET job_ids = :ids, #round = :next",
+                    "ConditionExpression": "#round = :round",
+                    "ExpressionAttributeNames": {"#round": "round"},
+                    "ExpressionAttributeValues": {
+                        ":ids": {"S": json.dumps(job_ids)},
+                        ":round": {"N": str(record.round)},
+                        ":next": {"N": str(record.round + 1)},
+                    },
+                }
             },
-            ReturnValues="ALL_NEW",
-        )
-        if replaced is None:
-            raise BatchRaced(record.id)
-        return from_item(replaced)
+            *(charge_action(self._table, record.user_id, charge) for charge in charges),
+        ]
+        try:
+            transact_together(self._client, head, [put_new(self._table, job, self._ttl) for job in fresh])
+        except TransactionRefused as refused:
+            if refused.failed(0):
+                raise BatchRaced(record.id) from None
+            full = charged(refused, 1, charges)
+            if full is not None:
+                raise full from None
+            raise
+        return self.get(record.user_id, record.id)
 
     def settle(self, user_id: str, batch_id: str, job_id: str) -> BatchRecord | None:
         """Record that one of the batch's jobs reached a terminal state; the batch as it is right after, or None
@@ -175,15 +214,29 @@ class BatchStore:
         )
         return from_item(settled) if settled is not None else None
 
-    def claim_notification(self, record: BatchRecord) -> bool:
-        """True for exactly one caller per batch round: whoever gets here first sends the batch's webhook."""
-        claimed = update_if(
-            self._client,
-            TableName=self._table,
-            Key=_key(record.user_id, record.id),
-            UpdateExpression="SET notified_round = :round",
-            ConditionExpression="#round = :round AND (attribute_not_exists(notified_round) OR notified_round < :round)",
-            ExpressionAttributeNames={"#round": "round"},
-            ExpressionAttributeValues={":round": {"N": str(record.round)}},
-        )
-        return claimed is not None
+    def claim_notification(self, record: BatchRecord, delivery: Delivery, send: OutboxItem) -> bool:
+        """True for exactly one caller per batch round: it writes the round's claim, the batch event's delivery
+        record and the outbox item of its first attempt in one transaction, so the event can be neither lost nor
+        sent twice."""
+        claim = {
+            "Update": {
+                "TableName": self._table,
+                "Key": _key(record.user_id, record.id),
+                "UpdateExpression": "SET notified_round = :round",
+                "ConditionExpression": (
+                    "#round = :round AND (attribute_not_exists(notified_round) OR notified_round < :round)"
+                ),
+                "ExpressionAttributeNames": {"#round": "round"},
+                "ExpressionAttributeValues": {":round": {"N": str(record.round)}},
+            }
+        }
+        try:
+            transact(
+                self._client,
+                [claim, put_new_action(self._table, delivery), put_action(self._table, send, self._ttl)],
+            )
+        except TransactionRefused as refused:
+            if refused.failed(0) or refused.failed(1):
+                return False
+            raise
+        return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -54,3 +55,71 @@ def delete_if(client: DynamoDBClient, **request: Any) -> bool:
             return False
         raise
     return True
+
+
+# AWS takes 100 actions per transaction; the local emulator (moto) 25. Learned on the first refusal and remembered
+# for the container's life: callers that must write more than fit split the rest into later transactions.
+AWS_TRANSACT_ITEMS = 100
+_EMULATOR_TRANSACT_ITEMS = 25
+_transact_items = [AWS_TRANSACT_ITEMS]
+_CONFLICT_RETRIES = 4
+
+
+def transact_limit() -> int:
+    return _transact_items[0]
+
+
+class TransactionRefused(Exception):
+    """A transaction one of whose conditions did not hold; `reasons[i]` is action i's cancellation code
+    ("None" for an action whose condition held)."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+    def failed(self, index: int) -> bool:
+        return index < len(self.reasons) and self.reasons[index] == "ConditionalCheckFailed"
+
+
+class TooManyActions(Exception):
+    """The backend takes fewer actions per transaction than were sent (the emulator's 25); nothing was written."""
+
+
+def transact(client: DynamoDBClient, actions: list[dict[str, Any]]) -> None:
+    """TransactWriteItems, all or nothing. A transaction that lost a race with another one on the same items
+    (TransactionConflict) is tried again a few times; one whose conditions failed raises TransactionRefused."""
+    if len(actions) > transact_limit():
+        raise TooManyActions(f"{len(actions)} actions; this backend takes {transact_limit()}")
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+            return
+        except ClientError as error:
+            code, message = error_code(error), str(error.response.get("Error", {}).get("Message", ""))
+            if code == "ValidationException" and "less than or equal to" in message and len(actions) > 25:
+                _transact_items[0] = _EMULATOR_TRANSACT_ITEMS
+                raise TooManyActions(message) from None
+            if code != TRANSACTION_CANCELED:
+                raise
+            reasons = [str(reason.get("Code") or "None") for reason in error.response.get("CancellationReasons", [])]
+            conflict_only = "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons
+            if conflict_only and attempt + 1 < _CONFLICT_RETRIES:
+                time.sleep(0.02 * 2**attempt)
+                continue
+            raise TransactionRefused(reasons) from None
+
+
+def transact_together(client: DynamoDBClient, head: list[dict[str, Any]], rest: list[dict[str, Any]]) -> None:
+    """`head` and `rest` in one transaction where the backend takes that many actions (AWS: 100, enough for a
+    50-item batch with its marker and counters). Where it takes fewer (the emulator: 25), `head` goes with as much of
+    `rest` as fits, and the remainder follows in further transactions: the conditions that decide (in `head`) are
+    still all or nothing."""
+    try:
+        transact(client, head + rest)
+        return
+    except TooManyActions:
+        pass
+    room = transact_limit() - len(head)
+    transact(client, head + rest[:room])
+    for start in range(room, len(rest), transact_limit()):
+        transact(client, rest[start : start + transact_limit()])

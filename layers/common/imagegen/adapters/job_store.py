@@ -7,14 +7,16 @@ import binascii
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from imagegen.adapters.dynamo import TRANSACTION_CANCELED, delete_if, error_code, put_if, update_if
+from imagegen.adapters.dynamo import TransactionRefused, put_if, transact, update_if
+from imagegen.adapters.outbox_store import put_action
+from imagegen.adapters.quota_store import charge_action, charged
 from imagegen.errors import BadRequest, Conflict, NotFound
+from imagegen.jobs.outbox import OutboxItem
+from imagegen.jobs.quota import QuotaCharge
 from imagegen.models import JobPage, JobRecord
 
 if TYPE_CHECKING:
@@ -35,9 +37,8 @@ _PLAIN_FIELDS = (
     "request_hash",
     "quota_day",
 )
-# DynamoDB's limits: BatchGetItem takes 100 keys; TransactWriteItems 100 actions in AWS, but 25 in the emulator.
+# DynamoDB's limit: BatchGetItem takes 100 keys.
 BATCH_GET_KEYS = 100
-TRANSACT_CHUNK = 25
 # Unprocessed keys come back under throttling; a few rounds with a short backoff, then the caller sees an error.
 _UNPROCESSED_ROUNDS = 5
 # Non-terminal jobs carry these, so the sweeper finds stuck jobs with one query on the `gsi1` index.
@@ -90,6 +91,17 @@ def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
     return item
 
 
+def put_new(table: str, record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
+    """The transaction action that writes a new job (an id that exists already refuses the transaction)."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": to_item(record, ttl_seconds),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
 def from_item(item: dict[str, Any]) -> JobRecord:
     data: dict[str, Any] = {}
     for name in (*_PLAIN_FIELDS, *_TIME_FIELDS):
@@ -111,37 +123,41 @@ class JobStore:
         self._client = client
         self._ttl = ttl_seconds
 
-    def create(self, record: JobRecord, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
-        """Write a new job; with an idempotency key, a second create (even a racing one) returns the first job."""
-        put_job = {
-            "Put": {
-                "TableName": self._table,
-                "Item": to_item(record, self._ttl),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        if idempotency_key is None:
-            self._client.transact_write_items(TransactItems=[put_job])  # type: ignore[list-item]
-            return record, True
-        marker = {
-            "Put": {
-                "TableName": self._table,
-                "Item": {
-                    "pk": {"S": f"USER#{record.user_id}"},
-                    "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"},
-                    "job_id": {"S": record.id},
-                    "request_hash": {"S": record.request_hash or ""},
-                    "expires_at": {"N": str(epoch(record.created_at) + self._ttl)},
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+    def create(
+        self, record: JobRecord, idempotency_key: str | None = None, charges: Sequence[QuotaCharge] = ()
+    ) -> tuple[JobRecord, bool]:
+        """Write a new job, its idempotency marker and its quota charges in one transaction. With an idempotency key,
+        a second create (even a racing one, even at the quota's limit) returns the first job; QuotaFull when a
+        charge does not fit (then nothing is written)."""
+        actions: list[dict[str, Any]] = [put_new(self._table, record, self._ttl)]
+        if idempotency_key is not None:
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            "pk": {"S": f"USER#{record.user_id}"},
+                            "sk": {"S": f"IDEMPOTENCY#{idempotency_key}"},
+                            "job_id": {"S": record.id},
+                            "request_hash": {"S": record.request_hash or ""},
+                            "expires_at": {"N": str(epoch(record.created_at) + self._ttl)},
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        first_charge = len(actions)
+        actions.extend(charge_action(self._table, record.user_id, charge) for charge in charges)
         try:
-            self._client.transact_write_items(TransactItems=[put_job, marker])  # type: ignore[list-item]
-        except ClientError as error:
-            if error_code(error) != TRANSACTION_CANCELED:
-                raise
-            return self._replay(record.user_id, idempotency_key, record.request_hash), False
+            transact(self._client, actions)
+        except TransactionRefused as refused:
+            # The marker first: a retry racing its original is answered with that job, even when the quota is full.
+            if idempotency_key is not None and refused.failed(1):
+                return self._replay(record.user_id, idempotency_key, record.request_hash), False
+            full = charged(refused, first_charge, charges)
+            if full is not None:
+                raise full from None
+            raise
         return record, True
 
     def _replay(self, user_id: str, idempotency_key: str, request_hash: str | None) -> JobRecord:
@@ -168,35 +184,6 @@ class JobStore:
             ConsistentRead=True,
         ).get("Item")
         return None if marker is None else self._replay(user_id, idempotency_key, request_hash)
-
-    def create_many(self, records: list[JobRecord]) -> None:
-        """Write new jobs, all-or-nothing per chunk of 25; an id that already exists fails its chunk."""
-        for start in range(0, len(records), TRANSACT_CHUNK):
-            chunk = records[start : start + TRANSACT_CHUNK]
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": to_item(record, self._ttl),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    }
-                    for record in chunk
-                ]
-            )
-
-    def delete_queued(self, records: Iterable[JobRecord]) -> None:
-        """Remove jobs this caller wrote and never enqueued (it lost a race); a job that already moved on stays."""
-        for record in records:
-            delete_if(
-                self._client,
-                TableName=self._table,
-                Key=job_key(record.user_id, record.id),
-                ConditionExpression="#status = :queued",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":queued": {"S": "queued"}},
-            )
 
     def get_many(self, user_id: str, job_ids: list[str]) -> dict[str, JobRecord]:
         """The jobs that exist among job_ids (BatchGetItem, 100 keys a call), keyed by id."""
@@ -310,11 +297,28 @@ class JobStore:
             raise ClaimRefused(self.get(user_id, job_id))
         return from_item(taken)
 
-    def finish(self, job: JobRecord, lease_token: str) -> JobRecord:
-        """Write a terminal job (succeeded or failed), only while we still hold the lease."""
+    def finish(self, job: JobRecord, lease_token: str, ended: OutboxItem | None = None) -> JobRecord:
+        """Write a terminal job (succeeded or failed), only while we still hold the lease; `ended`, the outbox item
+        of the job's side effects, in the same transaction (LeaseLost: neither is written)."""
         if not job.terminal:
             raise ValueError("finish() takes a terminal job")
-        return self._replace(job, "#status = :running AND lease_token = :lease", lease_token)
+        condition = "#status = :running AND lease_token = :lease"
+        if ended is None:
+            return self._replace(job, condition, lease_token)
+        put = {
+            "TableName": self._table,
+            "Item": to_item(job, self._ttl),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":running": {"S": "running"}, ":lease": {"S": lease_token}},
+        }
+        try:
+            transact(self._client, [{"Put": put}, put_action(self._table, ended, self._ttl)])
+        except TransactionRefused as refused:
+            if refused.failed(0):
+                raise LeaseLost(job.id) from None
+            raise
+        return job
 
     def park(self, job: JobRecord, lease_token: str) -> JobRecord:
         """Save a running job's progress (async provider pending) under the job's new lease token."""
@@ -345,30 +349,33 @@ class JobStore:
         return self.cancel_changed(user_id, job_id, now=now)[0]
 
     def cancel_changed(self, user_id: str, job_id: str, *, now: datetime) -> tuple[JobRecord, bool]:
-        """As cancel(), and whether this call made the change (so a terminal event is raised once)."""
-        old = update_if(
-            self._client,
-            TableName=self._table,
-            Key=job_key(user_id, job_id),
-            UpdateExpression="SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
-            ConditionExpression="#status IN (:queued, :running)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
+        """As cancel(), and whether this call made the change. The job's end is recorded with an outbox item in the
+        same transaction, so its side effects (refund, batch, webhook) happen even if this process stops here."""
+        update = {
+            "TableName": self._table,
+            "Key": job_key(user_id, job_id),
+            "UpdateExpression": "SET #status = :canceled, completed_at = :now REMOVE gsi1pk, gsi1sk, lease_token",
+            "ConditionExpression": "#status IN (:queued, :running)",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
                 ":canceled": {"S": "canceled"},
                 ":queued": {"S": "queued"},
                 ":running": {"S": "running"},
                 ":now": {"S": now.isoformat()},
             },
-            ReturnValues="ALL_OLD",
-        )
-        if old is None:
-            current = self.get(user_id, job_id)
+        }
+        ended = OutboxItem.job_ended(user_id, job_id, now)
+        try:
+            transact(self._client, [{"Update": update}, put_action(self._table, ended, self._ttl)])
+        except TransactionRefused as refused:
+            if not refused.failed(0):
+                raise
+            current = self.get(user_id, job_id)  # NotFound for a job that does not exist
             if current.status == "canceled":
                 return current, False
-            raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled")
-        # The old image carries the chain state the caller needs to cancel a remote request.
-        before = from_item(old)
-        return before.model_copy(update={"status": "canceled", "completed_at": now, "lease_token": None}), True
+            raise Conflict(f"job {job_id} is {current.status} and can no longer be canceled") from None
+        # The canceled job keeps its chain state: the caller needs it to cancel a remote request.
+        return self.get(user_id, job_id), True
 
     def _replace(self, job: JobRecord, condition: str, lease_token: str) -> JobRecord:
         written = put_if(

@@ -1,13 +1,15 @@
-"""Daily quota counters (pk=USER#{user} sk=QUOTA#{day}) and the once-only refund marker on the job item."""
+"""Quota counters (pk=USER#{user}, sk=QUOTA#{day} and RATE#{minute}) and the once-only refund marker on the job item."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from imagegen.adapters.dynamo import TRANSACTION_CANCELED, error_code, update_if
+from imagegen.adapters.dynamo import TRANSACTION_CANCELED, TransactionRefused, error_code, update_if
+from imagegen.jobs.quota import QuotaCharge, QuotaFull
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -17,37 +19,37 @@ def _counter_key(user_id: str, day: str) -> dict[str, Any]:
     return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"QUOTA#{day}"}}
 
 
+def charge_action(table: str, user_id: str, charge: QuotaCharge) -> dict[str, Any]:
+    """The transaction action that takes a charge's units from its counter, only if they fit: a create writes it with
+    its jobs, so a job is never stored without its units nor units taken without a job."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": charge.counter}},
+            "UpdateExpression": "SET expires_at = if_not_exists(expires_at, :expires) ADD used :units",
+            # used + units <= limit, written without arithmetic (conditions cannot add).
+            "ConditionExpression": "attribute_not_exists(used) OR used <= :room",
+            "ExpressionAttributeValues": {
+                ":units": {"N": str(charge.units)},
+                ":room": {"N": str(charge.limit - charge.units)},
+                ":expires": {"N": str(int(charge.expires_at.timestamp()))},
+            },
+        }
+    }
+
+
+def charged(refused: TransactionRefused, first: int, charges: Sequence[QuotaCharge]) -> QuotaFull | None:
+    """The charge whose condition refused the transaction (its actions start at index `first`), if one did."""
+    for index, charge in enumerate(charges):
+        if refused.failed(first + index):
+            return QuotaFull(charge)
+    return None
+
+
 class DynamoQuotaStore:
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self._table = table_name
         self._client = client
-
-    def reserve(self, user_id: str, day: str, limit: int, *, units: int, expires_at: datetime) -> bool:
-        reserved = update_if(
-            self._client,
-            TableName=self._table,
-            Key=_counter_key(user_id, day),
-            UpdateExpression="SET expires_at = if_not_exists(expires_at, :expires) ADD used :units",
-            # used + units <= limit, written without arithmetic (conditions cannot add).
-            ConditionExpression="attribute_not_exists(used) OR used <= :room",
-            ExpressionAttributeValues={
-                ":units": {"N": str(units)},
-                ":room": {"N": str(limit - units)},
-                ":expires": {"N": str(int(expires_at.timestamp()))},
-            },
-        )
-        return reserved is not None
-
-    def release(self, user_id: str, day: str, *, units: int) -> None:
-        # A failed condition: the counter is already at zero or expired with its day, so nothing is given back.
-        update_if(
-            self._client,
-            TableName=self._table,
-            Key=_counter_key(user_id, day),
-            UpdateExpression="ADD used :minus",
-            ConditionExpression="used >= :units",
-            ExpressionAttributeValues={":minus": {"N": str(-units)}, ":units": {"N": str(units)}},
-        )
 
     def refund_once(self, user_id: str, job_id: str, day: str, *, now: datetime) -> bool:
         job_key = {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"JOB#{job_id}"}}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ssl
+import time
 
 import certifi
 import httpx
 
 from imagegen.adapters.webhook_url import HostUnresolvable, Resolver, check_target, system_resolver
+from imagegen.media.deadline import deadline_client
 from imagegen.webhooks.delivery import Answer, DeliveryFailed
 
 
@@ -19,12 +21,16 @@ class WebhookHttpSender:
         *,
         allow_private: bool,
         timeout: httpx.Timeout | None = None,
+        total_seconds: float = 20.0,
         resolver: Resolver = system_resolver,
     ) -> None:
         self._allow_private = allow_private
         self._resolver = resolver
         # Standard Webhooks suggests 15-30 s for a receiver to answer; connecting gets far less.
         self._timeout = timeout or httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
+        # One attempt's whole budget (connect, TLS, sending, the answer's headers): a receiver that drips its answer
+        # cannot hold the function longer, whatever the per-operation timeouts allow.
+        self._total = total_seconds
         self._ssl = ssl.create_default_context(cafile=certifi.where())
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
@@ -36,9 +42,10 @@ class WebhookHttpSender:
         if target.literal is None:
             extensions["sni_hostname"] = target.host
         last: str = "no address"
+        deadline = time.monotonic() + self._total
         for address in target.addresses:
-            # trust_env=False: a proxy from the environment would undo the pinning; no redirects are followed.
-            with httpx.Client(verify=self._ssl, trust_env=False, follow_redirects=False) as client:
+            # No proxy from the environment (it would undo the pinning); no redirects are followed.
+            with deadline_client(self._ssl, deadline) as client:
                 request = client.build_request(
                     "POST",
                     httpx.URL(scheme=target.scheme, host=address, port=target.port, path="/"),

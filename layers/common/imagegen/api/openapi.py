@@ -125,7 +125,8 @@ ERROR_DESCRIPTIONS = {
     "414": "A request line longer than the gateway takes (a URL of tens of KB)",
     "415": "A body that is not Content-Type: application/json",
     "422": "Validation error: details names each field and why",
-    "429": "Daily image quota used up (Retry-After: seconds until it resets)",
+    "429": "Daily image quota used up (quota_exceeded), or too many images this minute (rate_limited); "
+    "Retry-After: seconds until it resets",
     "502": "The upstream failed or answered something unusable",
     "503": "A dependency of ours is unavailable; try again",
     "504": "The upstream did not answer in time",
@@ -141,6 +142,8 @@ EXTRA_STATUSES: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/batches"): {"400", "409", "429"},
     ("post", "/v1/batches/{batch_id}/retry"): {"409", "429"},
     ("put", "/v1/keys/{provider}"): {"503"},
+    ("get", "/v1/webhooks/deliveries"): {"400"},
+    ("post", "/v1/webhooks/deliveries/{delivery_id}/redeliver"): {"409"},
 }
 
 # Response headers: (method, path, status) -> {header: required}.

@@ -7,27 +7,32 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
 from imagegen.adapters.batch_store import BatchRaced, BatchStore
 from imagegen.adapters.job_store import JobStore
-from imagegen.errors import Conflict, ValidationFailed
+from imagegen.errors import Conflict, ImagegenError, ValidationFailed
 from imagegen.ids import new_id
 from imagegen.jobs.batch_models import Batch, BatchCreate, BatchItem, BatchRecord, BatchStatus, StatusCounts
-from imagegen.jobs.quota import DailyQuota
+from imagegen.jobs.quota import QuotaFull, Quotas
 from imagegen.jobs.service import JobService, check_idempotency_key, request_hash
 from imagegen.messages import GenerateMessage, Queue
 from imagegen.models import ErrorInfo, ImageRequest, Job, JobRecord, utcnow
 
+if TYPE_CHECKING:
+    from imagegen.webhooks.deliveries import Delivery
+
 logger = logging.getLogger(__name__)
 
 
-class BatchEnded(Protocol):
-    """Told once per batch round when the batch's last item reached a terminal state (the webhook notifier)."""
+class BatchEvents(Protocol):
+    """Builds a batch's webhook delivery, and queues its first attempt (imagegen.webhooks.events.WebhookEvents)."""
 
-    def __call__(self, batch: Batch, record: BatchRecord) -> None: ...
+    def batch_delivery(self, batch: Batch, record: BatchRecord) -> Delivery: ...
+
+    def send_first(self, delivery: Delivery) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -146,7 +151,7 @@ class BatchService:
         job_service: JobService,
         *,
         clock: Callable[[], datetime] = utcnow,
-        quota: DailyQuota | None = None,
+        quota: Quotas | None = None,
     ) -> None:
         self._jobs = jobs
         self._batches = batches
@@ -166,8 +171,8 @@ class BatchService:
         self._check_urls(body, requests)
         now = self._clock()
         batch_id = new_id("bat")
-        # One quota unit per image, all or none, before anything is written.
-        day = self._quota.reserve(user_id, len(requests)) if self._quota is not None else None
+        # One quota unit per image, all or none, taken in the same write as the jobs.
+        day, charges = self._quota.charges(len(requests)) if self._quota is not None else (None, [])
         records = [
             JobRecord(
                 id=new_id("img"),
@@ -181,33 +186,29 @@ class BatchService:
             )
             for request in requests
         ]
+        record = BatchRecord(
+            id=batch_id,
+            user_id=user_id,
+            job_ids=[job.id for job in records],
+            webhook_url=body.webhook_url,
+            created_at=now,
+            request_hash=digest,
+        )
         try:
-            # Jobs first, then the batch item that lists them: a batch never points at a job that was not written.
-            # The jobs are enqueued only once the batch exists, so none can finish before its batch does.
-            self._jobs.create_many(records)
-            record = BatchRecord(
-                id=batch_id,
-                user_id=user_id,
-                job_ids=[job.id for job in records],
-                webhook_url=body.webhook_url,
-                created_at=now,
-                request_hash=digest,
-            )
-            stored, created = self._batches.create(record, idempotency_key)
-        except Exception:
-            self._release(user_id, day, len(records))
-            raise
+            # The batch, its jobs, its idempotency marker and its quota units appear together or not at all: a
+            # racing create that loses (same key, same or other body) leaves nothing behind.
+            stored, created = self._batches.create(record, idempotency_key, records, charges)
+        except QuotaFull as full:
+            raise self._refused(full) from None
         if not created:
-            # A racing repeat of the same request won: ours were never enqueued, so remove them.
-            self._jobs.delete_queued(records)
-            self._release(user_id, day, len(records))
             return self._view(stored), False
+        # Enqueued only once the batch exists, so no job can end before its batch does.
         self._enqueue(records)
         return build_batch(stored, {job.id: job for job in records}), True
 
-    def _release(self, user_id: str, day: str | None, units: int) -> None:
-        if self._quota is not None:
-            self._quota.release(user_id, day, units)
+    def _refused(self, full: QuotaFull) -> ImagegenError:
+        assert self._quota is not None  # a charge was only made with quotas on
+        return self._quota.refused(full.charge)
 
     def _check_urls(self, body: BatchCreate, requests: list[ImageRequest]) -> None:
         self._job_service.check_webhook_url(body.webhook_url, "webhook_url")
@@ -257,20 +258,16 @@ class BatchService:
                 hint="only failed items are retried; canceled and succeeded items are left as they are",
             )
         new_ids = [replacements[i].id if i in replacements else job_id for i, job_id in enumerate(record.job_ids)]
-        day = self._quota.reserve(user_id, len(replacements)) if self._quota is not None else None
+        day, charges = self._quota.charges(len(replacements)) if self._quota is not None else (None, [])
         fresh = [job.model_copy(update={"quota_day": day}) for job in replacements.values()]
         try:
-            self._jobs.create_many(fresh)
-            updated = self._batches.replace_jobs(record, new_ids)
+            updated = self._batches.replace_jobs(record, new_ids, fresh, charges)
         except BatchRaced as raced:
-            self._jobs.delete_queued(fresh)
-            self._release(user_id, day, len(fresh))
             raise Conflict(
                 f"batch {batch_id} changed while it was being retried", hint="read the batch and retry again"
             ) from raced
-        except Exception:
-            self._release(user_id, day, len(fresh))
-            raise
+        except QuotaFull as full:
+            raise self._refused(full) from None
         self._enqueue(fresh)
         return build_batch(updated, {**jobs, **{job.id: job for job in fresh}})
 
@@ -291,12 +288,13 @@ class BatchService:
 
 
 class BatchTracker:
-    """A job-terminal listener: records the job on its batch and, for the batch's last item, tells `on_end` once."""
+    """A job-end effect (imagegen.jobs.outbox): records the job on its batch and, when that was the batch's last
+    item, claims the round and records the batch's webhook delivery, once."""
 
-    def __init__(self, batches: BatchStore, jobs: JobStore, on_end: BatchEnded | None = None) -> None:
+    def __init__(self, batches: BatchStore, jobs: JobStore, events: BatchEvents | None = None) -> None:
         self._batches = batches
         self._jobs = jobs
-        self._on_end = on_end
+        self._events = events
 
     def __call__(self, job: JobRecord) -> None:
         if job.batch_id is None:
@@ -305,10 +303,11 @@ class BatchTracker:
         # A job that a retry replaced settles late without effect; a batch completes when all current items settled.
         if record is None or job.id not in record.job_ids or not record.complete:
             return
-        if self._on_end is None or record.webhook_url is None:
-            return
-        # Several last items can race here (or one job be reported twice); one conditional write picks one sender.
-        if not self._batches.claim_notification(record):
+        if self._events is None or record.webhook_url is None or record.notified_round == record.round:
             return
         batch = build_batch(record, self._jobs.get_many(record.user_id, record.job_ids))
-        self._on_end(batch, record)
+        delivery = self._events.batch_delivery(batch, record)
+        # Several last items can race here (or one job's end be dispatched twice): one conditional write wins, and
+        # it writes the delivery with the claim.
+        if self._batches.claim_notification(record, delivery, delivery.first_send(delivery.created_at)):
+            self._events.send_first(delivery)

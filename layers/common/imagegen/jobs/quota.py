@@ -1,13 +1,15 @@
-"""The per-user daily image quota: reserve a unit per job, refund it exactly once if the job fails or is canceled."""
+"""Per-user limits on images: a daily quota and a per-minute rate, each a counter charged in the same transaction
+that writes the jobs (all or nothing); a failed or canceled job gives its daily unit back, exactly once."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
-from imagegen.errors import QuotaExceeded
+from imagegen.errors import ImagegenError, QuotaExceeded, RateLimited
 from imagegen.models import JobRecord, utcnow
 
 logger = logging.getLogger(__name__)
@@ -15,15 +17,32 @@ logger = logging.getLogger(__name__)
 REFUNDED_STATUSES = frozenset({"failed", "canceled"})
 
 
+@dataclass(frozen=True)
+class QuotaCharge:
+    """`units` taken from one of a user's counters (`pk=USER#{user}`, `sk=counter`), only if that keeps it within
+    `limit`: written by the job and batch stores in the transaction that writes the jobs."""
+
+    counter: str
+    units: int
+    limit: int
+    resets_at: datetime
+    window: Literal["day", "minute"]
+
+    @property
+    def expires_at(self) -> datetime:
+        # Counters outlive their window a little, for support questions, then DynamoDB's TTL removes them.
+        return self.resets_at + timedelta(days=2)
+
+
+class QuotaFull(Exception):
+    """A create's transaction was refused because `charge` did not fit; nothing was written."""
+
+    def __init__(self, charge: QuotaCharge) -> None:
+        super().__init__(charge.counter)
+        self.charge = charge
+
+
 class QuotaStore(Protocol):
-    def reserve(self, user_id: str, day: str, limit: int, *, units: int, expires_at: datetime) -> bool:
-        """Take `units` of `day` if that keeps the total within `limit` (atomically); False when they do not fit."""
-        ...
-
-    def release(self, user_id: str, day: str, *, units: int) -> None:
-        """Give back units that no job holds (the create that reserved them failed or lost a race)."""
-        ...
-
     def refund_once(self, user_id: str, job_id: str, day: str, *, now: datetime) -> bool:
         """Give back the unit a job holds, unless that job was refunded before; True if this call refunded."""
         ...
@@ -38,51 +57,65 @@ def next_reset(now: datetime) -> datetime:
     return datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=now.tzinfo)
 
 
-class DailyQuota:
-    def __init__(self, store: QuotaStore, daily_limit: int, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self._store = store
-        self._limit = daily_limit
+class Quotas:
+    """What a create charges: `daily_limit` images per UTC day and `per_minute_limit` per minute (0: off)."""
+
+    def __init__(self, daily_limit: int, per_minute_limit: int = 0, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._daily = daily_limit
+        self._per_minute = per_minute_limit
         self._clock = clock
 
     @property
     def enabled(self) -> bool:
-        return self._limit > 0
+        """Whether the daily quota is on (the unit a job holds is then refunded when it fails)."""
+        return self._daily > 0
 
-    def reserve(self, user_id: str, units: int = 1) -> str | None:
-        """The day the units were taken from, None when quotas are off; 429 `quota_exceeded` when they do not fit
-        (a batch takes one unit per image, all or none)."""
-        if not self.enabled:
-            return None
+    def charges(self, units: int) -> tuple[str | None, list[QuotaCharge]]:
+        """The day the units come from (None when the daily quota is off) and the counters to charge. Units that
+        could never fit are refused at once (429), before anything is written."""
         now = self._clock()
-        day, resets = quota_day(now), next_reset(now)
-        # Counters outlive their day a little, for support questions, then DynamoDB's TTL removes them.
-        expires_at = resets + timedelta(days=2)
-        if units <= self._limit and self._store.reserve(user_id, day, self._limit, units=units, expires_at=expires_at):
-            return day
-        retry_after = max(1, int((resets - now).total_seconds()))
-        details: dict[str, object] = {"limit": self._limit, "resets_at": resets.isoformat()}
-        if units == 1:
-            message = f"daily image quota of {self._limit} used up; it resets at {resets.isoformat()}"
-        else:
-            message = f"daily image quota of {self._limit} has no room for {units} more images; it resets at " + (
-                resets.isoformat()
-            )
-            details["requested"] = units
-        raise QuotaExceeded(
-            message,
-            hint="try again after the reset",
-            details=details,
-            headers={"Retry-After": str(retry_after)},
-        )
+        charges: list[QuotaCharge] = []
+        day = None
+        if self._daily > 0:
+            day = quota_day(now)
+            charges.append(QuotaCharge(f"QUOTA#{day}", units, self._daily, next_reset(now), "day"))
+        if self._per_minute > 0:
+            minute = now.replace(second=0, microsecond=0)
+            counter = f"RATE#{minute.isoformat(timespec='minutes')}"
+            charges.append(QuotaCharge(counter, units, self._per_minute, minute + timedelta(minutes=1), "minute"))
+        for charge in charges:
+            if units > charge.limit:
+                raise self.refused(charge)
+        return day, charges
 
-    def release(self, user_id: str, day: str | None, units: int = 1) -> None:
-        if day is not None:
-            self._store.release(user_id, day, units=units)
+    def refused(self, charge: QuotaCharge) -> ImagegenError:
+        """The 429 for a charge that did not fit: `quota_exceeded` for the day, `rate_limited` for the minute."""
+        now = self._clock()
+        retry_after = max(1, int((charge.resets_at - now).total_seconds()))
+        details: dict[str, object] = {"limit": charge.limit, "resets_at": charge.resets_at.isoformat()}
+        if charge.units > 1:
+            details["requested"] = charge.units
+        headers = {"Retry-After": str(retry_after)}
+        if charge.window == "minute":
+            details["window"] = "minute"
+            return RateLimited(
+                f"at most {charge.limit} images a minute; try again in {retry_after} s",
+                hint="spread requests out, or ask the operator for a higher per-minute limit",
+                details=details,
+                headers=headers,
+            )
+        resets = charge.resets_at.isoformat()
+        if charge.units == 1:
+            message = f"daily image quota of {charge.limit} used up; it resets at {resets}"
+        else:
+            message = f"daily image quota of {charge.limit} has no room for {charge.units} more images; it resets at "
+            message += resets
+        return QuotaExceeded(message, hint="try again after the reset", details=details, headers=headers)
 
 
 class QuotaRefunds:
-    """A terminal-job listener (Worker `on_terminal`, JobService.cancel, the sweeper): failed and canceled jobs
-    give their unit back, once, however often the terminal state is reported."""
+    """A job-end effect (imagegen.jobs.outbox): failed and canceled jobs give their unit back, once, however often
+    the job's end is dispatched."""
 
     def __init__(self, store: QuotaStore, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._store = store

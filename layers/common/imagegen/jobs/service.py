@@ -7,14 +7,15 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 from imagegen.adapters.job_store import JobStore
-from imagegen.errors import BadRequest, Conflict
+from imagegen.errors import BadRequest, Conflict, ImagegenError
 from imagegen.ids import new_id
-from imagegen.jobs.quota import DailyQuota
+from imagegen.jobs.outbox import Outbox, OutboxItem
+from imagegen.jobs.quota import QuotaFull, Quotas
 from imagegen.messages import CancelMessage, GenerateMessage, Queue
 from imagegen.models import ImageRequest, Job, JobPage, JobRecord, utcnow
 
@@ -36,19 +37,8 @@ class Presigner(Protocol):
         ...
 
 
-TerminalListener = Callable[[JobRecord], None]
 UrlCheck = Callable[[str, str], None]
 """(url, field name) -> None, or raises UrlNotAllowed naming the field: the SSRF check for webhook URLs."""
-
-
-def notify_terminal(listeners: Sequence[Callable[[JobRecord], None]], job: JobRecord) -> None:
-    """Tell each listener that a job ended. A listener's failure is logged, never raised: the job has ended
-    either way, and a webhook that could not be queued must not fail, re-run or block the job."""
-    for listener in listeners:
-        try:
-            listener(job)
-        except Exception:
-            logger.exception("terminal-state listener failed for job %s", job.id)
 
 
 def check_idempotency_key(key: str | None) -> None:
@@ -75,9 +65,9 @@ class JobService:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
-        on_terminal: list[TerminalListener] | None = None,
+        outbox: Outbox | None = None,
         url_check: UrlCheck | None = None,
-        quota: DailyQuota | None = None,
+        quota: Quotas | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -86,7 +76,7 @@ class JobService:
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
-        self._on_terminal = on_terminal or []
+        self._outbox = outbox
         self._url_check = url_check
         self._quota = quota
 
@@ -98,12 +88,12 @@ class JobService:
         check_idempotency_key(idempotency_key)
         self.check_webhook_url(request.webhook_url, "webhook_url")
         digest = request_hash(request)
-        if self._quota is not None and self._quota.enabled and idempotency_key is not None:
+        day, charges = self._quota.charges(1) if self._quota is not None else (None, [])
+        if charges and idempotency_key is not None:
             # A replay returns the first job without touching the quota (even when the quota is used up).
             replayed = self._store.find_replay(user_id, idempotency_key, digest)
             if replayed is not None:
                 return replayed.public(), False
-        day = self._quota.reserve(user_id) if self._quota is not None else None
         record = JobRecord(
             id=new_id("img"),
             status="queued",
@@ -114,20 +104,18 @@ class JobService:
             quota_day=day,
         )
         try:
-            stored, created = self._store.create(record, idempotency_key)
-        except Exception:
-            self._release(user_id, day)
-            raise
-        if not created:
-            # Lost a race with a create under the same idempotency key: that job holds the unit, not this one.
-            self._release(user_id, day)
+            # The job, its idempotency marker and its quota units are one write: a create that loses a race with
+            # its own retry gets that job back (even at the quota's limit), and a refused one leaves nothing.
+            stored, created = self._store.create(record, idempotency_key, charges)
+        except QuotaFull as full:
+            raise self._refused(full) from None
         if created:
             self._enqueue(stored)
         return stored.public(), created
 
-    def _release(self, user_id: str, day: str | None) -> None:
-        if self._quota is not None:
-            self._quota.release(user_id, day)
+    def _refused(self, full: QuotaFull) -> ImagegenError:
+        assert self._quota is not None  # a charge was only made with quotas on
+        return self._quota.refused(full.charge)
 
     def _enqueue(self, job: JobRecord) -> None:
         # The job is already durable; if SQS refuses, the sweeper re-enqueues jobs left queued too long.
@@ -174,8 +162,9 @@ class JobService:
 
     def cancel(self, user_id: str, job_id: str) -> Job:
         job, changed = self._store.cancel_changed(user_id, job_id, now=self._clock())
-        if changed:
-            notify_terminal(self._on_terminal, job)
+        if changed and self._outbox is not None:
+            # The job's end was written with its outbox item: a failure here leaves the item for the sweeper.
+            self._outbox.dispatch(OutboxItem.job_ended(user_id, job_id, self._clock()))
         if job.chain_state:
             # A provider may still be working on it (async); the worker cancels the remote request.
             try:

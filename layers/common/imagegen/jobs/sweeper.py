@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from imagegen.adapters.active_jobs import ActiveJobs
-from imagegen.jobs.service import TerminalListener, notify_terminal
+from imagegen.jobs.outbox import Outbox, OutboxItem, OutboxReport
 from imagegen.messages import CheckMessage, GenerateMessage, Queue
 from imagegen.models import ErrorInfo, JobRecord, utcnow
 
@@ -40,13 +40,13 @@ class Sweeper:
         queue: Queue,
         config: SweepConfig,
         *,
-        on_terminal: list[TerminalListener] | None = None,
+        outbox: Outbox | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
         self._queue = queue
         self._config = config
-        self._on_terminal = on_terminal or []
+        self._outbox = outbox
         self._clock = clock
 
     def sweep(self) -> SweepReport:
@@ -128,9 +128,18 @@ class Sweeper:
             message=f"the job did not finish: {reason}",
             hint=f"retry it with POST /v1/images/{job.id}/retry",
         )
-        failed = self._store.fail_stuck(job, error, now=now, even_if_leased=even_if_leased)
+        ended = OutboxItem.job_ended(job.user_id, job.id, now)
+        failed = self._store.fail_stuck(job, error, now=now, ended=ended, even_if_leased=even_if_leased)
         if failed is None:
             return
         logger.warning("failed stuck job %s: %s", job.id, reason)
         report.failed += 1
-        notify_terminal(self._on_terminal, failed)
+        if self._outbox is not None:
+            self._outbox.dispatch(ended)
+
+    def redispatch_outbox(self) -> OutboxReport:
+        """Outbox items older than a minute that are not done (an SQS or DynamoDB error right after the write that
+        recorded them, or a process that died there): their effects again, at most `max_jobs` of them per run."""
+        if self._outbox is None:
+            return OutboxReport()
+        return self._outbox.redispatch_stale(self._config.max_jobs)

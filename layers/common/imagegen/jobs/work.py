@@ -14,7 +14,8 @@ from typing import Protocol
 from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
 from imagegen.generation import ChainOutcome, ChainPending, ChainSucceeded, Generator, RunContext
 from imagegen.grounding import GroundingResult, apply, ground
-from imagegen.jobs.service import TerminalListener, notify_terminal
+from imagegen.jobs.ending import has_side_effects
+from imagegen.jobs.outbox import Outbox, OutboxItem
 from imagegen.media.imaging import fit_to_size
 from imagegen.messages import CancelMessage, CheckMessage, GenerateMessage, Queue, Unreadable
 from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, utcnow
@@ -57,7 +58,7 @@ class Worker:
         generator: Generator,
         config: WorkerConfig,
         *,
-        on_terminal: list[TerminalListener] | None = None,
+        outbox: Outbox | None = None,
         grounder: Grounder = _ungrounded,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
@@ -67,7 +68,7 @@ class Worker:
         self._queue = queue
         self._generator = generator
         self._config = config
-        self._on_terminal = on_terminal or []
+        self._outbox = outbox
         self._grounder = grounder
         self._clock = clock
         self._monotonic = monotonic
@@ -91,7 +92,7 @@ class Worker:
             return
         lease = job.lease_token or ""
         try:
-            if isinstance(message, GenerateMessage):
+            if isinstance(message, GenerateMessage) and not job.chain_state:
                 job = self._ground(job)
             self._settle(job, lease, self._run(job, message, remaining_seconds))
         except LeaseLost:
@@ -111,7 +112,9 @@ class Worker:
         budget = min(self._config.deadline_seconds, max(1.0, remaining_seconds - 10))
         ctx = RunContext(job_id=job.id, user_id=job.user_id, deadline=self._monotonic() + budget)
         request = apply(job.request, job.grounding)
-        if isinstance(message, CheckMessage):
+        # Saved progress at an async provider is resumed whichever message brought the job here: a generate message
+        # redelivered because the check message could not be sent must not submit the remote job a second time.
+        if isinstance(message, CheckMessage) or job.chain_state:
             return self._generator.resume(request, job.chain_state, ctx)
         return self._generator.start(request, ctx)
 
@@ -206,8 +209,11 @@ class Worker:
 
     def _finish(self, job: JobRecord, lease: str, now: datetime) -> None:
         final = job.model_copy(update={"completed_at": now, "lease_token": None, "lease_until": None})
-        self._store.finish(final, lease)
-        notify_terminal(self._on_terminal, final)
+        # The job's end and the record of its side effects are one write: an error after it loses nothing.
+        ended = OutboxItem.job_ended(job.user_id, job.id, now) if has_side_effects(final) else None
+        self._store.finish(final, lease, ended)
+        if ended is not None and self._outbox is not None:
+            self._outbox.dispatch(ended)
 
     def _fail_last_delivery(self, job: JobRecord, lease: str, error: Exception) -> None:
         failed = job.model_copy(

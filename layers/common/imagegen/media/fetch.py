@@ -27,6 +27,7 @@ from imagegen.errors import (
     UpstreamTimeout,
     UrlNotAllowed,
 )
+from imagegen.media.deadline import deadline_client
 from imagegen.providers import RESULT_HOSTS
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,8 @@ class FetchPolicy:
     max_redirects: int = 3
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
-    # Wall clock for one whole fetch, so a body that trickles in under the read timeout still ends.
+    # Wall clock for one whole fetch (connect, TLS, headers and body), so an answer that trickles in under the read
+    # timeout still ends.
     total_timeout: float = 25.0
 
     def __post_init__(self) -> None:
@@ -471,12 +473,14 @@ def _origin(url: str) -> tuple[str, str, int] | None:
 # ---------------------------------------------------------------------------------------------------------------
 # Fetching
 
-ClientFactory = Callable[[ssl.SSLContext], httpx.Client]
+ClientFactory = Callable[[ssl.SSLContext, float], httpx.Client]
+"""(TLS context, the fetch's deadline on time.monotonic()) -> a client that follows no redirect."""
 
 
-def default_client(ssl_context: ssl.SSLContext) -> httpx.Client:
-    # trust_env=False: no proxy variables (a proxy would undo the address pinning) and no ~/.netrc credentials.
-    return httpx.Client(verify=ssl_context, trust_env=False, follow_redirects=False)
+def default_client(ssl_context: ssl.SSLContext, deadline: float) -> httpx.Client:
+    # The total deadline bounds connect, TLS, the headers and the body alike (a server dripping header bytes cannot
+    # hold a fetch); trust_env=False: no proxy variables (a proxy would undo the pinning), no ~/.netrc credentials.
+    return deadline_client(ssl_context, deadline)
 
 
 @dataclass(frozen=True)
@@ -618,7 +622,7 @@ class SafeFetcher:
         last_error: httpx.HTTPError | None = None
         for address in checked.addresses:
             # A client per attempt: a pooled connection verified for one name must not serve another on the same IP.
-            client = self._client_factory(self._ssl_context)
+            client = self._client_factory(self._ssl_context, deadline)
             request = client.build_request(
                 "GET",
                 httpx.URL(scheme=checked.scheme, host=address, port=checked.port, path="/"),

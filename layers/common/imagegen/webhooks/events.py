@@ -1,4 +1,5 @@
-"""Webhook events: built once when a job or batch ends, queued, and delivered with the same id and body every time."""
+"""Webhook events: built once when a job or batch ends, recorded as a delivery, and sent with the same id and body
+on every attempt."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from imagegen.clock import utcnow
-from imagegen.messages import Queue, WebhookMessage
+from imagegen.jobs.outbox import Outbox
+from imagegen.webhooks.deliveries import Delivery, DeliveryStore, expiry, new_delivery
 
 if TYPE_CHECKING:
     from imagegen.jobs.batch_models import Batch, BatchRecord
@@ -30,29 +32,53 @@ def event_body(event_type: str, occurred_at: datetime, data: BaseModel) -> str:
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
 
 
-class WebhookNotifier:
-    """Queues webhook events: a job-terminal listener, and the batch tracker's `on_end`."""
+class WebhookEvents:
+    """A job-end effect (the job's own event) and the batch tracker's builder of a batch's event."""
 
-    def __init__(self, queue: Queue, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self._queue = queue
+    def __init__(
+        self, store: DeliveryStore, outbox: Outbox, *, ttl_seconds: int, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._ttl = ttl_seconds
         self._clock = clock
 
-    def __call__(self, job: JobRecord) -> None:
+    def job_ended(self, job: JobRecord) -> None:
         url = job.request.webhook_url
         if url is None:
             return
-        # A job ends once, so its id names the event: a duplicate notice yields the same webhook-id.
-        occurred = job.completed_at or self._clock()
-        self._enqueue(job.user_id, f"msg_{job.id}", url, event_body(f"job.{job.status}", occurred, job.public()))
+        now = self._clock()
+        occurred = job.completed_at or now
+        delivery = new_delivery(
+            user_id=job.user_id,
+            # A job ends once, so its id names the event: a repeated dispatch finds the delivery it made before.
+            event_id=f"msg_{job.id}",
+            event_type=f"job.{job.status}",
+            url=url,
+            body=event_body(f"job.{job.status}", occurred, job.public()),
+            now=now,
+            expires_at=expiry(job.created_at, self._ttl),
+            job_id=job.id,
+        )
+        send = delivery.first_send(now)
+        if self._store.create(delivery, send):
+            logger.info("webhook %s recorded", delivery.id)
+            self._outbox.dispatch(send)
 
-    def batch_ended(self, batch: Batch, record: BatchRecord) -> None:
-        if record.webhook_url is None:
-            return
-        occurred = batch.completed_at or self._clock()
-        body = event_body(f"batch.{batch.status}", occurred, batch)
-        # One event per batch round: a retried batch that ends again is a new event.
-        self._enqueue(record.user_id, f"msg_{batch.id}_{record.round}", record.webhook_url, body)
+    def batch_delivery(self, batch: Batch, record: BatchRecord) -> Delivery:
+        """The delivery of a batch's event, for the tracker to write with its claim on the batch's round."""
+        now = self._clock()
+        return new_delivery(
+            user_id=record.user_id,
+            # One event per batch round: a retried batch that ends again is a new event.
+            event_id=f"msg_{batch.id}_{record.round}",
+            event_type=f"batch.{batch.status}",
+            url=record.webhook_url or "",
+            body=event_body(f"batch.{batch.status}", batch.completed_at or now, batch),
+            now=now,
+            expires_at=expiry(record.created_at, self._ttl),
+            batch_id=batch.id,
+        )
 
-    def _enqueue(self, user_id: str, event_id: str, url: str, body: str) -> None:
-        self._queue.send(WebhookMessage(user_id=user_id, event_id=event_id, url=url, body=body))
-        logger.info("webhook %s queued", event_id)
+    def send_first(self, delivery: Delivery) -> None:
+        self._outbox.dispatch(delivery.first_send(delivery.created_at))
