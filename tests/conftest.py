@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from imagegen import wiring
+from imagegen.local.emulator import serialize_dynamodb
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,7 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
+    serialize_dynamodb()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

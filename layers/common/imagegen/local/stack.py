@@ -305,6 +305,8 @@ class LocalStack:
     def _start_emulator(self) -> None:
         try:
             from moto.server import ThreadedMotoServer
+
+            from imagegen.local.emulator import serialize_dynamodb
         except ImportError as exc:
             raise LocalStackError("the local stack needs moto's server: pip install 'moto[server]'") from exc
 
@@ -312,6 +314,7 @@ class LocalStack:
         werkzeug = logging.getLogger("werkzeug")
         self._werkzeug_level = werkzeug.level
         werkzeug.setLevel(logging.WARNING)
+        serialize_dynamodb()
         # Port 0: the OS picks a free port, so stacks (and other emulators) never collide.
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
