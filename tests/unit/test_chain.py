@@ -13,11 +13,12 @@ import httpx
 from aws_lambda_powertools import Metrics
 from imagegen.breaker import BreakerPolicy, InMemoryBreakerStore
 from imagegen.chain import Chain, Link
+from imagegen.chain.routes import InMemoryRouteMapStore, RouteMaps, StoredCatalog
 from imagegen.generation import ChainFailed, ChainPending, ChainSucceeded, RunContext
 from imagegen.keys.types import KeyHealth
 from imagegen.models import ImageRequest
 from imagegen.providers import REGISTRY
-from imagegen.providers.base import Refused
+from imagegen.providers.base import CatalogEntry, Refused
 from imagegen.providers.settings import ProvidersSettings
 from imagegen.providers.spec import ProviderSpec
 from pydantic import SecretStr
@@ -110,12 +111,14 @@ def make(
     env.update(environ or {})
     hosts, clock, fetcher, store = Hosts(), Clock(), Fetcher(), keys or MemoryKeyStore()
     settings = ProvidersSettings.from_environ(env)
+    http = httpx.Client(transport=httpx.MockTransport(hosts))
     chain = Chain(
         settings,
-        httpx.Client(transport=httpx.MockTransport(hosts)),
+        http,
         fetcher,
         keys=chain_keys(settings, store),
         breaker=breaker,
+        catalog=hf_inference_catalog(settings, http, clock),
         registry=registry or REGISTRY,
         metrics=metrics,
         clock=clock,
@@ -123,6 +126,25 @@ def make(
         sleep=clock.sleep,
     )
     return Harness(chain, hosts, clock, fetcher, store)
+
+
+def hf_inference_catalog(settings: ProvidersSettings, http: httpx.Client, clock: Clock) -> RouteMaps:
+    """Hugging Face's mapping as these tests assume it: both FLUX models on hf-inference, read a moment ago."""
+    entries = {
+        ("huggingface", model): StoredCatalog(
+            (CatalogEntry("hf-inference", model, "live", "text-to-image"),), clock.now
+        )
+        for model in ("black-forest-labs/FLUX.1-dev", "black-forest-labs/FLUX.1-schnell")
+    }
+    return RouteMaps(
+        InMemoryRouteMapStore(entries),
+        settings,
+        http,
+        registry=REGISTRY,
+        token=lambda name: None,
+        wall_clock=clock,
+        monotonic=clock,
+    )
 
 
 def ctx(clock: Clock, seconds: float = 60.0) -> RunContext:
@@ -169,9 +191,7 @@ class TestOutcomes:
         assert outcome.error.code == "no_providers_configured"
         assert outcome.error.hint is not None and "SILICONFLOW_API_KEY or HF_TOKEN" in outcome.error.hint
         assert [(a.provider, a.outcome, a.error_class) for a in outcome.attempts] == [
-            ("siliconflow", "skipped", "no_key"),
-            ("siliconflow", "skipped", "no_key"),
-            ("siliconflow", "skipped", "no_key"),
+            *[("siliconflow", "skipped", "no_key")] * 5,
             ("huggingface", "skipped", "no_key"),
             ("huggingface", "skipped", "no_key"),
         ]

@@ -7,14 +7,22 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from imagegen.chain.attempt import CLOSED, LinkCall, LinkResult, LinkRunner, Pending, set_timeout
+from imagegen.chain.attempt import CLOSED, LinkCall, LinkResult, LinkRunner, Pending, plan_for, set_timeout
 from imagegen.chain.links import Link, Run, Skip
 from imagegen.chain.report import scrub_attempt
 from imagegen.chain.state import PendingState
 from imagegen.generation import ChainPending, GeneratedImage
 from imagegen.keys.types import ResolvedKey
 from imagegen.models import Attempt
-from imagegen.providers.base import AsyncStatus, FallThrough, ProviderError
+from imagegen.providers.base import (
+    AsyncStatus,
+    FallThrough,
+    ImageBase64,
+    ImageBytes,
+    ProviderError,
+    ProviderResult,
+    ResultUrl,
+)
 
 if TYPE_CHECKING:
     from imagegen.chain.ports import ChainDeps
@@ -66,22 +74,27 @@ class AsyncLinks:
         if self.runner.remaining(run) < settings.min_attempt_s:
             # No time to check in this invocation: check again soon rather than give up on a queued job.
             return LinkResult([], pending=Pending(state.remote_id, 0, state.key_source))
-        plan = spec.plan(run.request, link.model, settings) if spec.plan else None
-        assert plan is not None and key.source is not None
+        plan = plan_for(spec, run, link, settings)
+        assert key.source is not None
         call = LinkCall(link, spec, settings, plan, key.source, CLOSED, [])
-        checked = self.runner.send(
-            spec.async_.build_check(state.remote_id, settings),
-            settings,
-            self.runner.budget(settings, run),
-            spec.async_.parse_check,
-        )
+        try:
+            asked = spec.async_.build_check(state.remote_id, settings)
+        except ValueError:
+            return self._failed(
+                link, state, FallThrough("bad_chain_state", "the stored remote id is not the provider's")
+            )
+        checked = self.runner.send(asked, settings, self.runner.budget(settings, run), spec.async_.parse_check)
         if isinstance(checked, AsyncStatus) and checked.done:
-            return self._collect(run, state, call, spec.async_)
+            collected = self._collect(run, state, call, spec.async_)
+            return collected if isinstance(collected, LinkResult) else self._settle(state, call, collected)
+        if isinstance(checked, ImageBytes | ImageBase64 | ResultUrl):
+            # A check that already carries the result (a finished wavespeed task or Replicate prediction).
+            return self._settle(state, call, checked)
         return self._not_done(state, call, checked, spec.async_)
 
     def _not_done(self, state: PendingState, call: LinkCall, checked: Any, async_: AsyncSpec[Any]) -> LinkResult:
         if isinstance(checked, ProviderError):
-            self.runner.breaker_result(call.link.provider, call.key_source, checked, CLOSED)
+            self.runner.breaker_result(call.link, call.key_source, checked, CLOSED)
             if checked.error_class not in RECHECK_CLASSES:
                 return self._failed(call.link, state, checked)
             wait_time = getattr(checked, "retry_after", 0.0)
@@ -94,29 +107,36 @@ class AsyncLinks:
             return self._failed(call.link, state, error)
         return LinkResult([], pending=Pending(state.remote_id, wait_time, state.key_source))
 
-    def _collect(self, run: Run, state: PendingState, call: LinkCall, async_: AsyncSpec[Any]) -> LinkResult:
-        provider = call.link.provider
+    def _collect(
+        self, run: Run, state: PendingState, call: LinkCall, async_: AsyncSpec[Any]
+    ) -> LinkResult | ProviderResult:
+        """The result of a request the check called done: what to make the image of, or pending / failed."""
         budget = self.runner.budget(call.settings, run)
         collected = self.runner.send(
             async_.build_collect(state.remote_id, call.settings), call.settings, budget, async_.parse_collect
         )
-        if isinstance(collected, ProviderError):
-            self.runner.breaker_result(provider, call.key_source, collected, CLOSED)
-            queued_for = self.deps.wall_clock() - state.submitted_at
-            if collected.error_class in RECHECK_CLASSES and queued_for < async_.max_queue_s:
-                return LinkResult(
-                    [], pending=Pending(state.remote_id, getattr(collected, "retry_after", 0), state.key_source)
-                )
-            return self._failed(call.link, state, collected)
+        if not isinstance(collected, ProviderError):
+            return collected
+        self.runner.breaker_result(call.link, call.key_source, collected, CLOSED)
+        queued_for = self.deps.wall_clock() - state.submitted_at
+        if collected.error_class in RECHECK_CLASSES and queued_for < async_.max_queue_s:
+            return LinkResult(
+                [], pending=Pending(state.remote_id, getattr(collected, "retry_after", 0), state.key_source)
+            )
+        return self._failed(call.link, state, collected)
+
+    def _settle(self, state: PendingState, call: LinkCall, collected: ProviderResult) -> LinkResult:
+        provider = call.link.provider
         image = self.runner.materialize(collected, call, None)
         if not isinstance(image, GeneratedImage):
             return self._failed(call.link, state, image)
         latency = self._latency(state)
-        self.runner.breaker_result(provider, call.key_source, None, CLOSED)
+        self.runner.breaker_result(call.link, call.key_source, None, CLOSED)
         self.deps.metrics.attempt(provider, "succeeded", None, latency)
         attempt = Attempt(
             provider=provider,
             model=image.model,
+            route=call.link.route_name,
             outcome="succeeded",
             dropped_params=self._dropped(state),
             message=f"done after {state.checks + 1} check(s)",
@@ -131,7 +151,13 @@ class AsyncLinks:
             return
         key = self.deps.keys.resolve(state.user_id, state.provider)
         settings = self.deps.settings.image_provider(state.provider).with_key(key.key)
-        request = spec.async_.build_cancel(state.remote_id, settings)
+        try:
+            request = spec.async_.build_cancel(state.remote_id, settings)
+        except ValueError:
+            logger.warning("no remote cancel: the remote id is not the provider's", extra={"provider": state.provider})
+            return
+        if request is None:
+            return  # the provider offers no cancel; its request ends by itself
         set_timeout(request, settings, settings.timeout_s)
         try:
             response = self.deps.http.send(request)
@@ -154,6 +180,7 @@ class AsyncLinks:
         attempt = Attempt(
             provider=link.provider,
             model=link.model,
+            route=link.route_name,
             outcome="failed",
             error_class=error.error_class,
             status_code=error.status_code,
