@@ -13,7 +13,7 @@ import httpx
 from aws_lambda_powertools import Metrics
 from imagegen.breaker import BreakerPolicy, InMemoryBreakerStore
 from imagegen.chain import Chain, Link
-from imagegen.chain.routes import InMemoryRouteMapStore, RouteMaps, StoredCatalog
+from imagegen.catalogs import InMemoryRouteMapStore, RouteMaps, StoredCatalog
 from imagegen.generation import ChainFailed, ChainPending, ChainSucceeded, RunContext
 from imagegen.keys.types import KeyHealth
 from imagegen.models import ImageRequest

@@ -10,13 +10,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from imagegen.breaker import BreakerPolicy, BreakerStore, InMemoryBreakerStore
+from imagegen.catalogs import InMemoryRouteMapStore, RouteMaps
 from imagegen.chain import report
 from imagegen.chain.attempt import LinkResult, LinkRunner
 from imagegen.chain.hedging import Hedge
 from imagegen.chain.links import Link, Run, Skip, link_is_async, links_for, new_run
 from imagegen.chain.pending import AsyncLinks
 from imagegen.chain.ports import ChainDeps, ChainMetrics, KeyPort, MetricsSink, ResultFetcher, RouteCatalog
-from imagegen.chain.routes import InMemoryRouteMapStore, RouteMaps
 from imagegen.chain.state import BadChainState, PendingState
 from imagegen.errors import ImagegenError
 from imagegen.generation import ChainOutcome, ChainSucceeded, RunContext

@@ -49,7 +49,7 @@ class KeyPort(Protocol):
 
 
 class RouteCatalog(Protocol):
-    """A routing provider's catalog (Hugging Face's provider mappings): which routes serve a model (chain/routes.py)."""
+    """A routing provider's catalog (Hugging Face's provider mappings): which routes serve a model (catalogs.py)."""
 
     def entries(self, provider: str, model: str) -> tuple[CatalogEntry, ...] | None:
         """The model's catalog entries (empty: none serve it); None: nothing known and the catalog unreachable."""

@@ -17,13 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
-
 from imagegen.errors import ImagegenError
 from imagegen.providers.base import CatalogEntry
 from imagegen.providers.settings import RoutingSettings
 
 if TYPE_CHECKING:
+    import httpx
     from pydantic import SecretStr
 
     from imagegen.providers.settings import ProvidersSettings
@@ -45,7 +44,7 @@ class StoredCatalog:
 
 
 class RouteMapStore(Protocol):
-    """Where catalogs are kept between containers (imagegen.adapters.route_maps.DynamoRouteMapStore)."""
+    """Where catalogs are kept between containers (adapters/route_maps.py)."""
 
     def get(self, provider: str, model: str) -> StoredCatalog | None: ...
 
@@ -188,8 +187,16 @@ class RouteMaps:
         assert routing is not None
         self._fetched[(provider, model)] = self._monotonic()
         settings = self._settings.for_provider(provider)
+        import httpx  # only where a catalog is fetched: the API reads stored catalogs without loading httpx
+
         try:
-            entries = routing.fetch(model, settings, self._token(provider), self._send)
+            token = self._token(provider)
+        except ImagegenError as exc:
+            # The deployment's key being unreadable must not cost the mapping, which is public.
+            logger.warning("catalog fetched without a token", extra={"provider": provider, "error": exc.code})
+            token = None
+        try:
+            entries = routing.fetch(model, settings, token, self._send)
         except httpx.HTTPError as exc:
             logger.warning("catalog unreachable", extra={"provider": provider, "error": type(exc).__name__})
             return None
@@ -204,5 +211,5 @@ class RouteMaps:
         return stored
 
     def _send(self, request: httpx.Request) -> httpx.Response:
-        request.extensions["timeout"] = httpx.Timeout(FETCH_TIMEOUT_S, connect=min(3.0, FETCH_TIMEOUT_S)).as_dict()
+        request.extensions["timeout"] = {"connect": 3.0, "read": FETCH_TIMEOUT_S, "write": FETCH_TIMEOUT_S, "pool": 3.0}
         return self._http.send(request)
