@@ -18,7 +18,8 @@ from imagegen.generation import ChainFailed, ChainPending, ChainSucceeded, RunCo
 from imagegen.keys.types import KeyHealth
 from imagegen.models import ImageRequest
 from imagegen.providers import REGISTRY
-from imagegen.providers.base import CatalogEntry, Refused
+from imagegen.chain.report import mask_secrets
+from imagegen.providers.base import MAX_MESSAGE, CatalogEntry, Refused
 from imagegen.providers.settings import ProvidersSettings
 from imagegen.providers.spec import ProviderSpec
 from pydantic import SecretStr
@@ -310,6 +311,34 @@ class TestOutcomes:
         )
         dumped = json.dumps([a.model_dump() for a in outcome.attempts]) + json.dumps(outcome.error.model_dump())
         assert SF_KEY not in dumped and HF_KEY not in dumped
+
+
+class TestScrubbing:
+    def test_given_a_key_echoed_across_the_cut_when_stored_then_neither_it_nor_its_start_survives(self) -> None:
+        # Given an error text whose key starts 15 characters before the 200-character cut
+        h = make()
+        echoed = "x" * (MAX_MESSAGE - 20) + f" bad key {SF_KEY} for this model"
+        h.hosts.on(SF, status(400, {"code": 20012, "message": echoed}))
+
+        outcome = h.chain.start(req(providers=["siliconflow", "placeholder"]), ctx(h.clock))
+
+        # Then the stored message is cut to its length after the key was masked: no 8-character start of it is left
+        message = outcome.attempts[0].message or ""
+        assert len(message) == MAX_MESSAGE and message.endswith("…")
+        assert [SF_KEY[:n] for n in range(8, len(SF_KEY) + 1) if SF_KEY[:n] in message] == []
+        assert "bad key ***" in message
+
+    def test_given_a_provider_echoing_a_cut_down_key_when_stored_then_the_start_is_masked(self) -> None:
+        h = make()
+        h.hosts.on(SF, status(401, {"message": f"Invalid token {SF_KEY[:12]}..."}))
+
+        outcome = h.chain.start(req(providers=["siliconflow", "placeholder"]), ctx(h.clock))
+
+        assert outcome.attempts[0].message == "Invalid token ***..."
+
+    def test_given_text_that_only_shares_a_short_start_with_a_key_when_masked_then_it_is_left_alone(self) -> None:
+        assert mask_secrets("sk-unit and hf_unit", (SF_KEY, HF_KEY)) == "sk-unit and hf_unit"
+        assert mask_secrets(f"a{SF_KEY[:9]}b", (SF_KEY,)) == "a***b"
 
 
 def _refusing_registry() -> dict[str, ProviderSpec[Any]]:

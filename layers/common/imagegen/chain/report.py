@@ -98,11 +98,13 @@ def all_failed(run: Run) -> ChainFailed:
         and all(a.error_class == "breaker_open" for a in tried if a.outcome == "skipped")
         and not any(a.outcome == "failed" for a in tried)
     )
-    hint = (
-        "Every provider is cooling down after repeated failures; retry in a minute."
-        if breaker_only
-        else "Retry later, add another provider to the chain, or check the keys named above."
-    )
+    if run.hints:
+        # What a provider said the caller can do (a token permission to add) beats the general advice.
+        hint = " ".join(run.hints)
+    elif breaker_only:
+        hint = "Every provider is cooling down after repeated failures; retry in a minute."
+    else:
+        hint = "Retry later, add another provider to the chain, or check the keys named above."
     message = f"All {len({a.provider for a in run.attempts})} providers failed: " + "; ".join(
         describe(a) for a in run.attempts if a.outcome != "retried"
     )

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 NAME = "fal-ai"
 FLUX_PARAMS = {"steps": "num_inference_steps", "guidance": "guidance_scale", "seed": "seed"}
+# Timestep-distilled: guidance does nothing, and fal's range (from 1) cannot say 0; it is dropped and recorded.
+SCHNELL_PARAMS = {"steps": "num_inference_steps", "seed": "seed"}
 # fal's FLUX ranges: flux/schnell steps 1-12, guidance 1-20 (fal docs); flux/dev steps UNCONFIRMED (0-50 by a third
 # party), guidance as schnell.
 RANGES: dict[str, dict[str, Range]] = {
@@ -49,6 +51,8 @@ RANGES: dict[str, dict[str, Range]] = {
 
 
 def table(provider_model: str) -> ModelSpec:
+    if provider_model == "fal-ai/flux/schnell":
+        return ModelSpec(name=provider_model, params=SCHNELL_PARAMS)
     if provider_model in RANGES:
         return ModelSpec(name=provider_model, params=FLUX_PARAMS)
     return ModelSpec(name=provider_model, params=TASK_PARAMS)
