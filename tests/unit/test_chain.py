@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 from aws_lambda_powertools import Metrics
 from imagegen.breaker import BreakerPolicy, InMemoryBreakerStore
-from imagegen.chain import Chain, Link
 from imagegen.catalogs import InMemoryRouteMapStore, RouteMaps, StoredCatalog
+from imagegen.chain import Chain, Link
+from imagegen.chain.report import mask_secrets
 from imagegen.generation import ChainFailed, ChainPending, ChainSucceeded, RunContext
 from imagegen.keys.types import KeyHealth
 from imagegen.models import ImageRequest
 from imagegen.providers import REGISTRY
-from imagegen.chain.report import mask_secrets
 from imagegen.providers.base import MAX_MESSAGE, CatalogEntry, Refused
 from imagegen.providers.settings import ProvidersSettings
 from imagegen.providers.spec import ProviderSpec
