@@ -26,6 +26,7 @@ from horde_sdk.ai_horde_api.apimodels import (
 from horde_sdk.generic_api.apimodels import RequestErrorResponse
 from imagegen.models import ImageRequest
 from imagegen.providers import horde
+from imagegen.providers.base import RemoteRequest
 from imagegen.providers.horde import HordeSettings
 from pydantic import SecretStr
 
@@ -85,11 +86,11 @@ def test_given_a_submitted_job_when_the_sdk_parses_every_answer_then_each_is_the
     plan = horde.plan(ImageRequest(prompt="a cat", width=512, height=512), None, settings)
     with httpx.Client() as client:
         submitted = ImageGenerateAsyncResponse.model_validate(client.send(horde.build_request(plan, settings)).json())
-        job_id = str(submitted.id_)
-        waiting = ImageGenerateCheckResponse.model_validate(client.send(horde.build_check(job_id, settings)).json())
-        done = ImageGenerateCheckResponse.model_validate(client.send(horde.build_check(job_id, settings)).json())
-        status = ImageGenerateStatusResponse.model_validate(client.send(horde.build_collect(job_id, settings)).json())
-        canceled = ImageGenerateStatusResponse.model_validate(client.send(horde.build_cancel(job_id, settings)).json())
+        remote = RemoteRequest(str(submitted.id_))
+        waiting = ImageGenerateCheckResponse.model_validate(client.send(horde.build_check(remote, settings)).json())
+        done = ImageGenerateCheckResponse.model_validate(client.send(horde.build_check(remote, settings)).json())
+        status = ImageGenerateStatusResponse.model_validate(client.send(horde.build_collect(remote, settings)).json())
+        canceled = ImageGenerateStatusResponse.model_validate(client.send(horde.build_cancel(remote, settings)).json())
 
     assert (waiting.done, waiting.wait_time > 0, done.done) == (False, True, True)
     [generation] = status.generations
@@ -106,8 +107,8 @@ def test_given_a_censored_generation_when_parsed_then_the_sdk_reads_the_censorsh
     settings = _settings(horde_double)
     plan = horde.plan(ImageRequest(prompt="a cat", width=512, height=512), None, settings)
     with httpx.Client() as client:
-        job_id = client.send(horde.build_request(plan, settings)).json()["id"]
-        status = ImageGenerateStatusResponse.model_validate(client.send(horde.build_collect(job_id, settings)).json())
+        remote = RemoteRequest(client.send(horde.build_request(plan, settings)).json()["id"])
+        status = ImageGenerateStatusResponse.model_validate(client.send(horde.build_collect(remote, settings)).json())
 
     [generation] = status.generations
     assert generation.censored is True

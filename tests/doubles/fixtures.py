@@ -13,10 +13,12 @@ import pytest
 from imagegen import wiring
 from imagegen.media.fetch import FetchPolicy, SafeFetcher
 
+from tests.doubles.fal import FalDouble
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import HuggingFaceDouble
-from tests.doubles.keys import HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, SF_KEY
+from tests.doubles.keys import FAL_KEY, HF_TOKEN, HORDE_KEY, POLLINATIONS_KEY, REPLICATE_TOKEN, SF_KEY
 from tests.doubles.pollinations import PollinationsDouble
+from tests.doubles.replicate import ReplicateDouble
 from tests.doubles.siliconflow import SiliconFlowDouble
 from tests.doubles.storage import StorageDouble
 
@@ -51,6 +53,33 @@ def horde_double(storage: StorageDouble) -> Iterator[HordeDouble]:
 def pollinations_double() -> Iterator[PollinationsDouble]:
     with PollinationsDouble(api_key=POLLINATIONS_KEY) as double:
         yield double
+
+
+@pytest.fixture
+def fal_double(storage: StorageDouble) -> Iterator[FalDouble]:
+    with FalDouble(storage, keys={FAL_KEY}) as double:
+        yield double
+
+
+@pytest.fixture
+def replicate_double(storage: StorageDouble) -> Iterator[ReplicateDouble]:
+    with ReplicateDouble(storage, api_tokens={REPLICATE_TOKEN}) as double:
+        yield double
+
+
+@pytest.fixture
+def queue_doubles_environ(fal_double: FalDouble, replicate_double: ReplicateDouble) -> dict[str, str]:
+    """fal and Replicate pointed at their doubles (join it to doubles_environ where a test uses them)."""
+    return {
+        "FAL_KEY": FAL_KEY,
+        "FAL_QUEUE_URL": fal_double.queue_url,
+        "FAL_API_URL": fal_double.api_url,
+        "FAL_TIMEOUT_S": "1.5",
+        "REPLICATE_API_TOKEN": REPLICATE_TOKEN,
+        "REPLICATE_BASE_URL": replicate_double.base_url,
+        "REPLICATE_TIMEOUT_S": "3",
+        "REPLICATE_PREFER_WAIT_S": "1",
+    }
 
 
 @pytest.fixture

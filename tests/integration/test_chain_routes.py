@@ -113,10 +113,13 @@ class TestFirstLiveRoute:
         assert (sent.path, sent.headers["authorization"]) == ("/fal-ai/fal-ai/flux/dev", f"Bearer {HF_TOKEN}")
         assert sent.json() == {
             "prompt": "a red fox in snow",
-            "image_size": {"width": 512, "height": 512},
+            "image_size": "square",
             "num_inference_steps": 28,
             "guidance_scale": 3.5,
             "seed": 7,
+            "num_images": 1,
+            "enable_safety_checker": True,
+            "output_format": "png",
         }
         # The result came from fal's CDN path on the storage double, fetched without a key.
         assert [r.kind for r in storage.requests] == ["fal"]
@@ -302,12 +305,12 @@ class TestQueuedRoutes:
         assert create.json()["input"] == {
             "prompt": "a red fox in snow",
             "aspect_ratio": "3:2",
-            "megapixels": "0.25",
+            "megapixels": "1",
             "guidance": 3.5,
             "num_outputs": 1,
             "output_format": "png",
         }
-        assert (done.image.width, done.image.height) == (624, 416)
+        assert (done.image.width, done.image.height) == (1248, 832)
 
     def test_given_an_e005_prediction_when_run_then_the_chain_stops_at_the_refusal(
         self, environ: dict[str, str], provider_http: httpx.Client, safe_fetcher: SafeFetcher, hf_router: HfRouterDouble

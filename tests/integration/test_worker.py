@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import time
 from typing import Any
@@ -13,9 +15,11 @@ from imagegen.adapters.job_store import JobStore
 from imagegen.adapters.queue import SqsQueue
 from imagegen.generation import ChainFailed, ChainOutcome, ChainPending, RunContext
 from imagegen.jobs.work import Worker, WorkerConfig
+from imagegen.media.offline import render_placeholder
 from imagegen.messages import GenerateMessage, read_job_message
 from imagegen.models import Attempt, ErrorInfo, ImageRequest, utcnow
 from imagegen.settings import WorkerSettings
+from PIL import Image
 
 from tests.conftest import Aws
 from tests.doubles.generators import PlaceholderGenerator
@@ -299,3 +303,41 @@ def test_given_job_taken_over_while_generating_when_worker_finishes_then_the_ima
 
     assert call_api("GET", f"/v1/images/{job_id}").body["status"] == "running"
     assert _image_count(aws) == 1
+
+
+class FixedSizeGenerator(PlaceholderGenerator):
+    """A provider with a fixed size list: it always makes 1024x1024, whatever was asked."""
+
+    def start(self, request: ImageRequest, ctx: RunContext) -> ChainOutcome:
+        square = request.model_copy(update={"width": 1024, "height": 1024})
+        return super().start(square, ctx)
+
+
+@pytest.mark.parametrize(("width", "height"), [(768, 512), (1024, 1024)])
+def test_given_a_provider_that_makes_1024_square_when_a_size_is_asked_then_the_stored_image_is_that_size(
+    call_api, aws: Aws, width: int, height: int
+):
+    # Given a job for width x height and a provider that only makes 1024x1024
+    job_id = call_api("POST", "/v1/images", body={"prompt": "fit", "width": width, "height": height}).body["id"]
+    body = aws.receive()[0]["Body"]
+
+    # When the worker runs it
+    _worker(aws, FixedSizeGenerator()).handle(read_job_message(body), receive_count=1, remaining_seconds=60)
+
+    # Then the stored image is exactly the size asked for, and the job says what the provider made
+    job = call_api("GET", f"/v1/images/{job_id}").body
+    image = job["image"]
+    assert (image["width"], image["height"], image["source_width"], image["source_height"]) == (
+        width,
+        height,
+        1024,
+        1024,
+    )
+    s3 = aws.client("s3")
+    (key,) = [item["Key"] for item in s3.list_objects_v2(Bucket=aws.bucket)["Contents"]]
+    data = s3.get_object(Bucket=aws.bucket, Key=key)["Body"].read()
+    with Image.open(io.BytesIO(data)) as decoded:
+        assert decoded.size == (width, height)
+    assert (image["bytes"], image["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+    # Nothing to change: the provider's bytes as they came, not re-encoded.
+    assert (data == render_placeholder("fit", 1024, 1024, None)) is ((width, height) == (1024, 1024))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from imagegen.media.imaging import InvalidImage, dhash_bytes, validate_image
+from imagegen.media.imaging import InvalidImage, dhash_bytes, fit_to_size, validate_image
 from PIL import Image
 
 from tests.doubles.images import blank, branded_placeholder, picture
@@ -64,3 +64,68 @@ class TestValidateImage:
     def test_given_a_real_picture_when_checked_against_the_placeholder_dhash_then_accepted(self) -> None:
         check = validate_image(picture(1024, 1024, "fox"), known_placeholders=[dhash_bytes(branded_placeholder())])
         assert check.width == 1024
+
+
+def _banded(width: int, height: int, fmt: str = "PNG") -> bytes:
+    """Green in the middle, a red band along the top and left edges, blue along the bottom and right ones."""
+    image = Image.new("RGB", (width, height), (0, 200, 0))
+    band_w, band_h = width // 8, height // 8
+    image.paste((255, 0, 0), (0, 0, width, band_h))
+    image.paste((255, 0, 0), (0, 0, band_w, height))
+    image.paste((0, 0, 255), (0, height - band_h, width, height))
+    image.paste((0, 0, 255), (width - band_w, 0, width, height))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+class TestFitToSize:
+    def test_given_the_size_asked_for_when_fitted_then_the_bytes_are_kept_as_they_came(self) -> None:
+        data = picture(768, 512, "same", fmt="JPEG")
+
+        fitted = fit_to_size(data, 768, 512)
+
+        assert fitted.data is data
+        assert (fitted.width, fitted.height, fitted.source_width, fitted.source_height) == (768, 512, 768, 512)
+        assert fitted.content_type == "image/jpeg"
+
+    def test_given_a_square_when_fitted_to_3_2_then_the_centre_is_kept_and_the_size_is_exact(self) -> None:
+        # Given a 1024x1024 image whose top and bottom eighths are bands (the 3:2 crop removes 1/6 of each side)
+        data = _banded(1024, 1024)
+
+        # When it is fitted to 768x512
+        fitted = fit_to_size(data, 768, 512)
+
+        # Then it is exactly 768x512, the horizontal bands are cropped away and the vertical ones kept
+        with Image.open(io.BytesIO(fitted.data)) as image:
+            assert (image.format, image.size) == ("PNG", (768, 512))
+            rgb = image.convert("RGB")
+            top, bottom = rgb.getpixel((384, 1)), rgb.getpixel((384, 510))
+            left, right = rgb.getpixel((1, 256)), rgb.getpixel((766, 256))
+        assert top[1] > 150 and bottom[1] > 150  # green: the centre, not the red or blue band
+        assert left[0] > 200 and right[2] > 200
+        assert (fitted.source_width, fitted.source_height, fitted.content_type) == (1024, 1024, "image/png")
+
+    @pytest.mark.parametrize(("fmt", "content_type"), [("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
+    def test_given_a_lossy_format_when_resized_then_it_stays_in_its_format(self, fmt: str, content_type: str) -> None:
+        fitted = fit_to_size(picture(1024, 704, "lossy", fmt=fmt), 1000, 700)
+
+        with Image.open(io.BytesIO(fitted.data)) as image:
+            assert (image.format, image.size) == (fmt, (1000, 700))
+        assert fitted.content_type == content_type
+
+    def test_given_a_palette_png_with_transparency_when_resized_then_it_keeps_its_alpha(self) -> None:
+        image = Image.new("P", (200, 100), 0)
+        image.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+        image.paste(1, (50, 0, 150, 100))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", transparency=0)
+
+        fitted = fit_to_size(buffer.getvalue(), 64, 64)
+
+        with Image.open(io.BytesIO(fitted.data)) as out:
+            assert (out.mode, out.size) == ("RGBA", (64, 64))
+
+    def test_given_bytes_that_are_no_image_when_fitted_then_invalid_image(self) -> None:
+        with pytest.raises(InvalidImage, match="does not decode"):
+            fit_to_size(b"<html>oops</html>", 64, 64)

@@ -69,7 +69,9 @@ def test_given_unknown_provider_name_when_parsed_then_not_found_listing_the_know
     with pytest.raises(NotFound) as missing:
         key_provider("placeholder")
 
-    assert missing.value.hint == "providers that take keys: siliconflow, huggingface, horde, pollinations, tavily"
+    assert missing.value.hint == (
+        "providers that take keys: siliconflow, huggingface, fal, replicate, horde, pollinations, tavily"
+    )
 
 
 def test_given_key_with_surrounding_whitespace_when_parsed_then_stripped_and_last4_from_the_key():

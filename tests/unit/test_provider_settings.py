@@ -38,16 +38,15 @@ class TestProvidersSettings:
         assert horde.base_url == "https://aihorde.net/api/v2"
         assert horde.anonymous is True
         assert poll.base_url == "https://image.pollinations.ai"
-        assert settings.chain.default_chain == ("siliconflow", "huggingface", "horde", "pollinations")
-        assert (
-            sf.api_key,
-            hf.api_key,
-            poll.api_key,
-        ) == (
-            None,
-            None,
-            None,
-        )
+        fal, replicate = settings.for_provider("fal"), settings.for_provider("replicate")
+        assert (fal.base_url, getattr(fal, "api_url", None)) == ("https://queue.fal.run", "https://api.fal.ai")
+        assert fal.models == ("fal-ai/flux/dev", "fal-ai/flux/schnell")
+        assert replicate.base_url == "https://api.replicate.com/v1"
+        assert replicate.models == ("black-forest-labs/flux-dev", "black-forest-labs/flux-schnell")
+        assert getattr(replicate, "prefer_wait_s", None) == 2
+        default_chain = ("siliconflow", "huggingface", "fal", "replicate", "horde", "pollinations")
+        assert settings.chain.default_chain == default_chain
+        assert (sf.api_key, hf.api_key, fal.api_key, replicate.api_key, poll.api_key) == (None,) * 5
 
     def test_given_every_variable_when_built_then_each_lands_and_keys_stay_secret(self) -> None:
         environ = {

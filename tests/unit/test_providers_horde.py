@@ -8,7 +8,15 @@ import httpx
 import pytest
 from imagegen.models import ImageRequest
 from imagegen.providers import horde
-from imagegen.providers.base import AsyncStatus, AsyncSubmitted, FallThrough, ImageBase64, Refused, ResultUrl
+from imagegen.providers.base import (
+    AsyncStatus,
+    AsyncSubmitted,
+    FallThrough,
+    ImageBase64,
+    Refused,
+    RemoteRequest,
+    ResultUrl,
+)
 from imagegen.providers.horde import HordeSettings
 from pydantic import SecretStr
 
@@ -113,6 +121,6 @@ class TestHorde:
         assert result.error_class == "content_policy"
 
     def test_given_a_remote_id_when_cancel_is_built_then_delete_status_with_the_key(self) -> None:
-        request = horde.build_cancel("abc", KEYED)
+        request = horde.build_cancel(RemoteRequest("abc"), KEYED)
         assert (request.method, str(request.url)) == ("DELETE", "https://aihorde.net/api/v2/generate/status/abc")
         assert request.headers["apikey"] == "horde-unit-SECRET"

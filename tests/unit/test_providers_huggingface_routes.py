@@ -16,7 +16,9 @@ from imagegen.providers.base import (
     CatalogEntry,
     FallThrough,
     ImageBase64,
+    ImageBytes,
     Refused,
+    RemoteRequest,
     ResultUrl,
     Route,
 )
@@ -58,6 +60,10 @@ class TestRequests:
             "num_inference_steps": 28,
             "guidance_scale": 3.5,
             "seed": 7,
+            # What our fal provider sends too (providers/fal.py): one image, the safety checker on, a PNG.
+            "num_images": 1,
+            "enable_safety_checker": True,
+            "output_format": "png",
         }
         assert (plan.route, plan.provider_model, plan.dropped_params) == (
             "fal-ai",
@@ -76,7 +82,7 @@ class TestRequests:
         plan, sent = built("fal-ai", "fal-ai/flux/dev", guidance=0.5)
 
         assert json.loads(sent.content)["guidance_scale"] == 1.0
-        assert plan.notes == ["guidance_scale 0.5 -> 1.0 (fal-ai's range)"]
+        assert plan.notes == ["guidance_scale 0.5 -> 1.0 (fal-ai/flux/dev takes 1-20)"]
 
     def test_given_replicate_flux_dev_when_built_then_its_own_inputs_and_a_wait_within_the_budget(self) -> None:
         plan, _ = built(
@@ -97,7 +103,7 @@ class TestRequests:
             "input": {
                 "prompt": "a lighthouse",
                 "aspect_ratio": "3:2",
-                "megapixels": "0.25",
+                "megapixels": "1",
                 "num_inference_steps": 28,
                 "guidance": 3.5,
                 "seed": 7,
@@ -106,7 +112,7 @@ class TestRequests:
             }
         }
         # The image comes back in FLUX's own size for that ratio, which the image check is held to.
-        assert (plan.width, plan.height, plan.dropped_params) == (624, 416, ["negative_prompt"])
+        assert (plan.width, plan.height, plan.dropped_params) == (1248, 832, ["negative_prompt"])
 
     def test_given_a_pinned_replicate_version_when_built_then_predictions_with_the_version(self) -> None:
         _, sent = built("replicate", "acme/other-model:abc123", model="acme/other", width=512, height=512)
@@ -168,7 +174,10 @@ class TestAnswers:
                 {"id": "p1", "status": "succeeded", "output": ["https://replicate.delivery/xezq/p1/out-0.png"]},
                 ResultUrl("https://replicate.delivery/xezq/p1/out-0.png"),
             ),
-            ({"id": "p1", "status": "processing", "output": "data:image/png;base64,QUJD"}, ImageBase64("QUJD")),
+            (
+                {"id": "p1", "status": "processing", "output": "data:image/png;base64,QUJD"},
+                ImageBytes(b"ABC", "image/png"),
+            ),
             ({"id": "p1", "status": "starting", "output": None}, AsyncSubmitted("replicate:p1", 2.0)),
         ],
     )
@@ -189,11 +198,11 @@ class TestAnswers:
         assert isinstance(refused, Refused) and "E005" in refused.message
         assert isinstance(failed, FallThrough) and (failed.error_class, failed.message) == (
             "faulted",
-            "CUDA out of memory",
+            "Replicate: CUDA out of memory",
         )
 
     def test_given_a_router_without_prediction_checks_when_checked_then_unfinished_not_a_retry(self) -> None:
-        check = huggingface.build_check("replicate:p1", SETTINGS)
+        check = huggingface.build_check(RemoteRequest("replicate:p1"), SETTINGS)
         gone = httpx.Response(404, json={"error": "Not Found"}, request=check)
 
         result = huggingface.parse_check(gone)
@@ -212,7 +221,7 @@ class TestAnswers:
         }
         submitted = huggingface.parse_response(answer(200, created), plan)
         assert submitted == AsyncSubmitted("wavespeed:/api/v3/predictions/t1/result", 1.0)
-        check = huggingface.build_check(submitted.remote_id, SETTINGS)
+        check = huggingface.build_check(RemoteRequest(submitted.remote_id), SETTINGS)
 
         states = [
             huggingface.parse_check(httpx.Response(200, json={"data": data}, request=check))
@@ -237,7 +246,7 @@ class TestAnswers:
 
         assert isinstance(result, FallThrough) and result.error_class == "bad_response"
         with pytest.raises(ValueError):
-            huggingface.build_check("wavespeed:/../../fal-ai/x", SETTINGS)
+            huggingface.build_check(RemoteRequest("wavespeed:/../../fal-ai/x"), SETTINGS)
 
     def test_given_base64_from_together_when_parsed_then_image_base64(self) -> None:
         plan, _ = built("together", SCHNELL, model=SCHNELL)

@@ -163,14 +163,14 @@ class TestTheGuard:
     """The checks above would catch a provider that is registered by half."""
 
     def _half_registered(self) -> ProviderSpec[Any]:
-        class FalSettings(ProviderSettings):
-            base_url: str = "https://queue.fal.run"
+        class AcmeSettings(ProviderSettings):
+            base_url: str = "https://api.acme.example"
 
         # A new provider whose module declares settings and a key variable, but no plan, request, parser or hosts.
-        return ProviderSpec(name="fal", env_prefix="FAL", settings=FalSettings, env={"api_key": "FAL_KEY"})
+        return ProviderSpec(name="acme", env_prefix="ACME", settings=AcmeSettings, env={"api_key": "ACME_KEY"})
 
     def test_given_a_half_registered_provider_when_checked_then_each_missing_piece_is_named(self) -> None:
-        problems = spec_problems("fal", self._half_registered())
+        problems = spec_problems("acme", self._half_registered())
 
         assert problems == [
             "an image provider needs capabilities and plan",
@@ -179,13 +179,13 @@ class TestTheGuard:
         ]
 
     def test_given_a_half_registered_provider_in_the_registry_then_docs_and_lists_disagree(self) -> None:
-        registry = {**REGISTRY, "fal": self._half_registered()}
+        registry = {**REGISTRY, "acme": self._half_registered()}
 
         problems = registry_problems(registry, _docs())
 
-        assert "docs/providers.md does not mention fal" in problems
-        assert "FAL_KEY is documented nowhere" in problems
-        assert "fal: an image provider needs capabilities and plan" in problems
+        assert "docs/providers.md does not mention acme" in problems
+        assert "ACME_KEY is documented nowhere" in problems
+        assert "acme: an image provider needs capabilities and plan" in problems
 
     def test_given_a_key_check_sent_elsewhere_when_checked_then_it_is_refused(self) -> None:
         from dataclasses import replace

@@ -145,10 +145,15 @@ class Attempt(BaseModel):
 class ImageInfo(BaseModel):
     url: str
     content_type: str
+    # Always the size the request asked for: the worker crops and resizes what the provider made.
     width: int
     height: int
     bytes: int
     sha256: str
+    # What the provider produced before it was cropped and resized (the same as width/height when nothing changed);
+    # absent on jobs stored before this was recorded.
+    source_width: int | None = None
+    source_height: int | None = None
 
 
 class Job(BaseModel):

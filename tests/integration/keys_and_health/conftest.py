@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from imagegen import wiring
+from imagegen.providers import DEPLOYMENT_KEY_NAMES
 
 from tests.conftest import Aws
 from tests.doubles.keycheck import KeyCheckDouble
 
-DEPLOYMENT_KEY_ENV = ("SILICONFLOW_API_KEY", "HF_TOKEN", "HORDE_API_KEY", "POLLINATIONS_API_KEY", "TAVILY_API_KEY")
+# Every provider's deployment-key variable, from the registry: none may leak in from the shell.
+DEPLOYMENT_KEY_ENV = tuple(DEPLOYMENT_KEY_NAMES.values())
 
 
 @dataclass

@@ -104,6 +104,8 @@ def test_given_deployment_keys_when_checked_then_health_recorded_by_fingerprint_
     assert first.deployment == {
         "siliconflow": "ok",
         "huggingface": "ok",
+        "fal": "not_configured",
+        "replicate": "not_configured",
         "horde": "not_configured",
         "pollinations": "not_configured",
         "tavily": "not_configured",

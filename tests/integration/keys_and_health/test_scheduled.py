@@ -208,6 +208,8 @@ def test_given_keys_everywhere_when_scheduled_event_replayed_then_all_checked_me
         "deployment": {
             "siliconflow": "ok",
             "huggingface": "not_configured",
+            "fal": "not_configured",
+            "replicate": "not_configured",
             "horde": "not_configured",
             "pollinations": "not_configured",
             "tavily": "invalid",

@@ -28,6 +28,7 @@ from imagegen.providers.base import (
     ProviderError,
     ProviderPlan,
     ProviderResult,
+    RemoteRequest,
     ResultUrl,
     RetrySameLink,
 )
@@ -46,9 +47,9 @@ CLOSED = BreakerDecision(True, "closed")
 
 @dataclass
 class Pending:
-    """An async provider took the request: check `remote_id` again after `wait_time` seconds."""
+    """An async provider took the request: check `remote` again after `wait_time` seconds."""
 
-    remote_id: str
+    remote: RemoteRequest
     wait_time: float
     key_source: str
 
@@ -164,7 +165,7 @@ class LinkRunner:
         delay = self.delay(outcome.wait_time, call.spec)
         message = f"queued at {call.link.provider}; checking again in {delay} s"
         result.attempts.append(self._pending(call, latency, message))
-        result.pending = Pending(outcome.remote_id, outcome.wait_time, call.key_source)
+        result.pending = Pending(RemoteRequest(outcome.remote_id, outcome.urls), outcome.wait_time, call.key_source)
         result.warnings.extend(call.notes())
         self.deps.metrics.attempt(call.link.provider, "pending", None, latency)
         return result
@@ -364,11 +365,13 @@ class LinkRunner:
             error_class = "expired" if exc.status == 410 else "result_fetch"
             return FallThrough(error_class, f"result download failed: {exc.code}", status_code=exc.status)
 
-    def delay(self, wait_time: float, spec: ProviderSpec[Any]) -> int:
-        """Seconds until an async request is checked again: the provider's wait_time within [floor, SQS's limit]."""
-        floor = spec.async_.min_check_delay_s if spec.async_ else 1
+    def delay(self, wait_time: float, spec: ProviderSpec[Any], checks: int = 0) -> int:
+        """Seconds until an async request is checked again after `checks` checks: the provider's wait_time, or its
+        spec's backoff, from the spec's floor up to SQS's limit."""
+        if spec.async_ is not None:
+            return min(SQS_MAX_DELAY_S, spec.async_.delay(wait_time, checks))
         wait = math.ceil(wait_time) if math.isfinite(wait_time) else 0
-        return int(min(SQS_MAX_DELAY_S, max(floor, wait)))
+        return int(min(SQS_MAX_DELAY_S, max(1, wait)))
 
 
 def plan_for(spec: ProviderSpec[Any], run: Run, link: Link, settings: ProviderSettings) -> ProviderPlan:

@@ -114,7 +114,7 @@ class Chain:
             outcome = self._absorb(run, state.link_index, result)
             return outcome if outcome is not None else self._run_from(run, state.link_index + 1)
         if still is not None:
-            delay = self.runner.delay(result.pending.wait_time, self.deps.registry[state.provider])
+            delay = self.runner.delay(result.pending.wait_time, self.deps.registry[state.provider], state.checks + 1)
             message = f"still queued after {state.checks + 1} check(s); checking again in {delay} s"
             result.attempts = [still.model_copy(update={"message": message})]
         return self.async_links.park(run, state.link_index, result, state)

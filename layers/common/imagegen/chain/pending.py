@@ -1,4 +1,4 @@
-"""Async providers (AI Horde): park a submitted run, check it without sleeping, collect once, or cancel it."""
+"""Async providers (Horde, fal, Replicate): park a submitted run, check it without sleeping, collect, or cancel it."""
 
 from __future__ import annotations
 
@@ -14,15 +14,7 @@ from imagegen.chain.state import PendingState
 from imagegen.generation import ChainPending, GeneratedImage
 from imagegen.keys.types import ResolvedKey
 from imagegen.models import Attempt
-from imagegen.providers.base import (
-    AsyncStatus,
-    FallThrough,
-    ImageBase64,
-    ImageBytes,
-    ProviderError,
-    ProviderResult,
-    ResultUrl,
-)
+from imagegen.providers.base import FINAL_RESULTS, AsyncStatus, FallThrough, ProviderError
 
 if TYPE_CHECKING:
     from imagegen.chain.ports import ChainDeps
@@ -45,19 +37,21 @@ class AsyncLinks:
         link = run.links[index]
         run.attempts.extend(scrub_attempt(run, a) for a in result.attempts)
         run.warnings.extend(result.warnings)
+        checks = previous.checks + 1 if previous else 0
         state = PendingState(
             provider=link.provider,
-            remote_id=result.pending.remote_id,
+            remote_id=result.pending.remote.id,
             key_source=result.pending.key_source,
             user_id=run.ctx.user_id,
             link_index=index,
             links=tuple(run.links),
             submitted_at=previous.submitted_at if previous else self.deps.wall_clock(),
-            checks=previous.checks + 1 if previous else 0,
+            checks=checks,
             attempts=tuple(run.attempts),
             warnings=tuple(run.warnings),
+            remote_urls=dict(result.pending.remote.urls),
         )
-        delay = self.runner.delay(result.pending.wait_time, self.deps.registry[link.provider])
+        delay = self.runner.delay(result.pending.wait_time, self.deps.registry[link.provider], checks)
         return ChainPending(state=state.dump(), delay_seconds=delay, attempts=run.attempts)
 
     def check(self, run: Run, state: PendingState) -> LinkResult:
@@ -73,23 +67,21 @@ class AsyncLinks:
         settings = self.deps.settings.image_provider(link.provider).with_key(key.key)
         if self.runner.remaining(run) < settings.min_attempt_s:
             # No time to check in this invocation: check again soon rather than give up on a queued job.
-            return LinkResult([], pending=Pending(state.remote_id, 0, state.key_source))
+            return LinkResult([], pending=Pending(state.remote, 0, state.key_source))
         plan = plan_for(spec, run, link, settings)
         assert key.source is not None
         call = LinkCall(link, spec, settings, plan, key.source, CLOSED, [])
         try:
-            asked = spec.async_.build_check(state.remote_id, settings)
+            asked = spec.async_.build_check(state.remote, settings)
         except ValueError:
-            return self._failed(
-                link, state, FallThrough("bad_chain_state", "the stored remote id is not the provider's")
-            )
+            error = FallThrough("bad_chain_state", "the stored remote id is not the provider's")
+            return self._failed(link, state, error)
         checked = self.runner.send(asked, settings, self.runner.budget(settings, run), spec.async_.parse_check)
+        if isinstance(checked, FINAL_RESULTS):
+            # The check's answer carries the result (Replicate's prediction): no collect call.
+            return self._finish(run, state, call, checked, spec.async_)
         if isinstance(checked, AsyncStatus) and checked.done:
-            collected = self._collect(run, state, call, spec.async_)
-            return collected if isinstance(collected, LinkResult) else self._settle(state, call, collected)
-        if isinstance(checked, ImageBytes | ImageBase64 | ResultUrl):
-            # A check that already carries the result (a finished wavespeed task or Replicate prediction).
-            return self._settle(state, call, checked)
+            return self._collect(run, state, call, spec.async_)
         return self._not_done(state, call, checked, spec.async_)
 
     def _not_done(self, state: PendingState, call: LinkCall, checked: Any, async_: AsyncSpec[Any]) -> LinkResult:
@@ -105,28 +97,31 @@ class AsyncLinks:
             self.cancel(state)
             error = FallThrough("timeout", f"still queued after {int(queued_for)} s; remote request canceled")
             return self._failed(call.link, state, error)
-        return LinkResult([], pending=Pending(state.remote_id, wait_time, state.key_source))
+        return LinkResult([], pending=Pending(state.remote, wait_time, state.key_source))
 
-    def _collect(
-        self, run: Run, state: PendingState, call: LinkCall, async_: AsyncSpec[Any]
-    ) -> LinkResult | ProviderResult:
-        """The result of a request the check called done: what to make the image of, or pending / failed."""
+    def _collect(self, run: Run, state: PendingState, call: LinkCall, async_: AsyncSpec[Any]) -> LinkResult:
+        if async_.build_collect is None or async_.parse_collect is None:
+            error = FallThrough("bad_response", f"{call.link.provider} said done without a result", status_code=200)
+            return self._failed(call.link, state, error)
         budget = self.runner.budget(call.settings, run)
         collected = self.runner.send(
-            async_.build_collect(state.remote_id, call.settings), call.settings, budget, async_.parse_collect
+            async_.build_collect(state.remote, call.settings), call.settings, budget, async_.parse_collect
         )
-        if not isinstance(collected, ProviderError):
-            return collected
-        self.runner.breaker_result(call.link, call.key_source, collected, CLOSED)
-        queued_for = self.deps.wall_clock() - state.submitted_at
-        if collected.error_class in RECHECK_CLASSES and queued_for < async_.max_queue_s:
-            return LinkResult(
-                [], pending=Pending(state.remote_id, getattr(collected, "retry_after", 0), state.key_source)
-            )
-        return self._failed(call.link, state, collected)
+        return self._finish(run, state, call, collected, async_)
 
-    def _settle(self, state: PendingState, call: LinkCall, collected: ProviderResult) -> LinkResult:
+    def _finish(
+        self, run: Run, state: PendingState, call: LinkCall, collected: Any, async_: AsyncSpec[Any]
+    ) -> LinkResult:
+        """A collected answer: the image, a transient error worth another check, or the link's failure."""
         provider = call.link.provider
+        if isinstance(collected, ProviderError):
+            self.runner.breaker_result(call.link, call.key_source, collected, CLOSED)
+            queued_for = self.deps.wall_clock() - state.submitted_at
+            if collected.error_class in RECHECK_CLASSES and queued_for < async_.max_queue_s:
+                return LinkResult(
+                    [], pending=Pending(state.remote, getattr(collected, "retry_after", 0), state.key_source)
+                )
+            return self._failed(call.link, state, collected)
         image = self.runner.materialize(collected, call, None)
         if not isinstance(image, GeneratedImage):
             return self._failed(call.link, state, image)
@@ -152,7 +147,7 @@ class AsyncLinks:
         key = self.deps.keys.resolve(state.user_id, state.provider)
         settings = self.deps.settings.image_provider(state.provider).with_key(key.key)
         try:
-            request = spec.async_.build_cancel(state.remote_id, settings)
+            request = spec.async_.build_cancel(state.remote, settings)
         except ValueError:
             logger.warning("no remote cancel: the remote id is not the provider's", extra={"provider": state.provider})
             return

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from imagegen.chain.links import Link, Skip
 from imagegen.models import Attempt
-from imagegen.providers.base import Route
+from imagegen.providers.base import RemoteRequest, Route
 
 # Bump when the stored shape changes; `load` refuses versions it does not know rather than guess.
 # 2: links are objects and carry their route, skip and note; 1 (lists of provider, model, dropped) is still read.
@@ -40,6 +40,13 @@ class PendingState:
     checks: int
     attempts: tuple[Attempt, ...]
     warnings: tuple[str, ...] = ()
+    # The follow-up URLs the provider's submit answer named (fal's status/response/cancel URLs). Optional in the stored
+    # form, so states written before they existed still load (version 1 either way).
+    remote_urls: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def remote(self) -> RemoteRequest:
+        return RemoteRequest(self.remote_id, self.remote_urls)
 
     @property
     def link(self) -> Link:
@@ -63,6 +70,7 @@ class PendingState:
             "checks": self.checks,
             "attempts": [attempt.model_dump() for attempt in self.attempts],
             "warnings": list(self.warnings),
+            "remote_urls": dict(self.remote_urls),
         }
 
     @classmethod
@@ -84,6 +92,7 @@ class PendingState:
                 checks=int(data.get("checks", 0)),
                 attempts=tuple(Attempt.model_validate(a) for a in data["attempts"]),
                 warnings=tuple(str(w) for w in data.get("warnings") or ()),
+                remote_urls=_urls(data.get("remote_urls") or {}),
             )
         except (AttributeError, IndexError, KeyError, TypeError, ValueError, ValidationError) as exc:
             raise BadChainState(type(exc).__name__) from exc
@@ -118,3 +127,9 @@ def _load_link(item: Mapping[str, Any]) -> Link:
 def _load_link_v1(item: Any) -> Link:
     provider, model, dropped = item
     return Link(str(provider), None if model is None else str(model), bool(dropped))
+
+
+def _urls(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TypeError("remote_urls")
+    return dict(value)

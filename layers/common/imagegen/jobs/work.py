@@ -15,6 +15,7 @@ from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
 from imagegen.generation import ChainOutcome, ChainPending, ChainSucceeded, Generator, RunContext
 from imagegen.grounding import GroundingResult, apply, ground
 from imagegen.jobs.service import TerminalListener, notify_terminal
+from imagegen.media.imaging import fit_to_size
 from imagegen.messages import CancelMessage, CheckMessage, GenerateMessage, Queue, Unreadable
 from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, utcnow
 
@@ -162,7 +163,9 @@ class Worker:
             return
         if isinstance(outcome, ChainSucceeded):
             image = outcome.image
-            key = self._images.put(job.user_id, job.id, image.data, image.content_type)
+            # The provider made the nearest size it takes; the job gets exactly the size it asked for.
+            final = fit_to_size(image.data, job.request.width, job.request.height)
+            key = self._images.put(job.user_id, job.id, final.data, final.content_type)
             done = job.model_copy(
                 update={
                     "status": "succeeded",
@@ -173,11 +176,13 @@ class Worker:
                     "image_key": key,
                     "image": ImageInfo(
                         url=f"/v1/images/{job.id}/content",
-                        content_type=image.content_type,
-                        width=image.width,
-                        height=image.height,
-                        bytes=len(image.data),
-                        sha256=hashlib.sha256(image.data).hexdigest(),
+                        content_type=final.content_type,
+                        width=final.width,
+                        height=final.height,
+                        bytes=len(final.data),
+                        sha256=hashlib.sha256(final.data).hexdigest(),
+                        source_width=final.source_width,
+                        source_height=final.source_height,
                     ),
                 }
             )

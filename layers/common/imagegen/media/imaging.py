@@ -6,6 +6,7 @@ import hashlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # Each side may differ from what the provider was asked for by max(SIZE_TOLERANCE_PX, SIZE_TOLERANCE_RATIO):
@@ -102,3 +103,67 @@ def validate_image(
     if _matches_placeholder(sha256, dhash, known_placeholders):
         raise InvalidImage("a known placeholder image, not a generated one")
     return ImageCheck(width=width, height=height, content_type=FORMATS[fmt], sha256=sha256, dhash=dhash)
+
+
+@dataclass(frozen=True)
+class FittedImage:
+    """An image at the size asked for, and the size the provider made it at."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    source_width: int
+    source_height: int
+
+
+# Encoder settings per format for a resized image: lossless stays lossless, lossy keeps close to the source.
+_SAVE_OPTIONS: dict[str, dict[str, object]] = {
+    "PNG": {},
+    "JPEG": {"quality": 95, "subsampling": 0},
+    "WEBP": {"quality": 95, "method": 4},
+}
+
+
+def fit_to_size(data: bytes, width: int, height: int) -> FittedImage:
+    """The image centre-cropped to width:height and resized (LANCZOS) to exactly width x height, in its own format.
+
+    Providers with fixed size lists make the nearest size they take; the caller asked for this one. An image that is
+    already the size asked for keeps its bytes as they are (no re-encode). Raises InvalidImage if it does not decode.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = image.format or ""
+            source = image.size
+            if source == (width, height) and fmt in FORMATS:
+                return FittedImage(data, FORMATS[fmt], width, height, *source)
+            if fmt not in FORMATS:
+                raise InvalidImage(f"unsupported image format {fmt or 'unknown'}")
+            image.load()
+            icc = image.info.get("icc_profile")
+            work = _resamplable(image, fmt)
+            fitted = ImageOps.fit(work, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise InvalidImage(f"does not decode as an image ({type(exc).__name__})") from exc
+    out = io.BytesIO()
+    options = dict(_SAVE_OPTIONS[fmt])
+    if icc:
+        options["icc_profile"] = icc
+    fitted.save(out, format=fmt, **options)
+    return FittedImage(out.getvalue(), FORMATS[fmt], width, height, *source)
+
+
+def _resamplable(image: object, fmt: str) -> Any:
+    """The image in a mode LANCZOS works in (palette and 1-bit images are not) that its own format can save."""
+    from PIL import Image
+
+    assert isinstance(image, Image.Image)
+    work = image
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        work = image.convert("RGBA" if has_alpha else "RGB")
+    if fmt == "JPEG" and work.mode not in ("RGB", "L"):
+        work = work.convert("RGB")
+    return work

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 IMAGE_PROVIDERS: tuple[str, ...] = (
     "siliconflow",
     "huggingface",
+    "fal",
+    "replicate",
     "horde",
     "pollinations",
     "placeholder",

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import httpx
@@ -140,6 +144,21 @@ def map_params(request: ImageRequest, spec: ModelSpec) -> tuple[dict[str, Any], 
     return params, dropped
 
 
+def clamp(params: dict[str, Any], ranges: Mapping[str, tuple[float, float]], model: str) -> list[str]:
+    """Wire params brought into a model's ranges in place; a note for each value changed, so the mapping is visible
+    (a request within the portable limits gets no 422 for a model's narrower ones)."""
+    notes = []
+    for wire, (low, high) in ranges.items():
+        value = params.get(wire)
+        if value is None:
+            continue
+        clamped = type(value)(min(max(value, low), high))
+        if clamped != value:
+            notes.append(f"{wire} {value} -> {clamped} ({model} takes {low:g}-{high:g})")
+            params[wire] = clamped
+    return notes
+
+
 def closest_size(width: int, height: int, sizes: tuple[tuple[int, int], ...]) -> tuple[int, int]:
     """The listed size nearest in aspect ratio (log scale), then in area."""
     target_ratio = math.log(width / height)
@@ -186,6 +205,25 @@ class ResultUrl:
 class AsyncSubmitted:
     remote_id: str
     wait_time: float
+    # Follow-up URLs the provider's answer named ("check", "collect", "cancel"): kept with the pending job, and used
+    # only under the provider's configured base URL (see RemoteRequest.url). Empty when they derive from the id.
+    urls: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RemoteRequest:
+    """A request queued at an async provider: its id, and the follow-up URLs its submit answer named."""
+
+    id: str
+    urls: Mapping[str, str] = field(default_factory=dict)
+
+    def url(self, name: str, base_url: str, default: str) -> str:
+        """The URL the provider named for `name` when it lies under base_url, else `default` (built from the id).
+
+        The key travels with every follow-up call, so a URL the answer names elsewhere is never used.
+        """
+        named = self.urls.get(name)
+        return named if named is not None and under(named, base_url) else default
 
 
 @dataclass(frozen=True)
@@ -198,6 +236,8 @@ class AsyncStatus:
 
 
 ProviderResult = ImageBytes | ImageBase64 | ResultUrl | AsyncSubmitted | AsyncStatus
+# A result that is the image itself (or where to fetch it): what an async check may answer when it carries the result.
+FINAL_RESULTS = (ImageBytes, ImageBase64, ResultUrl)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -287,6 +327,47 @@ class Refused(ProviderError):
 
 
 ContentPolicy = Refused
+
+
+def under(url: str, base_url: str) -> bool:
+    """Whether url is base_url itself or below it: same scheme, host and port, and the base's path as a prefix."""
+    got, base = urlsplit(url), urlsplit(base_url)
+    if (got.scheme.lower(), got.netloc.lower()) != (base.scheme.lower(), base.netloc.lower()):
+        return False
+    prefix = base.path.rstrip("/")
+    return got.path == prefix or got.path.startswith(prefix + "/")
+
+
+# Inline results (data: URIs) are held in memory whole: the same ceiling as a fetched result (media.fetch).
+MAX_INLINE_BYTES = 20 * 1024 * 1024
+_DATA_URI = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.I)
+
+
+def data_uri(uri: str, *, max_bytes: int = MAX_INLINE_BYTES) -> ImageBytes | ProviderError:
+    """A `data:` URI result (fal's sync_mode, Replicate's Prefer: wait) as bytes, refused above max_bytes."""
+    match = _DATA_URI.match(uri)
+    if match is None or not match.group("b64"):
+        return FallThrough("bad_response", "result is a data: URI that is not base64", status_code=200)
+    payload = uri[match.end() :]
+    # Base64 holds 3 bytes in 4 characters: refuse by length before decoding anything.
+    if len(payload) * 3 // 4 > max_bytes:
+        return FallThrough("bad_response", f"inline result is larger than {max_bytes} bytes", status_code=200)
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return FallThrough("bad_response", "result is a data: URI with invalid base64", status_code=200)
+    return ImageBytes(data, match.group("type"))
+
+
+def image_link(url: object) -> ImageBytes | ResultUrl | ProviderError:
+    """One output link as a result: a data: URI decoded here, an http(s) link fetched later (safe fetcher, no key)."""
+    if not isinstance(url, str) or not url:
+        return FallThrough("bad_response", "output has no image link", status_code=200)
+    if url[:5].lower() == "data:":
+        return data_uri(url)
+    if url.startswith(("https://", "http://")):
+        return ResultUrl(url)
+    return FallThrough("bad_response", "output link is neither https nor a data: URI", status_code=200)
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:

@@ -20,6 +20,7 @@ from imagegen.providers.base import (
     ProviderPlan,
     ProviderResult,
     Refused,
+    RemoteRequest,
     ResultUrl,
     body_json,
     classify_http_error,
@@ -132,8 +133,8 @@ def parse_response(response: httpx.Response, plan: ProviderPlan) -> ProviderResu
     return AsyncSubmitted(remote_id=str(body["id"]), wait_time=0.0)
 
 
-def build_check(remote_id: str, settings: HordeSettings) -> httpx.Request:
-    return request("GET", f"{settings.base_url}/generate/check/{remote_id}", headers=_headers(settings))
+def build_check(remote: RemoteRequest, settings: HordeSettings) -> httpx.Request:
+    return request("GET", f"{settings.base_url}/generate/check/{remote.id}", headers=_headers(settings))
 
 
 def parse_check(response: httpx.Response) -> ProviderResult | ProviderError:
@@ -155,8 +156,8 @@ def parse_check(response: httpx.Response) -> ProviderResult | ProviderError:
     )
 
 
-def build_collect(remote_id: str, settings: HordeSettings) -> httpx.Request:
-    return request("GET", f"{settings.base_url}/generate/status/{remote_id}", headers=_headers(settings))
+def build_collect(remote: RemoteRequest, settings: HordeSettings) -> httpx.Request:
+    return request("GET", f"{settings.base_url}/generate/status/{remote.id}", headers=_headers(settings))
 
 
 def _censored(generation: dict[str, Any]) -> bool:
@@ -191,8 +192,8 @@ def parse_collect(response: httpx.Response) -> ProviderResult | ProviderError:
     return FallThrough("bad_response", "generation without img", status_code=200)
 
 
-def build_cancel(remote_id: str, settings: HordeSettings) -> httpx.Request:
-    return request("DELETE", f"{settings.base_url}/generate/status/{remote_id}", headers=_headers(settings))
+def build_cancel(remote: RemoteRequest, settings: HordeSettings) -> httpx.Request:
+    return request("DELETE", f"{settings.base_url}/generate/status/{remote.id}", headers=_headers(settings))
 
 
 def classify(failure: HttpFailure) -> ProviderError | None:

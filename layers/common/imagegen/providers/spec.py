@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from imagegen.providers.base import (
     ProviderError,
     ProviderPlan,
     ProviderResult,
+    RemoteRequest,
     Route,
 )
 from imagegen.providers.settings import ProviderSettings, ServiceSettings
@@ -32,9 +34,10 @@ S = TypeVar("S", bound=ServiceSettings)
 PlanFn = Callable[["ImageRequest", str | None, S], ProviderPlan]
 BuildFn = Callable[[ProviderPlan, S], "httpx.Request"]
 ParseFn = Callable[["httpx.Response", ProviderPlan], "ProviderResult | ProviderError"]
-IdRequestFn = Callable[[str, S], "httpx.Request"]
-# A cancel request, or None where the provider offers no way to cancel.
-CancelFn = Callable[[str, S], "httpx.Request | None"]
+# A follow-up call on a queued request (check, collect, cancel): built from its id and the URLs its submit named.
+RemoteRequestFn = Callable[[RemoteRequest, S], "httpx.Request"]
+# A cancel request, or None where the provider offers no way to cancel (Hugging Face's wavespeed and zai-org routes).
+CancelFn = Callable[[RemoteRequest, S], "httpx.Request | None"]
 Send = Callable[["httpx.Request"], "httpx.Response"]
 ParsePollFn = Callable[["httpx.Response"], "ProviderResult | ProviderError"]
 RenderFn = Callable[[ProviderPlan], ImageBytes]
@@ -87,17 +90,31 @@ class KeySpec(Generic[S]):
 
 @dataclass(frozen=True)
 class AsyncSpec(Generic[S]):
-    """An asynchronous provider: submit (build_request), then check until done, collect once, or cancel."""
+    """An asynchronous provider: submit (build_request), then check until done, collect once, or cancel.
 
-    build_check: IdRequestFn[S]
+    parse_check answers AsyncStatus (not done, or done: collect now), an error, or the result itself when the check's
+    answer carries it (Replicate's prediction): then there is no collect call, and build_collect is None.
+    """
+
+    build_check: RemoteRequestFn[S]
     parse_check: ParsePollFn
-    build_collect: IdRequestFn[S]
-    parse_collect: ParsePollFn
     build_cancel: CancelFn[S]
+    build_collect: RemoteRequestFn[S] | None = None
+    parse_collect: ParsePollFn | None = None
     # Floor for the re-check delay (seconds); the provider's own wait_time is honoured above it.
     min_check_delay_s: int = 1
+    # Without a wait_time from the provider, each further check waits check_backoff times longer than the one before,
+    # from the floor up to max_check_delay_s: a long queue costs a few invocations, not one every floor seconds.
+    check_backoff: float = 1.0
+    max_check_delay_s: int = 900
     # How long a queued request may take before the chain cancels it and falls through.
     max_queue_s: float = 1200.0
+
+    def delay(self, wait_time: float, checks: int) -> int:
+        """Seconds before check number `checks` + 1: the provider's wait_time, else the backoff, within the bounds."""
+        backoff = self.min_check_delay_s * self.check_backoff ** min(checks, 64)
+        wait = math.ceil(wait_time) if math.isfinite(wait_time) and wait_time > 0 else 0
+        return int(max(self.min_check_delay_s, wait, min(math.ceil(backoff), self.max_check_delay_s)))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@
   const BASE = document.querySelector('meta[name="imagegen-base"]').content;
   const TOKEN_KEY = "imagegen.token";
   const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
-  const KNOWN_PROVIDERS = ["siliconflow", "huggingface", "horde", "pollinations", "placeholder"];
+  const KNOWN_PROVIDERS = ["siliconflow", "huggingface", "fal", "replicate", "horde", "pollinations", "placeholder"];
   const POLL_MS = 1000;
   const $ = (id) => document.getElementById(id);
 

@@ -18,6 +18,7 @@ from imagegen.providers.base import (
     ProviderError,
     ProviderPlan,
     ProviderResult,
+    RemoteRequest,
     Route,
     bearer,
     body_json,
@@ -113,22 +114,22 @@ def parse_response(response: httpx.Response, plan: ProviderPlan) -> ProviderResu
 # --- queued routes: the remote id is "<route>:<that route's id>" -------------------------------------------------
 
 
-def _queued(remote_id: str) -> tuple[RouteAdapter, str]:
-    name, _, remote = remote_id.partition(":")
+def _queued(remote: RemoteRequest) -> tuple[RouteAdapter, RemoteRequest]:
+    name, _, route_id = remote.id.partition(":")
     adapter = ROUTES.get(name)
     if adapter is None or adapter.check is None or adapter.parse_check is None:
         raise ValueError(f"no queued route {name!r}")
-    return adapter, remote
+    return adapter, RemoteRequest(route_id)
 
 
 # The check request carries its route's name, so its answer is read by that route (parse_check gets no remote id).
 ROUTE_TAG = "imagegen_route"
 
 
-def build_check(remote_id: str, settings: HuggingFaceSettings) -> httpx.Request:
-    adapter, remote = _queued(remote_id)
+def build_check(remote: RemoteRequest, settings: HuggingFaceSettings) -> httpx.Request:
+    adapter, route_id = _queued(remote)
     assert adapter.check is not None
-    checked = adapter.check(remote, settings)
+    checked = adapter.check(route_id, settings)
     checked.extensions[ROUTE_TAG] = adapter.name
     return checked
 
@@ -139,9 +140,9 @@ def parse_check(response: httpx.Response) -> ProviderResult | ProviderError:
     return adapter.parse_check(response)
 
 
-def build_cancel(remote_id: str, settings: HuggingFaceSettings) -> httpx.Request | None:
-    adapter, remote = _queued(remote_id)
-    return adapter.cancel(remote, settings) if adapter.cancel else None
+def build_cancel(remote: RemoteRequest, settings: HuggingFaceSettings) -> httpx.Request | None:
+    adapter, route_id = _queued(remote)
+    return adapter.cancel(route_id, settings) if adapter.cancel else None
 
 
 # --- key check -----------------------------------------------------------------------------------------------------
@@ -197,10 +198,9 @@ SPEC = ProviderSpec(
     parse_response=parse_response,
     classify=classify,
     async_=AsyncSpec(
+        # A check's answer carries the result when there is one (a completed task, a finished prediction).
         build_check=build_check,
         parse_check=parse_check,
-        build_collect=build_check,
-        parse_collect=parse_check,
         build_cancel=build_cancel,
         min_check_delay_s=1,
         # A queued route's task that has not finished in 10 minutes is abandoned for the next route.

@@ -17,6 +17,7 @@ from imagegen.providers.base import (
     ProviderError,
     ProviderPlan,
     ProviderResult,
+    RemoteRequest,
     RetrySameLink,
     body_json,
 )
@@ -84,7 +85,7 @@ ShapeFn = Callable[["ImageRequest", dict[str, Any], str], tuple[int, int, list[s
 BuildFn = Callable[[ProviderPlan, HuggingFaceSettings], "httpx.Request"]
 ParseFn = Callable[["httpx.Response", ProviderPlan], "ProviderResult | ProviderError"]
 PollFn = Callable[["httpx.Response"], "ProviderResult | ProviderError"]
-IdFn = Callable[[str, HuggingFaceSettings], "httpx.Request"]
+IdFn = Callable[[RemoteRequest, HuggingFaceSettings], "httpx.Request"]
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,6 @@ def table_for(route: RouteAdapter, provider_model: str, hf_model: str) -> ModelS
     distilled = DISTILLED.get(hf_model, {})
     fixed = {wire: distilled[name] for name, wire in table.params.items() if name in distilled}
     return replace(table, fixed={**table.fixed, **fixed}) if fixed else table
-
-
-def clamp(params: dict[str, Any], ranges: Mapping[str, Range], notes: list[str], route: str) -> None:
-    """Values outside a route's documented range are moved into it, and the move is noted."""
-    for wire, (low, high) in ranges.items():
-        value = params.get(wire)
-        if isinstance(value, int | float) and not isinstance(value, bool) and not low <= value <= high:
-            moved = type(value)(min(max(value, low), high))
-            notes.append(f"{wire} {value} -> {moved} ({route}'s range)")
-            params[wire] = moved
 
 
 def width_height(asked: ImageRequest, params: dict[str, Any], provider_model: str) -> tuple[int, int, list[str]]:

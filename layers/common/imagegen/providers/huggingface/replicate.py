@@ -1,47 +1,40 @@
 """replicate through the router: a prediction with `Prefer: wait=N`; its output (URL or `data:` URI) when it finished.
 
-huggingface_hub 2.4.0 `_providers/replicate.py` builds the route (`/v1/models/{owner}/{name}/predictions`, or
-`/v1/predictions` with `version` for a pinned id) and `{"input": {"prompt", **parameters}}`. Two differences:
+The route of huggingface_hub 2.4.0 `_providers/replicate.py` (`/v1/models/{owner}/{name}/predictions`, or
+`/v1/predictions` with `version` for a pinned id), with the input and prediction reading of our own Replicate
+provider (providers/replicate.py `replicate_plan`'s shape, `replicate_input`, `parse_prediction`). Two differences
+from huggingface_hub, which sends `{"input": {"prompt", **parameters}}` untranslated:
 - Replicate's FLUX models take `aspect_ratio`, `megapixels`, `guidance`, `num_outputs` and `output_format`, not
   `width`/`height`/`guidance_scale`, and drop unknown inputs silently (PROVIDERS-ROUTES.md 1.3, 3.7): huggingface_hub's
-  fields would give a 1:1 image at default guidance, so for them we send what they take.
+  fields would give a 1:1 image at default guidance.
 - A `failed` prediction carries its `error` (E005: a content refusal); huggingface_hub reports any missing output as
-  a 60 s timeout. A prediction not finished within the wait is checked again later through the router's
-  `/v1/predictions/{id}` (whether the router serves it is UNCONFIRMED: if it does not, the link falls through as
+  a 60 s timeout. A prediction not finished within the wait is checked later through the router's
+  `/v1/predictions/{id}` (whether the router serves it is UNCONFIRMED: if not, the link falls through as
   `unfinished`).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any
 
+from imagegen.providers import replicate as direct
 from imagegen.providers.base import (
     AsyncStatus,
     AsyncSubmitted,
     FallThrough,
-    ImageBase64,
     ModelSpec,
     ProviderError,
     ProviderPlan,
     ProviderResult,
-    Refused,
-    ResultUrl,
+    RemoteRequest,
     bearer,
+    body_json,
+    clamp,
     classify_http_error,
     request,
 )
-from imagegen.providers.huggingface.common import (
-    TASK_PARAMS,
-    HuggingFaceSettings,
-    Range,
-    RouteAdapter,
-    clamp,
-    classify,
-    json_object,
-    width_height,
-)
+from imagegen.providers.huggingface.common import TASK_PARAMS, HuggingFaceSettings, RouteAdapter, classify, width_height
 
 if TYPE_CHECKING:
     import httpx
@@ -49,77 +42,44 @@ if TYPE_CHECKING:
     from imagegen.models import ImageRequest
 
 NAME = "replicate"
-ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
-# One image, lossless: what every FLUX prediction here asks for.
-FLUX_FIXED = {"num_outputs": 1, "output_format": "png"}
-FLUX_DEV = ModelSpec(
-    name="black-forest-labs/flux-dev",
-    params={"steps": "num_inference_steps", "guidance": "guidance", "seed": "seed"},
-    fixed=FLUX_FIXED,
-)
-FLUX_SCHNELL = ModelSpec(
-    name="black-forest-labs/flux-schnell", params={"steps": "num_inference_steps", "seed": "seed"}, fixed=FLUX_FIXED
-)
-FLUX = {spec.name: spec for spec in (FLUX_DEV, FLUX_SCHNELL)}
-RANGES: dict[str, dict[str, Range]] = {
-    FLUX_DEV.name: {"num_inference_steps": (1, 50), "guidance": (0.0, 10.0)},
-    FLUX_SCHNELL.name: {"num_inference_steps": (1, 4)},
-}
 # Replicate waits at most 60 s in a synchronous create (PROVIDERS-ROUTES.md 3.2); checks after that start here.
 MAX_WAIT_S = 60
 CHECK_AFTER_S = 2.0
-TERMINAL_FAILURES = ("failed", "canceled")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
-def _name(provider_model: str) -> str:
-    return provider_model.split(":", 1)[0]
+def _flux(provider_model: str) -> bool:
+    return provider_model.split(":", 1)[0] in direct.RANGES
 
 
 def table(provider_model: str) -> ModelSpec:
-    return FLUX.get(_name(provider_model)) or ModelSpec(name=provider_model, params=TASK_PARAMS)
-
-
-def aspect_ratio(width: int, height: int) -> str:
-    target = math.log(width / height)
-    return min(ASPECT_RATIOS, key=lambda ratio: abs(math.log(_ratio(ratio)) - target))
-
-
-def _ratio(text: str) -> float:
-    w, h = text.split(":")
-    return int(w) / int(h)
-
-
-def output_size(ratio: str, megapixels: str) -> tuple[int, int]:
-    """The size FLUX answers for an aspect ratio and megapixels (sides to multiples of 16; exact sizes UNCONFIRMED,
-    and the image check allows 15 %)."""
-    w, h = (int(part) for part in ratio.split(":"))
-    area = 1024 * 1024 * float(megapixels)
-    scale = math.sqrt(area / (w * h))
-    return max(16, round(w * scale / 16) * 16), max(16, round(h * scale / 16) * 16)
+    name = provider_model.split(":", 1)[0]
+    return direct.CAPABILITIES.spec(name) if _flux(provider_model) else ModelSpec(name=name, params=TASK_PARAMS)
 
 
 def shape(asked: ImageRequest, params: dict[str, Any], provider_model: str) -> tuple[int, int, list[str]]:
-    if _name(provider_model) not in FLUX:
+    if not _flux(provider_model):
         return width_height(asked, params, provider_model)
-    ratio = aspect_ratio(asked.width, asked.height)
-    # The nearer of FLUX's two sizes, by area on a log scale (0.5 MP is their geometric mean).
-    megapixels = "0.25" if asked.width * asked.height <= 512 * 1024 else "1"
-    params["aspect_ratio"], params["megapixels"] = ratio, megapixels
-    width, height = output_size(ratio, megapixels)
-    notes = [f"size {asked.width}x{asked.height} -> aspect_ratio {ratio}, megapixels {megapixels} ({width}x{height})"]
-    clamp(params, RANGES[_name(provider_model)], notes, NAME)
-    return width, height, notes
+    made = direct.shape_for(asked.width, asked.height)
+    params["aspect_ratio"], params["megapixels"] = made.aspect_ratio, made.megapixels
+    note = (
+        f"size {asked.width}x{asked.height} -> aspect_ratio {made.aspect_ratio}, megapixels {made.megapixels} "
+        f"({made.width}x{made.height})"
+    )
+    name = provider_model.split(":", 1)[0]
+    return made.width, made.height, [note, *clamp(params, direct.RANGES[name], name)]
 
 
 def build(plan: ProviderPlan, settings: HuggingFaceSettings) -> httpx.Request:
-    provider_model = plan.provider_model or ""
-    body: dict[str, Any] = {"input": {"prompt": plan.prompt, **plan.params}}
-    if ":" in provider_model:
-        body["version"] = provider_model.split(":", 1)[1]
+    provider_model = plan.provider_model or direct.FLUX_DEV_MODEL
+    model_input = direct.replicate_input(plan) if _flux(provider_model) else {"prompt": plan.prompt, **plan.params}
+    body: dict[str, Any] = {"input": model_input}
+    name, _, version = provider_model.partition(":")
+    if version:
+        body["version"] = version
         path = "/v1/predictions"
     else:
-        path = f"/v1/models/{provider_model}/predictions"
+        path = f"/v1/models/{name}/predictions"
     # Wait within this attempt's budget (the settings a request is built with carry it as timeout_s).
     wait = max(1, min(MAX_WAIT_S, int(settings.timeout_s) - 2))
     headers = {"accept": "application/json", "prefer": f"wait={wait}", **bearer(settings.api_key)}
@@ -127,12 +87,17 @@ def build(plan: ProviderPlan, settings: HuggingFaceSettings) -> httpx.Request:
 
 
 def parse(response: httpx.Response, plan: ProviderPlan) -> ProviderResult | ProviderError:
-    if not 200 <= response.status_code < 300:
+    if not response.is_success:
         return classify_http_error(response, classify)
-    body = json_object(response)
-    if isinstance(body, ProviderError):
-        return body
-    return _prediction(body, submitted=True)
+    body = body_json(response)
+    read = direct.parse_prediction(body)
+    if not isinstance(read, AsyncStatus):
+        return read
+    # Not finished within the wait: checked again later by its id, through the router.
+    prediction_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(prediction_id, str) or not _ID.fullmatch(prediction_id):
+        return FallThrough("bad_response", "an unfinished prediction without a usable id", status_code=200)
+    return AsyncSubmitted(f"{NAME}:{prediction_id}", CHECK_AFTER_S)
 
 
 def parse_check(response: httpx.Response) -> ProviderResult | ProviderError:
@@ -144,55 +109,22 @@ def parse_check(response: httpx.Response) -> ProviderResult | ProviderError:
         return FallThrough("unfinished", message, status_code=response.status_code)
     if response.status_code != 200:
         return classify_http_error(response, classify)
-    body = json_object(response)
-    if isinstance(body, ProviderError):
-        return body
-    return _prediction(body, submitted=False)
+    read = direct.parse_prediction(body_json(response))
+    return AsyncStatus(done=False, wait_time=CHECK_AFTER_S) if isinstance(read, AsyncStatus) else read
 
 
-def _prediction(body: dict[str, Any], *, submitted: bool) -> ProviderResult | ProviderError:
-    """A prediction: its output once there (a finished sync reply may still say "processing"), its error when it
-    failed, else not done yet."""
-    status, output = body.get("status"), body.get("output")
-    if status in TERMINAL_FAILURES:
-        error = str(body.get("error") or f"prediction {status}")
-        if "(E005)" in error or "flagged as sensitive" in error:
-            return Refused(error, status_code=200)
-        return FallThrough("faulted", error, status_code=200)
-    first = output if isinstance(output, str) else output[0] if isinstance(output, list) and output else None
-    if isinstance(first, str) and first:
-        return _output(first)
-    if status == "succeeded":
-        return FallThrough("bad_response", "succeeded without an output", status_code=200)
-    prediction_id = body.get("id")
-    if not isinstance(prediction_id, str) or not _ID.fullmatch(prediction_id):
-        return FallThrough("bad_response", "an unfinished prediction without a usable id", status_code=200)
-    if submitted:
-        return AsyncSubmitted(f"{NAME}:{prediction_id}", CHECK_AFTER_S)
-    return AsyncStatus(done=False, wait_time=CHECK_AFTER_S)
-
-
-def _output(value: str) -> ProviderResult | ProviderError:
-    if value.startswith("data:"):
-        header, _, data = value.partition(",")
-        if not header.endswith(";base64") or not data:
-            return FallThrough("bad_response", "a data: output that is not base64", status_code=200)
-        return ImageBase64(data)
-    return ResultUrl(value)
-
-
-def _prediction_id(remote: str) -> str:
-    if not _ID.fullmatch(remote):
+def _prediction_id(remote: RemoteRequest) -> str:
+    if not _ID.fullmatch(remote.id):
         raise ValueError("not a prediction id")
-    return remote
+    return remote.id
 
 
-def check(remote: str, settings: HuggingFaceSettings) -> httpx.Request:
+def check(remote: RemoteRequest, settings: HuggingFaceSettings) -> httpx.Request:
     url = f"{settings.base_url}/{NAME}/v1/predictions/{_prediction_id(remote)}"
     return request("GET", url, headers={"accept": "application/json", **bearer(settings.api_key)})
 
 
-def cancel(remote: str, settings: HuggingFaceSettings) -> httpx.Request:
+def cancel(remote: RemoteRequest, settings: HuggingFaceSettings) -> httpx.Request:
     url = f"{settings.base_url}/{NAME}/v1/predictions/{_prediction_id(remote)}/cancel"
     return request("POST", url, headers={"accept": "application/json", **bearer(settings.api_key)})
 

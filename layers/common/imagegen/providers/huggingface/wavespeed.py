@@ -21,9 +21,10 @@ from imagegen.providers.base import (
     ProviderError,
     ProviderPlan,
     ProviderResult,
-    ResultUrl,
+    RemoteRequest,
     bearer,
     classify_http_error,
+    image_link,
     request,
 )
 from imagegen.providers.huggingface.common import (
@@ -66,8 +67,7 @@ def _status(data: dict[str, Any]) -> ProviderResult | ProviderError | None:
     if status in ("created", "processing"):
         return None
     if status == "completed":
-        url = first_url(data.get("outputs"))
-        return ResultUrl(url) if url else FallThrough("bad_response", "completed without outputs", status_code=200)
+        return image_link(first_url(data.get("outputs")))
     if status == "failed":
         return FallThrough("faulted", str(data.get("error") or "task failed"), status_code=200)
     return FallThrough("bad_response", f"unknown task status {status!r}", status_code=200)
@@ -95,12 +95,11 @@ def parse_check(response: httpx.Response) -> ProviderResult | ProviderError:
     return final if final is not None else AsyncStatus(done=False, wait_time=CHECK_AFTER_S)
 
 
-def check(remote: str, settings: HuggingFaceSettings) -> httpx.Request:
-    if not _RESULT_PATH.fullmatch(remote):
+def check(remote: RemoteRequest, settings: HuggingFaceSettings) -> httpx.Request:
+    if not _RESULT_PATH.fullmatch(remote.id):
         raise ValueError("not a wavespeed result path")
-    return request(
-        "GET", f"{settings.base_url}/{NAME}{remote}", headers={"accept": "application/json", **bearer(settings.api_key)}
-    )
+    headers = {"accept": "application/json", **bearer(settings.api_key)}
+    return request("GET", f"{settings.base_url}/{NAME}{remote.id}", headers=headers)
 
 
 ADAPTER = RouteAdapter(

@@ -19,9 +19,10 @@ from imagegen.providers.base import (
     ProviderError,
     ProviderPlan,
     ProviderResult,
-    ResultUrl,
+    RemoteRequest,
     bearer,
     classify_http_error,
+    image_link,
     request,
 )
 from imagegen.providers.huggingface.common import (
@@ -59,8 +60,7 @@ def _task(response: httpx.Response, *, submitted: bool) -> ProviderResult | Prov
         return body
     status, task_id = body.get("task_status"), body.get("id")
     if status == "SUCCESS":
-        url = first_url(body.get("image_result"))
-        return ResultUrl(url) if url else FallThrough("bad_response", "SUCCESS without image_result", status_code=200)
+        return image_link(first_url(body.get("image_result")))
     if status == "FAIL":
         return FallThrough("faulted", f"zai-org task {task_id} failed", status_code=200)
     if status != "PROCESSING":
@@ -80,11 +80,11 @@ def parse_check(response: httpx.Response) -> ProviderResult | ProviderError:
     return _task(response, submitted=False)
 
 
-def check(remote: str, settings: HuggingFaceSettings) -> httpx.Request:
-    if not _ID.fullmatch(remote):
+def check(remote: RemoteRequest, settings: HuggingFaceSettings) -> httpx.Request:
+    if not _ID.fullmatch(remote.id):
         raise ValueError("not a zai-org task id")
     headers = {"accept": "application/json", **HEADERS, **bearer(settings.api_key)}
-    return request("GET", f"{settings.base_url}/{NAME}/api/paas/v4/async-result/{remote}", headers=headers)
+    return request("GET", f"{settings.base_url}/{NAME}/api/paas/v4/async-result/{remote.id}", headers=headers)
 
 
 ADAPTER = RouteAdapter(
