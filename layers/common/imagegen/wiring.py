@@ -225,11 +225,16 @@ def breaker_store(settings: KeySettings) -> DynamoBreakerStore:
 
 @cached
 def chain_status() -> ChainStatus:
-    from imagegen.keys.status import ChainStatus
+    from imagegen.adapters.route_maps import DynamoRouteMapStore
+    from imagegen.keys.status import ChainStatus, RouteView
+    from imagegen.providers import REGISTRY
 
     settings = api_settings()
     order = list(settings.providers.chain.default_chain)
-    return ChainStatus(lambda: key_resolver(settings), breaker_store(settings), order)
+    breakers = breaker_store(settings)
+    store = DynamoRouteMapStore(settings.table_name, dynamodb(settings))
+    routes = RouteView(settings.providers, store, breakers, REGISTRY)
+    return ChainStatus(lambda: key_resolver(settings), breakers, order, routes=routes)
 
 
 # --- jobs ----------------------------------------------------------------------------------------------------------
