@@ -348,12 +348,15 @@ class TestMapping:
         ]
         assert all(str(request.url).startswith("https://huggingface.co/api/models/") for request in seen)
 
-    @pytest.mark.parametrize(("status", "expected"), [(404, ()), (500, None)])
+    @pytest.mark.parametrize(
+        ("status", "code", "expected"), [(404, "RepoNotFound", ()), (404, None, None), (500, None, None)]
+    )
     def test_given_an_unknown_model_or_a_broken_hub_when_fetched_then_no_entries_or_unknown(
-        self, status: int, expected: Any
+        self, status: int, code: str | None, expected: Any
     ) -> None:
         def hub(request: httpx.Request) -> httpx.Response:
-            return httpx.Response(status, json={"error": "x"}, request=request)
+            headers = {"x-error-code": code} if code else {}
+            return httpx.Response(status, json={"error": "x"}, headers=headers, request=request)
 
         assert mapping.fetch(DEV, SETTINGS, None, hub) == expected
 

@@ -48,7 +48,8 @@ def fetch(
         if response.status_code == 401 and token is not None:
             # A deployment token the Hub refuses must not cost the mapping: the mapping is public.
             response = _get(send, mapping_request(model, settings, None, spelling))
-        if response.status_code == 404:
+        if response.status_code == 404 and response.headers.get("x-error-code") == "RepoNotFound":
+            # The Hub knows no such model: no provider serves it (another 404 is no answer about the model).
             return ()
         body = body_json(response)
         if response.status_code != 200 or not isinstance(body, dict):
