@@ -374,3 +374,18 @@ class TestAutoAndBreakers:
         ]
         assert breakers.status("huggingface/fal-ai", "deployment").state == "open"
         assert breakers.status("huggingface/together", "deployment").state == "closed"
+
+    def test_given_hedging_when_the_first_route_is_slow_then_the_next_route_starts_beside_it_and_wins(
+        self, environ: dict[str, str], provider_http: httpx.Client, safe_fetcher: SafeFetcher, hf_router: HfRouterDouble
+    ) -> None:
+        env = {**environ, "HF_INFERENCE_PROVIDERS": "fal-ai,together", "HF_MODELS": SCHNELL}
+        run = Run({**env, "IMAGEGEN_HEDGE_DELAY_S": "0.2"}, provider_http, safe_fetcher)
+        hf_router.fail_route("fal-ai", Reply.json(500, {"error": "slow and broken"}, delay=2))
+
+        outcome = run.start(hedge=True)
+
+        assert isinstance(outcome, ChainSucceeded)
+        assert [(a.route, a.outcome, a.error_class) for a in outcome.attempts] == [
+            ("fal-ai", "canceled", "hedge_lost"),
+            ("together", "succeeded", None),
+        ]
