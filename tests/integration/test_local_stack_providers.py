@@ -385,12 +385,11 @@ class TestHordeAsync:
         assert seen[-1] == ("succeeded", "succeeded", "done after 2 check(s)")
         # While parked, the check was a delayed message on the jobs queue, not a worker waiting.
         assert 1 in delayed_while_pending
-        assert (job["provider"], job["image"]["width"], job["image"]["height"], job["image"]["content_type"]) == (
-            "horde",
-            128,
-            64,
-            "image/webp",
-        )
+        # The Horde made 128x64; the job's image is the 100x70 asked for.
+        image = job["image"]
+        assert (job["provider"], image["width"], image["height"]) == ("horde", 100, 70)
+        assert image["content_type"] == "image/webp"
+        assert (image["source_width"], image["source_height"]) == (128, 64)
         assert "horde: size 100x70 -> 128x64" in job["warnings"]
         # One invocation to submit and one per check: none of them waited for the Horde.
         assert api.worker_invocations == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ from imagegen.chain import Link
 from imagegen.chain.state import STATE_VERSION, BadChainState, PendingState
 from imagegen.models import Attempt
 from imagegen.providers import REGISTRY
+from imagegen.providers.base import RemoteRequest
 
 
 def _state() -> PendingState:
@@ -65,3 +67,47 @@ def test_given_a_state_this_deployment_cannot_resume_when_loaded_then_refused_na
         PendingState.load(stored, REGISTRY)
 
     assert str(refused.value) == reason
+
+
+def test_given_the_urls_a_service_named_when_stored_and_loaded_then_the_remote_request_keeps_them() -> None:
+    urls = {"check": "https://queue.fal.run/fal-ai/flux/requests/r/status", "cancel": "https://queue.fal.run/x/cancel"}
+    state = dataclasses.replace(_state(), provider="fal", remote_id="r", remote_urls=urls)
+
+    loaded = PendingState.load(json.loads(json.dumps(state.dump())), REGISTRY)
+
+    assert loaded.remote == RemoteRequest("r", urls)
+
+
+def test_given_a_state_stored_before_remote_urls_existed_when_loaded_then_it_resumes_without_them() -> None:
+    stored = _state().dump()
+    del stored["remote_urls"]
+
+    assert PendingState.load(stored, REGISTRY).remote == RemoteRequest("rid-1", {})
+
+
+@pytest.mark.parametrize("urls", [["https://x"], {"check": 5}, "https://x"])
+def test_given_remote_urls_of_another_shape_when_loaded_then_refused(urls: Any) -> None:
+    with pytest.raises(BadChainState, match="TypeError"):
+        PendingState.load({**_state().dump(), "remote_urls": urls}, REGISTRY)
+
+
+@pytest.mark.parametrize(
+    ("provider", "wait_time", "delays"),
+    [
+        # Horde: its own wait_time above a 2 s floor, never a backoff.
+        ("horde", 0.0, [2, 2, 2, 2, 2, 2]),
+        ("horde", 30.0, [30, 30, 30, 30, 30, 30]),
+        # fal and Replicate give no wait_time: 2 s, then 1.5 times longer each check, up to 10 s.
+        ("fal", 0.0, [2, 3, 5, 7, 10, 10]),
+        ("replicate", 0.0, [2, 3, 5, 7, 10, 10]),
+        # A Retry-After (as wait_time) longer than the backoff wins.
+        ("replicate", 45.0, [45, 45, 45, 45, 45, 45]),
+    ],
+)
+def test_given_an_async_provider_when_checks_go_on_then_each_delay_follows_its_spec(
+    provider: str, wait_time: float, delays: list[int]
+) -> None:
+    async_ = REGISTRY[provider].async_
+    assert async_ is not None
+
+    assert [async_.delay(wait_time, checks) for checks in range(6)] == delays

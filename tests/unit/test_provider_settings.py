@@ -43,7 +43,7 @@ class TestProvidersSettings:
         assert fal.models == ("fal-ai/flux/dev", "fal-ai/flux/schnell")
         assert replicate.base_url == "https://api.replicate.com/v1"
         assert replicate.models == ("black-forest-labs/flux-dev", "black-forest-labs/flux-schnell")
-        assert getattr(replicate, "prefer_wait_s", None) == 2
+        assert getattr(replicate, "prefer_wait_s", None) == 1
         default_chain = ("siliconflow", "huggingface", "fal", "replicate", "horde", "pollinations")
         assert settings.chain.default_chain == default_chain
         assert (sf.api_key, hf.api_key, fal.api_key, replicate.api_key, poll.api_key) == (None,) * 5

@@ -98,7 +98,7 @@ class TestInputs:
         sent = replicate.build_request(replicate.plan(_request(), SCHNELL, KEYED), KEYED)
 
         assert (sent.method, str(sent.url)) == ("POST", f"{BASE}/models/{SCHNELL}/predictions")
-        assert (sent.headers["prefer"], sent.headers["authorization"]) == ("wait=2", f"Bearer {TOKEN}")
+        assert (sent.headers["prefer"], sent.headers["authorization"]) == ("wait=1", f"Bearer {TOKEN}")
         assert set(json.loads(sent.content)) == {"input"}
 
     def test_given_a_pinned_version_when_the_create_is_built_then_v1_predictions_with_the_version(self) -> None:

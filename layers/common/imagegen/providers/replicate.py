@@ -87,7 +87,7 @@ class ReplicateSettings(ProviderSettings):
     timeout_s: float = Field(default=20.0, gt=0)
     # `Prefer: wait=N` on the create: a prediction done within N seconds is used at once, anything slower becomes
     # delayed checks. Every second of it is Lambda time billed while the worker waits on the socket, so N is small.
-    prefer_wait_s: int = Field(default=2, ge=1, le=60)
+    prefer_wait_s: int = Field(default=1, ge=1, le=60)
 
     @model_validator(mode="after")
     def _wait_within_timeout(self) -> ReplicateSettings:
