@@ -202,3 +202,38 @@ class TestHardening:
             200,
         )
         assert outcome.attempts[0].message == "the answer could not be read (KeyError)"
+
+
+def test_given_a_users_own_key_when_a_model_does_not_exist_then_the_mark_lands_on_that_key_only(
+    aws: Aws, siliconflow_double: SiliconFlowDouble, provider_http: httpx.Client, safe_fetcher: SafeFetcher
+) -> None:
+    # Given alice's own SiliconFlow key, stored encrypted, and Kolors retired at SiliconFlow
+    from datetime import UTC, datetime
+
+    kms_key = aws.client("kms").create_key(Description="user keys")["KeyMetadata"]["KeyId"]
+    store = KeyStore(aws.table, aws.client("dynamodb"), aws.client("kms"), kms_key)
+    store.put("alice", "siliconflow", SecretStr(SF_KEY), now=datetime.now(UTC))
+    settings = ProvidersSettings.from_environ({"SILICONFLOW_BASE_URL": siliconflow_double.base_url})
+    keys = ChainKeys(lambda: KeyResolver(store, EnvDeploymentKeys(settings), store))
+    siliconflow_double.retire(KOLORS)
+    asked = ImageRequest.model_validate({"prompt": "a fox", "width": 512, "height": 512, "providers": ["siliconflow"]})
+
+    def run_for(user: str) -> ChainOutcome:
+        keys.begin_invocation()
+        chain = Chain(settings, provider_http, safe_fetcher, keys=keys)
+        return chain.start(asked, RunContext(job_id="j", user_id=user, deadline=time.monotonic() + 20))
+
+    first, second = run_for("alice"), run_for("alice")
+
+    # Then her key's record carries the mark (her next run skips Kolors), and it was written for her key's version
+    assert [(a.model, a.outcome, a.error_class) for a in first.attempts][:2] == [
+        (KOLORS, "failed", "model_gone"),
+        (ZIT, "succeeded", None),
+    ]
+    assert (second.attempts[0].model, second.attempts[0].outcome, second.attempts[0].error_class) == (
+        KOLORS,
+        "skipped",
+        "model_gone",
+    )
+    stored = store.get("alice", "siliconflow")
+    assert stored is not None and stored.health is not None and stored.health.gone == (KOLORS,)
