@@ -178,7 +178,7 @@ class TestAnswers:
                 {"id": "p1", "status": "processing", "output": "data:image/png;base64,QUJD"},
                 ImageBytes(b"ABC", "image/png"),
             ),
-            ({"id": "p1", "status": "starting", "output": None}, AsyncSubmitted("replicate:p1", 2.0)),
+            ({"id": "p1", "status": "starting", "output": None}, AsyncSubmitted("replicate:p1", 0.0)),
         ],
     )
     def test_given_a_replicate_prediction_when_parsed_then_output_or_queued(
@@ -220,7 +220,7 @@ class TestAnswers:
             }
         }
         submitted = huggingface.parse_response(answer(200, created), plan)
-        assert submitted == AsyncSubmitted("wavespeed:/api/v3/predictions/t1/result", 1.0)
+        assert submitted == AsyncSubmitted("wavespeed:/api/v3/predictions/t1/result", 0.0)
         check = huggingface.build_check(RemoteRequest(submitted.remote_id), SETTINGS)
 
         states = [
@@ -234,7 +234,7 @@ class TestAnswers:
 
         assert str(check.url) == f"{ROUTER}/wavespeed/api/v3/predictions/t1/result"
         assert check.headers["authorization"] == f"Bearer {TOKEN}"
-        assert states[0] == AsyncStatus(done=False, wait_time=1.0)
+        assert states[0] == AsyncStatus(done=False, wait_time=0.0)
         assert states[1] == ResultUrl("https://cdn.wavespeed.ai/o.png")
         assert isinstance(states[2], FallThrough) and states[2].message == "content flagged"
 

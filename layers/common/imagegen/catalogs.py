@@ -131,10 +131,6 @@ class RouteMaps:
             with self._lock:
                 self._memory.pop((provider, model), None)
 
-    def stored(self, provider: str, model: str) -> StoredCatalog | None:
-        """What the table holds, without fetching anything (GET /v1/providers shows it)."""
-        return self._read(provider, model)
-
     # --- the schedule ------------------------------------------------------------------------------------------
 
     def refresh_due(self, *, deadline: float, max_fetches: int) -> RefreshReport:

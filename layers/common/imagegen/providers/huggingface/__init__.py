@@ -202,7 +202,11 @@ SPEC = ProviderSpec(
         build_check=build_check,
         parse_check=parse_check,
         build_cancel=build_cancel,
-        min_check_delay_s=1,
+        # As our fal and Replicate providers: checks at 2, 3, 5, 7, 10, 10 ... s unless the route says when (zai-org
+        # every 5 s, as huggingface_hub polls it), so a long queue costs a few invocations.
+        min_check_delay_s=2,
+        check_backoff=1.5,
+        max_check_delay_s=10,
         # A queued route's task that has not finished in 10 minutes is abandoned for the next route.
         max_queue_s=600.0,
     ),

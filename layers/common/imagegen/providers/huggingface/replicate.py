@@ -42,9 +42,10 @@ if TYPE_CHECKING:
     from imagegen.models import ImageRequest
 
 NAME = "replicate"
-# Replicate waits at most 60 s in a synchronous create (PROVIDERS-ROUTES.md 3.2); checks after that start here.
+# Replicate waits at most 60 s in a synchronous create (PROVIDERS-ROUTES.md 3.2); the checks after that follow the
+# provider's backoff (no wait_time of Replicate's own).
 MAX_WAIT_S = 60
-CHECK_AFTER_S = 2.0
+CHECK_AFTER_S = 0.0
 _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     import httpx
 
 NAME = "wavespeed"
-CHECK_AFTER_S = 1.0
+# huggingface_hub polls every 0.5 s in-process; here the checks follow the provider's backoff (no wait_time).
+CHECK_AFTER_S = 0.0
 _RESULT_PATH = re.compile(r"/api/v3/predictions/[A-Za-z0-9_-]{1,100}/result")
 
 
