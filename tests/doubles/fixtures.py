@@ -96,6 +96,7 @@ def doubles_environ(
         "SILICONFLOW_TIMEOUT_S": "1.5",
         "HF_TOKEN": HF_TOKEN,
         "HF_ROUTER_URL": hf_double.base_url,
+        "HF_ENDPOINT": hf_double.url,
         "HF_TIMEOUT_S": "1.5",
         "HORDE_API_KEY": HORDE_KEY,
         "HORDE_BASE_URL": horde_double.base_url,

@@ -1,6 +1,8 @@
 """Hugging Face router double: POST /{router provider}/models/{model}, {inputs, parameters} in, image bytes out.
 
-The older hf-inference-only double, serving every model (`served=None`); kept for the tests written against it.
+The older hf-inference-only double, serving every model (`served=None`); kept for the tests written against it. It
+plays the Hub's mapping too (`GET /api/models/{id}?expand[]=inferenceProviderMapping`: hf-inference, live, for any
+model, so the chain's routing reaches the one route this double serves; point `HF_ENDPOINT` at `double.url`).
 tests/doubles/hf_router.py is the whole router (every Inference Provider route, the Hub mapping, FLUX.1 refused
 on hf-inference as production now does)."""
 
@@ -46,6 +48,10 @@ class HuggingFaceDouble(HttpDouble):
         super().__init__()
 
     def _handle(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path.startswith("/api/models/"):
+            model = request.path.removeprefix("/api/models/")
+            entry = {"status": "live", "providerId": model, "task": "text-to-image", "isModelAuthor": False}
+            return Reply.json(200, {"_id": "double", "id": model, "inferenceProviderMapping": {"hf-inference": entry}})
         prefix = "/hf-inference/models/"
         if request.method != "POST" or not request.path.startswith(prefix):
             return Reply.json(404, {"error": "Not Found"})

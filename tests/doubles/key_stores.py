@@ -42,10 +42,23 @@ class MemoryKeyStore:
         self.user_keys[(user_id, provider)] = (replace(found[0], health=health), found[1])
         return True
 
+    def record_model_gone(self, user_id: str, provider: str, version: str, model: str, at: datetime) -> bool:
+        found = self.user_keys.get((user_id, provider))
+        if found is None or found[0].version != version:
+            return False
+        health = found[0].health.with_gone(model) if found[0].health else KeyHealth.answered(at, (model,))
+        self.user_keys[(user_id, provider)] = (replace(found[0], health=health), found[1])
+        return True
+
     def deployment_health(self, provider: str, key: SecretStr) -> KeyHealth | None:
         return self.deployment.get((provider, key.get_secret_value()))
 
     def record_deployment_health(self, provider: str, key: SecretStr, health: KeyHealth) -> None:
+        self.deployment[(provider, key.get_secret_value())] = health
+
+    def record_deployment_model_gone(self, provider: str, key: SecretStr, model: str, at: datetime) -> None:
+        known = self.deployment.get((provider, key.get_secret_value()))
+        health = known.with_gone(model) if known else KeyHealth.answered(at, (model,))
         self.deployment[(provider, key.get_secret_value())] = health
 
 

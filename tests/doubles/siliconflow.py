@@ -9,6 +9,7 @@ needs `Authorization: Bearer <api_key>` (else 401 `"Invalid token"`); unknown ro
 - A model that is not live (not in `models`, or retired with `retire(model)`) answers "Model does not exist":
   `missing_model_status = 400` (the documented code 20012 body, default) or 404 (same body), the two readings of
   issue 10.
+- `GET /v1/user/info`: the key check's answer (tests/doubles/keycheck.py's "ok" one, reused).
 - `GET /v1/models[?type=&sub_type=]` → `{"object": "list", "data": [{"id", "object": "model", "created": 0,
   "owned_by": ""}]}`: the live image models (`models`) with their types (`MODEL_TYPES`), the video models, and a
   chat model, filtered as SiliconFlow filters (`sub_type` works without `type`; image-to-video has no sub_type).
@@ -32,6 +33,7 @@ from typing import Any
 
 from tests.doubles import video
 from tests.doubles.images import picture
+from tests.doubles.keycheck import ANSWERS as KEYCHECK_ANSWERS
 from tests.doubles.server import HttpDouble, Recorded, Reply
 from tests.doubles.storage import Kind, StorageDouble
 
@@ -63,6 +65,7 @@ VIDEO_MODELS = {"Wan-AI/Wan2.2-T2V-A14B", "Wan-AI/Wan2.2-I2V-A14B"}
 VIDEO_SIZES = {"1280x720": (1280, 720), "720x1280": (720, 1280), "960x960": (960, 960)}
 VIDEO_FIELDS = {"model", "prompt", "image_size", "negative_prompt", "image", "seed"}
 ROUTES = {
+    ("GET", "/v1/user/info"),
     ("GET", "/v1/models"),
     ("POST", "/v1/images/generations"),
     ("POST", "/v1/video/submit"),
@@ -149,6 +152,8 @@ class SiliconFlowDouble(HttpDouble):
             return Reply.text(404, "404 page not found")
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return Reply.json(401, "Invalid token")
+        if route == ("GET", "/v1/user/info"):
+            return Reply.json(*KEYCHECK_ANSWERS["siliconflow"]["ok"])
         if route == ("GET", "/v1/models"):
             data = [
                 {"id": model, "object": "model", "created": 0, "owned_by": ""}

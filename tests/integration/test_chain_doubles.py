@@ -182,7 +182,7 @@ class TestFallbacks:
         safe_fetcher: SafeFetcher,
         hf_double: HuggingFaceDouble,
     ) -> None:
-        hf_double.server.enqueue(loading(DEV, 0.2))
+        hf_double.server.enqueue(loading(DEV, 0.2), path_prefix="/hf-inference/")
         outcome = chain_for(doubles_environ, provider_http, safe_fetcher).start(
             request(providers=["huggingface"]), run_ctx()
         )
@@ -199,7 +199,7 @@ class TestFallbacks:
         safe_fetcher: SafeFetcher,
         hf_double: HuggingFaceDouble,
     ) -> None:
-        hf_double.server.enqueue(loading(DEV, 2315.18), Reply.json(402, CREDITS))
+        hf_double.server.enqueue(loading(DEV, 2315.18), Reply.json(402, CREDITS), path_prefix="/hf-inference/")
         outcome = chain_for(doubles_environ, provider_http, safe_fetcher, sleep=never_sleep).start(
             request(providers=["huggingface", "placeholder"]), run_ctx()
         )
@@ -544,7 +544,9 @@ class TestSecrets:
         # Providers that echo the key back in an error body must not get it into our output either.
         siliconflow_double.server.enqueue(Reply.json(500, {"message": f"upstream rejected {SF_KEY}"}))
         hf_double.server.enqueue(
-            Reply.json(401, {"error": f"token {HF_TOKEN} invalid"}), Reply.json(500, {"error": "x"})
+            Reply.json(401, {"error": f"token {HF_TOKEN} invalid"}),
+            Reply.json(500, {"error": "x"}),
+            path_prefix="/hf-inference/",
         )
         horde_double.server.enqueue(Reply.json(401, {"message": f"bad key {HORDE_KEY}", "rc": "InvalidAPIKey"}))
         pollinations_double.server.enqueue(Reply.json(500, {"error": "down"}))

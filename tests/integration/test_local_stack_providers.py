@@ -452,7 +452,9 @@ class TestSecrets:
         # Providers that echo the key back in an error body must not get it into our output either.
         siliconflow_double.server.enqueue(Reply.json(500, {"message": f"upstream rejected {SF_KEY}"}))
         hf_double.server.enqueue(
-            Reply.json(401, {"error": f"token {HF_TOKEN} invalid"}), Reply.json(500, {"error": f"x {HF_TOKEN}"})
+            Reply.json(401, {"error": f"token {HF_TOKEN} invalid"}),
+            Reply.json(500, {"error": f"x {HF_TOKEN}"}),
+            path_prefix="/hf-inference/",
         )
         horde_double.server.enqueue(Reply.json(401, {"message": f"bad key {HORDE_KEY}", "rc": "InvalidAPIKey"}))
         pollinations_double.api_key = POLLINATIONS_KEY

@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 from aws_lambda_powertools import Metrics
 from imagegen.breaker import BreakerPolicy, InMemoryBreakerStore
+from imagegen.catalogs import InMemoryRouteMapStore, RouteMaps, StoredCatalog
 from imagegen.chain import Chain, Link
+from imagegen.chain.report import mask_secrets
 from imagegen.generation import ChainFailed, ChainPending, ChainSucceeded, RunContext
 from imagegen.keys.types import KeyHealth
 from imagegen.models import ImageRequest
 from imagegen.providers import REGISTRY
-from imagegen.providers.base import Refused
+from imagegen.providers.base import MAX_MESSAGE, CatalogEntry, Refused
 from imagegen.providers.settings import ProvidersSettings
 from imagegen.providers.spec import ProviderSpec
 from pydantic import SecretStr
@@ -110,12 +112,14 @@ def make(
     env.update(environ or {})
     hosts, clock, fetcher, store = Hosts(), Clock(), Fetcher(), keys or MemoryKeyStore()
     settings = ProvidersSettings.from_environ(env)
+    http = httpx.Client(transport=httpx.MockTransport(hosts))
     chain = Chain(
         settings,
-        httpx.Client(transport=httpx.MockTransport(hosts)),
+        http,
         fetcher,
         keys=chain_keys(settings, store),
         breaker=breaker,
+        catalog=hf_inference_catalog(settings, http, clock),
         registry=registry or REGISTRY,
         metrics=metrics,
         clock=clock,
@@ -123,6 +127,25 @@ def make(
         sleep=clock.sleep,
     )
     return Harness(chain, hosts, clock, fetcher, store)
+
+
+def hf_inference_catalog(settings: ProvidersSettings, http: httpx.Client, clock: Clock) -> RouteMaps:
+    """Hugging Face's mapping as these tests assume it: both FLUX models on hf-inference, read a moment ago."""
+    entries = {
+        ("huggingface", model): StoredCatalog(
+            (CatalogEntry("hf-inference", model, "live", "text-to-image"),), clock.now
+        )
+        for model in ("black-forest-labs/FLUX.1-dev", "black-forest-labs/FLUX.1-schnell")
+    }
+    return RouteMaps(
+        InMemoryRouteMapStore(entries),
+        settings,
+        http,
+        registry=REGISTRY,
+        token=lambda name: None,
+        wall_clock=clock,
+        monotonic=clock,
+    )
 
 
 def ctx(clock: Clock, seconds: float = 60.0) -> RunContext:
@@ -169,9 +192,7 @@ class TestOutcomes:
         assert outcome.error.code == "no_providers_configured"
         assert outcome.error.hint is not None and "SILICONFLOW_API_KEY or HF_TOKEN" in outcome.error.hint
         assert [(a.provider, a.outcome, a.error_class) for a in outcome.attempts] == [
-            ("siliconflow", "skipped", "no_key"),
-            ("siliconflow", "skipped", "no_key"),
-            ("siliconflow", "skipped", "no_key"),
+            *[("siliconflow", "skipped", "no_key")] * 5,
             ("huggingface", "skipped", "no_key"),
             ("huggingface", "skipped", "no_key"),
         ]
@@ -290,6 +311,34 @@ class TestOutcomes:
         )
         dumped = json.dumps([a.model_dump() for a in outcome.attempts]) + json.dumps(outcome.error.model_dump())
         assert SF_KEY not in dumped and HF_KEY not in dumped
+
+
+class TestScrubbing:
+    def test_given_a_key_echoed_across_the_cut_when_stored_then_neither_it_nor_its_start_survives(self) -> None:
+        # Given an error text whose key starts 15 characters before the 200-character cut
+        h = make()
+        echoed = "x" * (MAX_MESSAGE - 20) + f" bad key {SF_KEY} for this model"
+        h.hosts.on(SF, status(400, {"code": 20012, "message": echoed}))
+
+        outcome = h.chain.start(req(providers=["siliconflow", "placeholder"]), ctx(h.clock))
+
+        # Then the stored message is cut to its length after the key was masked: no 8-character start of it is left
+        message = outcome.attempts[0].message or ""
+        assert len(message) == MAX_MESSAGE and message.endswith("…")
+        assert [SF_KEY[:n] for n in range(8, len(SF_KEY) + 1) if SF_KEY[:n] in message] == []
+        assert "bad key ***" in message
+
+    def test_given_a_provider_echoing_a_cut_down_key_when_stored_then_the_start_is_masked(self) -> None:
+        h = make()
+        h.hosts.on(SF, status(401, {"message": f"Invalid token {SF_KEY[:12]}..."}))
+
+        outcome = h.chain.start(req(providers=["siliconflow", "placeholder"]), ctx(h.clock))
+
+        assert outcome.attempts[0].message == "Invalid token ***..."
+
+    def test_given_text_that_only_shares_a_short_start_with_a_key_when_masked_then_it_is_left_alone(self) -> None:
+        assert mask_secrets("sk-unit and hf_unit", (SF_KEY, HF_KEY)) == "sk-unit and hf_unit"
+        assert mask_secrets(f"a{SF_KEY[:9]}b", (SF_KEY,)) == "a***b"
 
 
 def _refusing_registry() -> dict[str, ProviderSpec[Any]]:

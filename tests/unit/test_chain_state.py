@@ -48,7 +48,11 @@ def test_given_a_pending_state_when_stored_as_json_and_loaded_then_it_is_the_sam
     [
         ({"version": 99}, "version 99"),
         ({"version": None}, "version None"),
-        ({"links": [["dalle", None, False]], "link_index": 0}, "links do not match this deployment's providers"),
+        (
+            {"links": [{"provider": "dalle", "model": None}], "link_index": 0},
+            "links do not match this deployment's providers",
+        ),
+        ({"links": [["horde", None, False]]}, "AttributeError"),
         ({"link_index": 5}, "links do not match this deployment's providers"),
         ({"attempts": [{"provider": "horde"}]}, "ValidationError"),
         ({"remote_id": None, "submitted_at": "soon"}, "ValueError"),

@@ -22,7 +22,9 @@ class TestProvidersSettings:
         assert sf.base_url == "https://api.siliconflow.com/v1"
         assert sf.models == (
             "Kwai-Kolors/Kolors",
+            "Tongyi-MAI/Z-Image-Turbo",
             "black-forest-labs/FLUX.1-schnell",
+            "black-forest-labs/FLUX.1-dev",
             "Qwen/Qwen-Image",
         )
         assert hf.base_url == "https://router.huggingface.co"
@@ -31,7 +33,8 @@ class TestProvidersSettings:
             "black-forest-labs/FLUX.1-dev",
             "black-forest-labs/FLUX.1-schnell",
         )
-        assert hf.router_provider("black-forest-labs/FLUX.1-dev") == "hf-inference"
+        assert hf.inference_providers == ("fal-ai", "replicate", "wavespeed", "nscale", "together", "hf-inference")
+        assert (hf.mapping_refresh_s, hf.mapping_max_age_s, hf.mapping_cache_s) == (3600, 21600, 60)
         assert horde.base_url == "https://aihorde.net/api/v2"
         assert horde.anonymous is True
         assert poll.base_url == "https://image.pollinations.ai"
@@ -54,7 +57,8 @@ class TestProvidersSettings:
             "HF_ROUTER_URL": "http://127.0.0.1:9000",
             "HF_ENDPOINT": "http://127.0.0.1:9001",
             "HF_MODELS": "black-forest-labs/FLUX.1-schnell",
-            "HF_ROUTER_PROVIDERS": "black-forest-labs/FLUX.1-schnell=hf-inference",
+            "HF_INFERENCE_PROVIDERS": "together, hf-inference",
+            "HF_MAPPING_REFRESH_SECONDS": "600",
             "HORDE_API_KEY": "horde-cfgSECRET",
             "HORDE_BASE_URL": "http://127.0.0.1:9002/api/v2",
             "HORDE_CLIENT_AGENT": "imagegen:0.1.0:ops@example.com",
@@ -68,6 +72,7 @@ class TestProvidersSettings:
         assert sf.base_url == "https://api.siliconflow.cn/v1"
         assert sf.models == ("Kwai-Kolors/Kolors", "Qwen/Qwen-Image")
         assert hf.hub_url == "http://127.0.0.1:9001"
+        assert (hf.inference_providers, hf.mapping_refresh_s) == (("together", "hf-inference"), 600)
         assert horde.anonymous is False
         assert horde.client_agent == "imagegen:0.1.0:ops@example.com"
         assert poll.base_url == "https://gen.pollinations.ai"
@@ -83,7 +88,9 @@ class TestProvidersSettings:
             {"IMAGEGEN_PROVIDERS": "midjourney"},
             {"SILICONFLOW_BASE_URL": "ftp://x"},
             {"IMAGEGEN_HEDGE": "maybe"},
-            {"HF_ROUTER_PROVIDER": "fal-ai"},
+            {"HF_INFERENCE_PROVIDERS": "fal-ai,midjourney"},
+            {"HF_INFERENCE_PROVIDERS": "auto,fal-ai"},
+            {"HF_INFERENCE_PROVIDERS": "fal-ai,fal-ai"},
         ],
     )
     def test_given_a_bad_value_when_built_then_it_is_refused_at_cold_start(self, environ: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Hugging Face adapter: task-spec parameters only, router URL per configured router provider, raw bytes back."""
+"""Hugging Face's hf-inference route: task-spec parameters only, schnell's fixed values, raw bytes, errors."""
 
 from __future__ import annotations
 

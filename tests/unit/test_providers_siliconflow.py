@@ -119,3 +119,40 @@ class TestSiliconFlow:
     def test_given_the_key_when_the_plan_is_printed_then_the_key_is_not_in_it(self) -> None:
         plan = siliconflow.plan(_request(), None, SETTINGS)
         assert KEY not in repr(plan) + repr(SETTINGS) + str(SETTINGS.model_dump())
+
+
+class TestLiveModels:
+    def test_given_z_image_turbo_when_planned_then_only_size_and_seed_go_and_the_rest_is_recorded_dropped(self) -> None:
+        plan = siliconflow.plan(
+            _request(width=2048, height=2048, steps=9, guidance=0.0, seed=3, negative_prompt="blur"),
+            "Tongyi-MAI/Z-Image-Turbo",
+            SETTINGS,
+        )
+
+        assert (plan.params, plan.dropped_params) == ({"seed": 3}, ["negative_prompt", "steps", "guidance"])
+        assert (plan.width, plan.height) == (1536, 1536)
+
+    def test_given_the_listing_call_when_built_then_image_text_to_image_with_the_key(self) -> None:
+        request = siliconflow.build_listing(SETTINGS, SecretStr(KEY))
+
+        assert str(request.url) == "https://api.siliconflow.com/v1/models?type=image&sub_type=text-to-image"
+        assert request.headers["authorization"] == f"Bearer {KEY}"
+
+    def test_given_listing_answers_when_parsed_then_ids_in_order_or_none_when_unreadable(self) -> None:
+        listed = {"object": "list", "data": [{"id": "b/x", "object": "model"}, {"id": "a/y"}, {"id": "b/x"}, {}]}
+
+        assert siliconflow.parse_listing(_response(200, json=listed)) == ("b/x", "a/y")
+        assert siliconflow.parse_listing(_response(200, json={"object": "list", "data": []})) == ()
+        assert siliconflow.parse_listing(_response(200, text="<html>")) is None
+
+    def test_given_model_does_not_exist_in_either_reading_when_parsed_then_model_gone(self) -> None:
+        body = {"code": 20012, "message": "Model does not exist. Please check it carefully.", "data": None}
+        other_20012 = {"code": 20012, "message": "image_size must be one of ...", "data": None}
+
+        for status in (400, 404):
+            gone = siliconflow.parse_response(
+                _response(status, json=body), siliconflow.plan(_request(), None, SETTINGS)
+            )
+            assert isinstance(gone, FallThrough) and (gone.error_class, gone.status_code) == ("model_gone", status)
+        bad = siliconflow.parse_response(_response(400, json=other_20012), siliconflow.plan(_request(), None, SETTINGS))
+        assert isinstance(bad, FallThrough) and bad.error_class == "bad_request"

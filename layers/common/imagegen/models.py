@@ -132,6 +132,8 @@ class Attempt(BaseModel):
 
     provider: str
     model: str | None = None
+    # Where a provider routes further: Hugging Face's router provider ("fal-ai", "replicate", ...).
+    route: str | None = None
     outcome: Literal["succeeded", "failed", "skipped", "retried", "pending", "canceled"]
     error_class: str | None = None
     status_code: int | None = None

@@ -8,11 +8,15 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
+from imagegen.catalogs import RouteMaps
 from imagegen.jobs.sweeper import Sweeper
 from imagegen.keys.health import HealthService, UserKeyScan
 from imagegen.keys.types import DeploymentKeys
 
 logger = logging.getLogger(__name__)
+
+# Catalog reads per run (Hugging Face's provider mappings): one GET or two each, so a run stays short.
+CATALOG_FETCHES_PER_RUN = 20
 
 
 class RunMetrics(Protocol):
@@ -30,6 +34,7 @@ class ScheduledRun:
         *,
         max_key_checks: int,
         check_timeout_seconds: float,
+        catalogs: RouteMaps | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sweeper = sweeper
@@ -39,6 +44,7 @@ class ScheduledRun:
         self._metrics = metrics
         self._max_key_checks = max_key_checks
         self._check_timeout = check_timeout_seconds
+        self._catalogs = catalogs
         self._monotonic = monotonic
 
     def run(self, budget_seconds: float) -> dict[str, Any]:
@@ -55,13 +61,25 @@ class ScheduledRun:
             deadline=deadline,
             monotonic=self._monotonic,
         )
+        # Then the routing catalogs, with what is left: a stale one only slows the first job that needs it.
+        catalogs = (
+            self._catalogs.refresh_due(deadline=deadline, max_fetches=CATALOG_FETCHES_PER_RUN)
+            if self._catalogs is not None
+            else None
+        )
+        errors = checks.errors + sweep.send_errors + outbox.failed + (catalogs.failed if catalogs else 0)
         for name, value in (
             ("JobsRequeued", sweep.requeued),
             ("JobsFailedStuck", sweep.failed),
             ("OutboxRedispatched", outbox.done),
-            ("ScheduledErrors", checks.errors + sweep.send_errors + outbox.failed),
+            ("ScheduledErrors", errors),
         ):
             self._metrics.count(name, value)
-        report = {"sweep": asdict(sweep), "outbox": asdict(outbox), "keys": asdict(checks)}
+        report = {
+            "sweep": asdict(sweep),
+            "outbox": asdict(outbox),
+            "keys": asdict(checks),
+            "catalogs": asdict(catalogs) if catalogs else None,
+        }
         logger.info("scheduled run done: %s", report)
         return report

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from imagegen.adapters.queue import SqsQueue
     from imagegen.adapters.tokens import TokenStore
     from imagegen.authorizer_settings import AuthorizerSettings
+    from imagegen.catalogs import RouteMaps
     from imagegen.generation import Generator
     from imagegen.grounding import WebSearch
     from imagegen.jobs.batches import BatchService
@@ -228,11 +229,16 @@ def breaker_store(settings: KeySettings) -> DynamoBreakerStore:
 
 @cached
 def chain_status() -> ChainStatus:
-    from imagegen.keys.status import ChainStatus
+    from imagegen.adapters.route_maps import DynamoRouteMapStore
+    from imagegen.keys.status import ChainStatus, RouteView
+    from imagegen.providers import REGISTRY
 
     settings = api_settings()
     order = list(settings.providers.chain.default_chain)
-    return ChainStatus(lambda: key_resolver(settings), breaker_store(settings), order)
+    breakers = breaker_store(settings)
+    store = DynamoRouteMapStore(settings.table_name, dynamodb(settings))
+    routes = RouteView(settings.providers, store, breakers, REGISTRY)
+    return ChainStatus(lambda: key_resolver(settings), breakers, order, routes=routes)
 
 
 # --- jobs ----------------------------------------------------------------------------------------------------------
@@ -440,15 +446,29 @@ def worker_keys() -> ChainKeys:
     return chain_keys(worker_settings())
 
 
-def generator(settings: WorkerSettings) -> Generator:
-    from imagegen.chain.wiring import build_chain
+def route_maps(settings: KeySettings, http: Any) -> RouteMaps:
+    """Routing providers' catalogs (Hugging Face's provider mappings) in the table, fetched with the deployment's
+    key (never a user's: the catalog is shared) over `http`."""
+    from imagegen.adapters.route_maps import DynamoRouteMapStore
+    from imagegen.catalogs import RouteMaps
+    from imagegen.providers import REGISTRY
 
+    store = DynamoRouteMapStore(settings.table_name, dynamodb(settings))
+    return RouteMaps(store, settings.providers, http, registry=REGISTRY, token=deployment_keys(settings).get)
+
+
+def generator(settings: WorkerSettings) -> Generator:
+    from imagegen.chain.wiring import build_chain, provider_client
+
+    http = provider_client()
     return build_chain(
         settings.providers,
         keys=worker_keys(),
         fetcher=_fetcher(settings),
         breaker=breaker_store(settings),
         metrics=metrics(),
+        http=http,
+        catalog=route_maps(settings, http),
     )
 
 
@@ -529,6 +549,7 @@ def scheduled_run() -> ScheduledRun:
         EmfMetrics(),
         max_key_checks=settings.keycheck_max_per_run,
         check_timeout_seconds=settings.keycheck_timeout_seconds,
+        catalogs=route_maps(settings, _keycheck_client(settings.keycheck_timeout_seconds)),
     )
 
 

@@ -141,3 +141,59 @@ def test_given_half_open_breaker_with_a_trial_call_out_when_listed_then_not_trie
 
     assert (horde["would_try"], horde["breaker"]["state"]) == (False, "half_open")
     assert horde["reason"] == f"circuit breaker half-open, a trial call is out until {probe_until.isoformat()}"
+
+
+def test_given_stored_mappings_and_a_listing_when_providers_listed_then_routes_and_live_models_are_shown(
+    call_api, keys_env: KeysEnv
+):
+    # Given the deployment's keys, a stored mapping for FLUX.1-dev (none yet for schnell), a cooling fal-ai route,
+    # and SiliconFlow's last listing with one model since said gone
+    from imagegen.adapters.key_store import KeyStore
+    from imagegen.adapters.route_maps import DynamoRouteMapStore
+    from imagegen.catalogs import StoredCatalog
+    from imagegen.keys.types import KeyHealth
+    from imagegen.providers.base import CatalogEntry
+    from pydantic import SecretStr
+
+    deploy_sf = "sk-DeploymentProvidersKey01"
+    keys_env.set(HF_TOKEN=DEPLOY_HF, SILICONFLOW_API_KEY=deploy_sf, IMAGEGEN_PROVIDERS="siliconflow,huggingface")
+    ddb = keys_env.aws.client("dynamodb")
+    entries = (
+        CatalogEntry("replicate", "black-forest-labs/flux-dev", "live", "text-to-image"),
+        CatalogEntry("fal-ai", "fal-ai/flux/dev", "live", "text-to-image"),
+        CatalogEntry("wavespeed", "wavespeed-ai/flux-dev", "staging", "text-to-image"),
+    )
+    DynamoRouteMapStore(keys_env.aws.table, ddb).put(
+        "huggingface", "black-forest-labs/FLUX.1-dev", StoredCatalog(entries, 1_700_000_000.0)
+    )
+    listing = KeyHealth(
+        status="ok",
+        detail="balance 1",
+        checked_at=utcnow(),
+        models=("Kwai-Kolors/Kolors", "Qwen/Qwen-Image"),
+        gone=("Qwen/Qwen-Image",),
+    )
+    KeyStore(keys_env.aws.table, ddb, keys_env.aws.client("kms"), None).record_deployment_health(
+        "siliconflow", SecretStr(deploy_sf), listing
+    )
+    DynamoBreakerStore(keys_env.aws.table, ddb, BreakerPolicy(threshold=1)).record_failure(
+        "huggingface/fal-ai", "deployment", time.time()
+    )
+
+    answer = call_api("GET", "/v1/providers")
+
+    # Then SiliconFlow shows its listing; Hugging Face its routes per default model, in the order they are tried
+    sf, hf = answer.body["items"]
+    assert (sf["live_models"], sf["gone_models"], sf["routes"]) == (
+        ["Kwai-Kolors/Kolors", "Qwen/Qwen-Image"],
+        ["Qwen/Qwen-Image"],
+        None,
+    )
+    assert [(r["model"], r["route"], r["provider_model"], r["breaker"]["state"]) for r in hf["routes"]] == [
+        ("black-forest-labs/FLUX.1-dev", "fal-ai", "fal-ai/flux/dev", "open"),
+        ("black-forest-labs/FLUX.1-dev", "replicate", "black-forest-labs/flux-dev", "closed"),
+        ("black-forest-labs/FLUX.1-schnell", None, None, "closed"),
+    ]
+    assert hf["routes"][0]["reason"] == "live in the mapping read at 2023-11-14T22:13:20+00:00"
+    assert "not been read yet" in hf["routes"][2]["reason"]
+    assert hf["live_models"] is None

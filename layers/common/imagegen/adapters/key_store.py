@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from imagegen.adapters.dynamo import update_if
 from imagegen.errors import ServiceUnavailable
 from imagegen.keys.formats import key_provider, last4
-from imagegen.keys.types import KeyHealth, UserKey
+from imagegen.keys.types import ANSWERED, KeyHealth, UserKey
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -26,7 +26,14 @@ logger = logging.getLogger(__name__)
 # User keys carry these on the `gsi1` index (a partition of their own), so the schedule finds every key to check.
 KEYS_PARTITION = "KEYS"
 DEPLOYMENT_HEALTH_PARTITION = "HEALTH#deployment"
-_HEALTH_FIELDS = ("health_status", "health_detail", "health_checked_at", "health_attempted_at")
+_HEALTH_FIELDS = (
+    "health_status",
+    "health_detail",
+    "health_checked_at",
+    "health_attempted_at",
+    "health_models",
+    "health_gone",
+)
 
 
 def key_fingerprint(key: SecretStr) -> str:
@@ -44,12 +51,42 @@ def _health_values(health: KeyHealth) -> dict[str, Any]:
         ":detail": {"S": health.detail or ""},
         ":checked": {"S": health.checked_at.isoformat()},
         ":attempted": {"S": (health.attempted_at or health.checked_at).isoformat()},
+        ":models": _strings(health.models),
+        ":gone": _strings(health.gone),
     }
 
 
+def _strings(values: tuple[str, ...] | None) -> dict[str, Any]:
+    """A list of strings as a DynamoDB list; None (no listing) as NULL, which is not the empty list."""
+    return {"NULL": True} if values is None else {"L": [{"S": value} for value in values]}
+
+
+def _read_strings(item: dict[str, Any], name: str) -> tuple[str, ...] | None:
+    values = item.get(name, {}).get("L")
+    return None if values is None else tuple(dict.fromkeys(value["S"] for value in values))
+
+
 _SET_HEALTH = (
-    "health_status = :status, health_detail = :detail, health_checked_at = :checked, health_attempted_at = :attempted"
+    "health_status = :status, health_detail = :detail, health_checked_at = :checked, health_attempted_at = :attempted,"
+    " health_models = :models, health_gone = :gone"
 )
+# A model the provider said does not exist: appended to the key's gone models. A key never checked gets the health
+# of a key that answered (it works), so the mark is seen until the next listing.
+_ADD_GONE = (
+    "SET health_gone = list_append(if_not_exists(health_gone, :empty), :model),"
+    " health_status = if_not_exists(health_status, :status), health_detail = if_not_exists(health_detail, :detail),"
+    " health_checked_at = if_not_exists(health_checked_at, :checked)"
+)
+
+
+def _gone_values(model: str, at: datetime) -> dict[str, Any]:
+    return {
+        ":empty": {"L": []},
+        ":model": {"L": [{"S": model}]},
+        ":status": {"S": "ok"},
+        ":detail": {"S": ANSWERED},
+        ":checked": {"S": at.isoformat()},
+    }
 
 
 def _health(item: dict[str, Any]) -> KeyHealth | None:
@@ -61,6 +98,8 @@ def _health(item: dict[str, Any]) -> KeyHealth | None:
         detail=item.get("health_detail", {}).get("S") or None,
         checked_at=datetime.fromisoformat(item["health_checked_at"]["S"]),
         attempted_at=datetime.fromisoformat(attempted) if attempted else None,
+        models=_read_strings(item, "health_models"),
+        gone=_read_strings(item, "health_gone") or (),
     )
 
 
@@ -182,6 +221,17 @@ class KeyStore:
         )
         return recorded is not None
 
+    def record_model_gone(self, user_id: str, provider: str, version: str, model: str, at: datetime) -> bool:
+        recorded = update_if(
+            self._ddb,
+            TableName=self._table,
+            Key=_user_key_item_key(user_id, provider),
+            UpdateExpression=_ADD_GONE,
+            ConditionExpression="version = :version",
+            ExpressionAttributeValues={**_gone_values(model, at), ":version": {"S": version}},
+        )
+        return recorded is not None
+
     def scan_user_keys(self, page_size: int = 100) -> Iterator[UserKey]:
         query: dict[str, Any] = {
             "TableName": self._table,
@@ -216,6 +266,20 @@ class KeyStore:
             UpdateExpression=f"SET {_SET_HEALTH}, key_fingerprint = :fingerprint",
             ExpressionAttributeValues={**_health_values(health), ":fingerprint": {"S": key_fingerprint(key)}},
         )
+
+    def record_deployment_model_gone(self, provider: str, key: SecretStr, model: str, at: datetime) -> None:
+        fingerprint = {":fingerprint": {"S": key_fingerprint(key)}}
+        added = update_if(
+            self._ddb,
+            TableName=self._table,
+            Key={"pk": {"S": DEPLOYMENT_HEALTH_PARTITION}, "sk": {"S": f"KEY#{provider}"}},
+            UpdateExpression=_ADD_GONE,
+            ConditionExpression="key_fingerprint = :fingerprint",
+            ExpressionAttributeValues={**_gone_values(model, at), **fingerprint},
+        )
+        if added is None:
+            # No record yet, or one of a key rotated out: this key's record starts with this mark.
+            self.record_deployment_health(provider, key, KeyHealth.answered(at, (model,)))
 
     def _get_item(self, user_id: str, provider: str) -> dict[str, Any] | None:
         return self._ddb.get_item(

@@ -7,6 +7,7 @@ import binascii
 import logging
 import math
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from imagegen.breaker import BreakerDecision, BreakerUnavailable
-from imagegen.chain.links import Link, Run, Skip
+from imagegen.chain.links import Link, Run, Skip, earlier_skip, listing_skip
 from imagegen.errors import ImagegenError
 from imagegen.generation import GeneratedImage
 from imagegen.media.imaging import InvalidImage, validate_image
@@ -78,7 +79,8 @@ class LinkCall:
     dropped: list[str]
 
     def notes(self) -> list[str]:
-        return [f"{self.plan.provider}: {note}" for note in self.plan.notes]
+        notes = [*([self.link.note] if self.link.note else []), *self.plan.notes]
+        return [f"{self.plan.provider}: {note}" for note in notes]
 
 
 class LinkRunner:
@@ -93,36 +95,38 @@ class LinkRunner:
         return run.ctx.deadline - self.deps.settings.chain.deadline_margin_s - self.deps.clock()
 
     def _preflight(self, run: Run, link: Link) -> LinkCall | Skip:
-        failed = run.failed_providers.get(link.provider)
-        if failed is not None:
-            answered = f"{failed.status_code or ''} {failed.error_class}"
-            return Skip(failed.error_class, f"skipped: {link.provider} already answered {answered}")
+        earlier = earlier_skip(run, link)
+        if earlier is not None:
+            return earlier
         key = run.keys[link.provider]
         if isinstance(key, Skip):
             return key
+        unlisted = listing_skip(link, key)
+        if unlisted is not None:
+            return unlisted
         spec = self.deps.registry[link.provider]
         base = self.deps.settings.image_provider(link.provider)
         if self.remaining(run) < base.min_attempt_s:
             return Skip("deadline", "skipped: not enough time left before the job deadline")
         assert key.source is not None
-        decision = self.acquire(link.provider, key.source, spec)
+        decision = self.acquire(link, key.source, spec)
         if not decision.allowed:
-            message = f"skipped: circuit breaker {decision.state} for {link.provider} ({key.source} key)"
+            message = f"skipped: circuit breaker {decision.state} for {link.breaker_name} ({key.source} key)"
             return Skip("breaker_open", message)
         settings = base.with_key(key.key)
-        plan = spec.plan(run.request, link.model, settings) if spec.plan else None
-        assert plan is not None
+        plan = plan_for(spec, run, link, settings)
         dropped = [*plan.dropped_params, *(["model"] if link.model_dropped else [])]
         return LinkCall(link, spec, settings, plan, key.source, decision, dropped)
 
-    def acquire(self, provider: str, key_source: str, spec: ProviderSpec[Any]) -> BreakerDecision:
+    def acquire(self, link: Link, key_source: str, spec: ProviderSpec[Any]) -> BreakerDecision:
         if spec.offline:
             return CLOSED
         try:
-            return self.deps.breaker.acquire(provider, key_source, self.deps.wall_clock())
+            return self.deps.breaker.acquire(link.breaker_name, key_source, self.deps.wall_clock())
         except BreakerUnavailable as exc:
             # A breaker we cannot read must not fail the job: behave as closed, and say so in the log.
-            logger.warning("breaker unavailable; treating as closed", extra={"provider": provider, "error": str(exc)})
+            extra = {"provider": link.breaker_name, "error": str(exc)}
+            logger.warning("breaker unavailable; treating as closed", extra=extra)
             return CLOSED
 
     # --- the attempt loop -------------------------------------------------------------------------------------
@@ -143,7 +147,7 @@ class LinkRunner:
             latency = self._since(started)
             if isinstance(image, GeneratedImage):
                 return self._succeeded(call, result, image, latency)
-            self.breaker_result(link.provider, call.key_source, image, call.decision)
+            self.breaker_result(link, call.key_source, image, call.decision)
             self.deps.metrics.attempt(link.provider, "failed", image.error_class, latency)
             wait_s = self._retry_wait(image, call.settings, retries, run, cancel)
             if wait_s is None:
@@ -157,7 +161,7 @@ class LinkRunner:
         return int((self.deps.clock() - started) * 1000)
 
     def _submitted(self, call: LinkCall, result: LinkResult, outcome: AsyncSubmitted, latency: int) -> LinkResult:
-        self.breaker_result(call.link.provider, call.key_source, None, call.decision)
+        self.breaker_result(call.link, call.key_source, None, call.decision)
         delay = self.delay(outcome.wait_time, call.spec)
         message = f"queued at {call.link.provider}; checking again in {delay} s"
         result.attempts.append(self._pending(call, latency, message))
@@ -171,6 +175,7 @@ class LinkRunner:
         return Attempt(
             provider=call.link.provider,
             model=call.plan.model,
+            route=call.link.route_name,
             outcome="pending",
             message=message,
             dropped_params=call.dropped,
@@ -179,12 +184,13 @@ class LinkRunner:
 
     def _succeeded(self, call: LinkCall, result: LinkResult, image: GeneratedImage, latency: int) -> LinkResult:
         provider = call.link.provider
-        self.breaker_result(provider, call.key_source, None, call.decision)
+        self.breaker_result(call.link, call.key_source, None, call.decision)
         notes = call.notes()
         result.attempts.append(
             Attempt(
                 provider=provider,
                 model=call.plan.model,
+                route=call.link.route_name,
                 outcome="succeeded",
                 message="; ".join(notes) or None,
                 dropped_params=call.dropped,
@@ -224,13 +230,15 @@ class LinkRunner:
     def _error_attempt(
         call: LinkCall, outcome: Literal["failed", "retried"], error: ProviderError, latency: int, suffix: str = ""
     ) -> Attempt:
+        note = f"{call.link.note}; " if call.link.note else ""
         return Attempt(
             provider=call.link.provider,
             model=call.plan.model,
+            route=call.link.route_name,
             outcome=outcome,
             error_class=error.error_class,
             status_code=error.status_code,
-            message=error.message + suffix,
+            message=note + error.message + suffix,
             dropped_params=call.dropped,
             latency_ms=latency,
         )
@@ -254,19 +262,19 @@ class LinkRunner:
     # --- calls and their bookkeeping --------------------------------------------------------------------------
 
     def breaker_result(
-        self, provider: str, key_source: str, error: ProviderError | None, decision: BreakerDecision
+        self, link: Link, key_source: str, error: ProviderError | None, decision: BreakerDecision
     ) -> None:
-        if self.deps.registry[provider].offline:
+        if self.deps.registry[link.provider].offline:
             return
-        now = self.deps.wall_clock()
+        now, name = self.deps.wall_clock(), link.breaker_name
         try:
             if error is not None and error.trips_breaker:
-                self.deps.breaker.record_failure(provider, key_source, now)
+                self.deps.breaker.record_failure(name, key_source, now)
             elif error is None or decision.probe:
                 # Any answer that is not a breaker-class failure shows the provider is up.
-                self.deps.breaker.record_success(provider, key_source, now)
+                self.deps.breaker.record_success(name, key_source, now)
         except BreakerUnavailable as exc:
-            logger.warning("breaker update failed", extra={"provider": provider, "error": str(exc)})
+            logger.warning("breaker update failed", extra={"provider": name, "error": str(exc)})
 
     def budget(self, settings: ProviderSettings, run: Run) -> float:
         return max(0.1, min(settings.timeout_s, self.remaining(run)))
@@ -278,9 +286,11 @@ class LinkRunner:
             return spec.render(plan)
         build, parse = spec.build_request, spec.parse_response
         assert build is not None and parse is not None
-        return self.send(
-            build(plan, settings), settings, self.budget(settings, run), lambda answer: parse(answer, plan)
-        )
+        budget = self.budget(settings, run)
+        # The request is built with this attempt's budget as timeout_s (a route that asks the provider to wait, as
+        # Replicate's `Prefer: wait=N`, waits within it).
+        built = build(plan, settings.model_copy(update={"timeout_s": budget}))
+        return self.send(built, settings, budget, lambda answer: parse(answer, plan))
 
     def send(
         self,
@@ -290,13 +300,25 @@ class LinkRunner:
         parse: Callable[[httpx.Response], ProviderResult | ProviderError],
     ) -> ProviderResult | ProviderError:
         set_timeout(request, settings, budget)
+        response: httpx.Response | None = None
         try:
-            response = self.deps.http.send(request)
+            # Streamed, then read here: a body that cannot be decoded (a gzip that is not) is then told apart from
+            # the answer it came with, whose status the attempt still records.
+            response = self.deps.http.send(request, stream=True)
+            try:
+                response.read()
+            finally:
+                response.close()
         except httpx.TimeoutException:
             return FallThrough("timeout", f"no answer within {budget:.1f} s")
+        except httpx.DecodingError as exc:
+            status = response.status_code if response is not None else None
+            return FallThrough(
+                "bad_response", f"the answer could not be decoded ({type(exc).__name__})", status_code=status
+            )
         except httpx.TransportError as exc:
             return FallThrough("connection", f"connection failed ({type(exc).__name__})")
-        return parse(response)
+        return read_answer(response, parse)
 
     def materialize(
         self, outcome: ProviderResult, call: LinkCall, cancel: threading.Event | None
@@ -350,6 +372,35 @@ class LinkRunner:
             return min(SQS_MAX_DELAY_S, spec.async_.delay(wait_time, checks))
         wait = math.ceil(wait_time) if math.isfinite(wait_time) else 0
         return int(min(SQS_MAX_DELAY_S, max(1, wait)))
+
+
+def plan_for(spec: ProviderSpec[Any], run: Run, link: Link, settings: ProviderSettings) -> ProviderPlan:
+    """The portable request on this link: through its route for a routing provider's routed link."""
+    if spec.routing is not None and link.route is not None:
+        return spec.routing.plan(run.request, link.model, link.route, settings)
+    assert spec.plan is not None
+    return spec.plan(run.request, link.model, settings)
+
+
+def read_answer(
+    response: httpx.Response, parse: Callable[[httpx.Response], ProviderResult | ProviderError]
+) -> ProviderResult | ProviderError:
+    """The provider adapter's reading of an answer. An adapter that trips over an answer it did not expect (a bug,
+    or a shape no document showed) costs this link, never the job: the chain moves on with `bad_response`."""
+    try:
+        return parse(response)
+    except Exception as exc:  # noqa: BLE001 - any adapter failure; the message is not logged (it may quote the body)
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        logger.error(
+            "provider answer could not be read",
+            extra={
+                "error": type(exc).__name__,
+                "at": f"{where.filename.rsplit('/', 1)[-1]}:{where.lineno}",
+                "status_code": response.status_code,
+            },
+        )
+        message = f"the answer could not be read ({type(exc).__name__})"
+        return FallThrough("bad_response", message, status_code=response.status_code)
 
 
 def set_timeout(request: httpx.Request, settings: ProviderSettings, budget: float) -> None:

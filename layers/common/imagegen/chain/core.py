@@ -6,19 +6,21 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from imagegen.breaker import BreakerPolicy, BreakerStore, InMemoryBreakerStore
+from imagegen.catalogs import InMemoryRouteMapStore, RouteMaps
 from imagegen.chain import report
 from imagegen.chain.attempt import LinkResult, LinkRunner
 from imagegen.chain.hedging import Hedge
-from imagegen.chain.links import Link, Run, Skip, links_for, new_run
+from imagegen.chain.links import Link, Run, Skip, link_is_async, links_for, new_run
 from imagegen.chain.pending import AsyncLinks
-from imagegen.chain.ports import ChainDeps, ChainMetrics, KeyPort, MetricsSink, ResultFetcher
+from imagegen.chain.ports import ChainDeps, ChainMetrics, KeyPort, MetricsSink, ResultFetcher, RouteCatalog
 from imagegen.chain.state import BadChainState, PendingState
 from imagegen.errors import ImagegenError
 from imagegen.generation import ChainOutcome, ChainSucceeded, RunContext
-from imagegen.keys.types import HealthStatus
+from imagegen.keys.types import HealthStatus, ResolvedKey
 from imagegen.models import ImageRequest
 from imagegen.providers import REGISTRY
 from imagegen.providers.base import ProviderError, Refused
@@ -33,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 # What a provider's refusal of a key says about it, for the key-health record (see KeyPort.report).
 KEY_VERDICTS: dict[str, HealthStatus] = {"unauthorized": "invalid", "payment_required": "out_of_credit"}
+# A route that answers these does not serve the model (any more): the catalog that named it is read again.
+ROUTE_GONE = frozenset({"model_unavailable", "expired"})
 
 
 class Chain:
@@ -47,6 +51,7 @@ class Chain:
         keys: KeyPort,
         breaker: BreakerStore | None = None,
         metrics: MetricsSink | None = None,
+        catalog: RouteCatalog | None = None,
         registry: Mapping[str, ProviderSpec[Any]] = REGISTRY,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -63,6 +68,17 @@ class Chain:
             keys=keys,
             breaker=breaker or InMemoryBreakerStore(policy),
             metrics=ChainMetrics(metrics),
+            # Without a table (unit tests, tools): catalogs fetched with the deployment's keys, kept in memory.
+            catalog=catalog
+            or RouteMaps(
+                InMemoryRouteMapStore(),
+                settings,
+                http,
+                registry=registry,
+                token=lambda name: settings.for_provider(name).api_key,
+                wall_clock=wall_clock,
+                monotonic=clock,
+            ),
             clock=clock,
             wall_clock=wall_clock,
             sleep=sleep,
@@ -70,7 +86,7 @@ class Chain:
         )
         self.runner = LinkRunner(self.deps)
         self.async_links = AsyncLinks(self.deps, self.runner)
-        self.hedge = Hedge(self.deps, self.runner, self._absorb, self._provider_failed)
+        self.hedge = Hedge(self.deps, self.runner, self._absorb, self._failed, self.expand)
 
     @property
     def settings(self) -> ProvidersSettings:
@@ -125,7 +141,9 @@ class Chain:
     def _run_from(self, run: Run, start: int) -> ChainOutcome:
         index = start
         while index < len(run.links):
-            if self._hedging(run.request) and not self.deps.registry[run.links[index].provider].is_async:
+            self.expand(run, index)
+            link = run.links[index]
+            if self._hedging(run.request) and not link_is_async(self.deps.registry[link.provider], link):
                 outcome, index = self.hedge.run(run, index)
                 if outcome is not None:
                     return outcome
@@ -151,11 +169,58 @@ class Chain:
             return None
         if isinstance(error, Refused) and run.request.on_refusal != "fallback":
             return report.content_refused(run, link, error)
-        if error.scope == "provider":
-            self._provider_failed(run, link.provider, error)
+        self._failed(run, index, error)
         if result.started:
             self.deps.metrics.fallback(link.provider)
         return None
+
+    # --- what a failed link teaches the run (and later runs) ------------------------------------------------------
+
+    def _failed(self, run: Run, index: int, error: ProviderError) -> None:
+        """Rule out what the failure rules out; said hints, refreshed catalogs and gone models happen once per run."""
+        link = run.links[index]
+        if error.hint and error.hint not in run.hints:
+            run.hints.append(error.hint)
+            run.warnings.append(error.hint)
+        if error.scope == "provider":
+            self._provider_failed(run, link.provider, error)
+        elif error.scope == "route" and link.route is not None:
+            run.failed_routes.setdefault((link.provider, link.route.name), error)
+        if link.model is None or (link.provider, link.model) in run.reported:
+            return
+        if link.route is not None and error.error_class in ROUTE_GONE:
+            run.reported.add((link.provider, link.model))
+            self.deps.catalog.refresh(link.provider, link.model)
+        elif error.error_class == "model_gone":
+            run.reported.add((link.provider, link.model))
+            self._model_gone(run, link.provider, link.model)
+
+    def _model_gone(self, run: Run, provider: str, model: str) -> None:
+        key = run.keys.get(provider)
+        if not isinstance(key, ResolvedKey) or key.source in (None, "keyless"):
+            return
+        try:
+            self.deps.keys.model_gone(run.ctx.user_id, provider, str(key.source), model)
+        except ImagegenError as exc:
+            # A lost mark only means the next run asks for the model once more.
+            logger.warning("could not mark a model gone", extra={"provider": provider, "error": exc.code})
+
+    def expand(self, run: Run, index: int) -> None:
+        """A routing provider's link becomes one link per route of its model (or one skip) when the run reaches it:
+        a provider that is not tried (no key, refused) costs no catalog read."""
+        link = run.links[index]
+        routing = self.deps.registry[link.provider].routing
+        if routing is None or link.route is not None or link.skip is not None or link.model is None:
+            return
+        if isinstance(run.keys.get(link.provider), Skip) or link.provider in run.failed_providers:
+            return
+        entries = self.deps.catalog.entries(link.provider, link.model)
+        offered = routing.routes(link.model, entries, self.deps.settings.for_provider(link.provider))
+        if not offered.routes:
+            message = f"no route for {link.model}: {offered.reason}"
+            run.links[index] = replace(link, skip=Skip("model_not_listed", message))
+            return
+        run.links[index : index + 1] = [replace(link, route=route, note=offered.note) for route in offered.routes]
 
     def _provider_failed(self, run: Run, provider: str, error: ProviderError) -> None:
         """No other model of this provider can do better; a key the provider refused is reported once."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from imagegen.chain.attempt import LinkResult, LinkRunner
-from imagegen.chain.links import Run
+from imagegen.chain.links import Run, link_is_async
 from imagegen.models import Attempt
 from imagegen.providers.base import ProviderError, Refused
 
@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from imagegen.generation import ChainOutcome
 
 Absorb = Callable[[Run, int, LinkResult], "ChainOutcome | None"]
-ProviderFailed = Callable[[Run, str, ProviderError], None]
+# What the run learns from a failed link (a provider or route ruled out); safe to call again for the same link.
+Failed = Callable[[Run, int, ProviderError], None]
+# Turns a routing provider's link into its routes before it is looked at (chain.core.Chain.expand).
+Expand = Callable[[Run, int], None]
 
 
 @dataclass
@@ -38,11 +41,12 @@ class _Round:
 
 
 class Hedge:
-    def __init__(self, deps: ChainDeps, runner: LinkRunner, absorb: Absorb, provider_failed: ProviderFailed) -> None:
+    def __init__(self, deps: ChainDeps, runner: LinkRunner, absorb: Absorb, failed: Failed, expand: Expand) -> None:
         self.deps = deps
         self.runner = runner
         self.absorb = absorb
-        self.provider_failed = provider_failed
+        self.failed = failed
+        self.expand = expand
 
     def run(self, run: Run, start: int) -> tuple[ChainOutcome | None, int]:
         """Run links from `start`; a final outcome, or None and the index of the first link not started yet."""
@@ -68,10 +72,14 @@ class Hedge:
 
     def _can_launch(self, run: Run, state: _Round) -> bool:
         index = state.next_index
-        return len(state.running) < 2 and index < len(run.links) and not self._is_async(run, index)
+        if len(state.running) >= 2 or index >= len(run.links):
+            return False
+        self.expand(run, index)
+        return not self._is_async(run, index)
 
     def _is_async(self, run: Run, index: int) -> bool:
-        return self.deps.registry[run.links[index].provider].is_async
+        link = run.links[index]
+        return link_is_async(self.deps.registry[link.provider], link)
 
     def _launch(self, executor: ThreadPoolExecutor, run: Run, state: _Round) -> None:
         stop = threading.Event()
@@ -91,9 +99,9 @@ class Hedge:
         for future in done:
             finished = state.running.pop(future)
             result = state.results[finished.index] = future.result()
-            # Record a provider-wide failure now, so links not yet started skip that provider.
-            if result.error is not None and result.error.scope == "provider":
-                self.provider_failed(run, run.links[finished.index].provider, result.error)
+            # Record what the failure rules out now, so links not yet started skip that provider or route.
+            if result.error is not None:
+                self.failed(run, finished.index, result.error)
 
     def _settle_if_decided(self, run: Run, state: _Round) -> ChainOutcome | None:
         """A winner (the first valid image) or a refusal ends the stretch: the links still in flight are stopped."""
@@ -116,6 +124,7 @@ class Hedge:
             canceled = Attempt(
                 provider=link.provider,
                 model=link.model,
+                route=link.route_name,
                 outcome="canceled",
                 error_class=error_class,
                 message=message,

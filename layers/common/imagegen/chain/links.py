@@ -13,7 +13,7 @@ from imagegen.models import Attempt, ImageRequest
 if TYPE_CHECKING:
     from imagegen.chain.ports import KeyPort
     from imagegen.generation import RunContext
-    from imagegen.providers.base import ProviderError
+    from imagegen.providers.base import ProviderError, Route
     from imagegen.providers.settings import ProvidersSettings
     from imagegen.providers.spec import ProviderSpec
 
@@ -26,6 +26,21 @@ class Link:
     model: str | None
     # The request named a model this provider does not serve; recorded as a dropped param.
     model_dropped: bool = False
+    # A routing provider's link, once expanded: the route it takes (Hugging Face's router provider).
+    route: Route | None = None
+    # Decided before any call (a routing provider's model with no usable route): recorded as this skip.
+    skip: Skip | None = None
+    # Said on this link's attempt (the routes are a fallback: the catalog could not be read).
+    note: str | None = None
+
+    @property
+    def route_name(self) -> str | None:
+        return self.route.name if self.route else None
+
+    @property
+    def breaker_name(self) -> str:
+        """Breakers are per route: one router provider's 5xx cool that route, not the whole router."""
+        return f"{self.provider}/{self.route.name}" if self.route else self.provider
 
 
 @dataclass(frozen=True)
@@ -42,7 +57,12 @@ class Skip:
     def attempt(self, link: Link) -> Attempt:
         logger.info("link skipped", extra={"provider": link.provider, "model": link.model, "reason": self.reason})
         return Attempt(
-            provider=link.provider, model=link.model, outcome="skipped", error_class=self.reason, message=self.message
+            provider=link.provider,
+            model=link.model,
+            route=link.route_name,
+            outcome="skipped",
+            error_class=self.reason,
+            message=self.message,
         )
 
 
@@ -57,6 +77,12 @@ class Run:
     attempts: list[Attempt] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failed_providers: dict[str, ProviderError] = field(default_factory=dict)
+    # (provider, route) pairs refused for the whole run (a router provider the account cannot pay for).
+    failed_routes: dict[tuple[str, str], ProviderError] = field(default_factory=dict)
+    # What the caller can do about a failure, each said once (a token permission to add).
+    hints: list[str] = field(default_factory=list)
+    # (provider, model) pairs whose catalog was refreshed or marked gone in this run: once each is enough.
+    reported: set[tuple[str, str | None]] = field(default_factory=set)
     # Every key this run may have seen, longest first: scrubbed from anything stored.
     secrets: tuple[str, ...] = ()
 
@@ -78,6 +104,43 @@ def links_for(
             dropped = request.model is not None
         links.extend(Link(name, model, dropped) for model in models)
     return links
+
+
+def link_is_async(spec: ProviderSpec[Any], link: Link) -> bool:
+    """Whether the link may answer "queued" (it is then never hedged): per route for a routing provider."""
+    if spec.routing is not None and link.route is not None:
+        return spec.routing.is_async(link.route.name)
+    return spec.is_async
+
+
+def earlier_skip(run: Run, link: Link) -> Skip | None:
+    """A link decided before any call, or one whose provider (or route) an earlier answer ruled out."""
+    if link.skip is not None:
+        return link.skip
+    failed = run.failed_providers.get(link.provider)
+    if failed is not None:
+        answered = f"{failed.status_code or ''} {failed.error_class}"
+        return Skip(failed.error_class, f"skipped: {link.provider} already answered {answered}")
+    route = run.failed_routes.get((link.provider, link.route_name or ""))
+    if route is not None:
+        answered = f"{route.status_code or ''} {route.error_class}"
+        return Skip(route.error_class, f"skipped: route {link.breaker_name} already answered {answered}")
+    return None
+
+
+def listing_skip(link: Link, key: ResolvedKey) -> Skip | None:
+    """A model the key's last listing did not name, or one the provider since said does not exist, is not tried.
+    No listing (never checked, or the listing failed): every configured model is tried."""
+    health = key.health
+    if health is None or link.model is None:
+        return None
+    if link.model in health.gone:
+        message = f"{link.provider} said {link.model} does not exist; skipped until the {key.source} key's next listing"
+        return Skip("model_gone", message)
+    if health.models is not None and link.model not in health.models:
+        listed = f"{len(health.models)} model(s) {link.provider} listed for the {key.source} key"
+        return Skip("model_not_listed", f"{link.model} is not among the {listed} at its last check")
+    return None
 
 
 def key_or_skip(name: str, resolved: ResolvedKey, spec: ProviderSpec[Any]) -> ResolvedKey | Skip:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from imagegen.chain.attempt import CLOSED, LinkCall, LinkResult, LinkRunner, Pending, set_timeout
+from imagegen.chain.attempt import CLOSED, LinkCall, LinkResult, LinkRunner, Pending, plan_for, set_timeout
 from imagegen.chain.links import Link, Run, Skip
 from imagegen.chain.report import scrub_attempt
 from imagegen.chain.state import PendingState
@@ -68,15 +68,15 @@ class AsyncLinks:
         if self.runner.remaining(run) < settings.min_attempt_s:
             # No time to check in this invocation: check again soon rather than give up on a queued job.
             return LinkResult([], pending=Pending(state.remote, 0, state.key_source))
-        plan = spec.plan(run.request, link.model, settings) if spec.plan else None
-        assert plan is not None and key.source is not None
+        plan = plan_for(spec, run, link, settings)
+        assert key.source is not None
         call = LinkCall(link, spec, settings, plan, key.source, CLOSED, [])
-        checked = self.runner.send(
-            spec.async_.build_check(state.remote, settings),
-            settings,
-            self.runner.budget(settings, run),
-            spec.async_.parse_check,
-        )
+        try:
+            asked = spec.async_.build_check(state.remote, settings)
+        except ValueError:
+            error = FallThrough("bad_chain_state", "the stored remote id is not the provider's")
+            return self._failed(link, state, error)
+        checked = self.runner.send(asked, settings, self.runner.budget(settings, run), spec.async_.parse_check)
         if isinstance(checked, FINAL_RESULTS):
             # The check's answer carries the result (Replicate's prediction): no collect call.
             return self._finish(run, state, call, checked, spec.async_)
@@ -86,7 +86,7 @@ class AsyncLinks:
 
     def _not_done(self, state: PendingState, call: LinkCall, checked: Any, async_: AsyncSpec[Any]) -> LinkResult:
         if isinstance(checked, ProviderError):
-            self.runner.breaker_result(call.link.provider, call.key_source, checked, CLOSED)
+            self.runner.breaker_result(call.link, call.key_source, checked, CLOSED)
             if checked.error_class not in RECHECK_CLASSES:
                 return self._failed(call.link, state, checked)
             wait_time = getattr(checked, "retry_after", 0.0)
@@ -115,7 +115,7 @@ class AsyncLinks:
         """A collected answer: the image, a transient error worth another check, or the link's failure."""
         provider = call.link.provider
         if isinstance(collected, ProviderError):
-            self.runner.breaker_result(provider, call.key_source, collected, CLOSED)
+            self.runner.breaker_result(call.link, call.key_source, collected, CLOSED)
             queued_for = self.deps.wall_clock() - state.submitted_at
             if collected.error_class in RECHECK_CLASSES and queued_for < async_.max_queue_s:
                 return LinkResult(
@@ -126,11 +126,12 @@ class AsyncLinks:
         if not isinstance(image, GeneratedImage):
             return self._failed(call.link, state, image)
         latency = self._latency(state)
-        self.runner.breaker_result(provider, call.key_source, None, CLOSED)
+        self.runner.breaker_result(call.link, call.key_source, None, CLOSED)
         self.deps.metrics.attempt(provider, "succeeded", None, latency)
         attempt = Attempt(
             provider=provider,
             model=image.model,
+            route=call.link.route_name,
             outcome="succeeded",
             dropped_params=self._dropped(state),
             message=f"done after {state.checks + 1} check(s)",
@@ -145,7 +146,13 @@ class AsyncLinks:
             return
         key = self.deps.keys.resolve(state.user_id, state.provider)
         settings = self.deps.settings.image_provider(state.provider).with_key(key.key)
-        request = spec.async_.build_cancel(state.remote, settings)
+        try:
+            request = spec.async_.build_cancel(state.remote, settings)
+        except ValueError:
+            logger.warning("no remote cancel: the remote id is not the provider's", extra={"provider": state.provider})
+            return
+        if request is None:
+            return  # the provider offers no cancel; its request ends by itself
         set_timeout(request, settings, settings.timeout_s)
         try:
             response = self.deps.http.send(request)
@@ -168,6 +175,7 @@ class AsyncLinks:
         attempt = Attempt(
             provider=link.provider,
             model=link.model,
+            route=link.route_name,
             outcome="failed",
             error_class=error.error_class,
             status_code=error.status_code,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from imagegen.breaker import BreakerStore
 from imagegen.keys.types import HealthStatus, ResolvedKey
+from imagegen.providers.base import CatalogEntry
 from imagegen.providers.settings import ProvidersSettings
 from imagegen.providers.spec import ProviderSpec
 
@@ -40,6 +41,22 @@ class KeyPort(Protocol):
 
     def report(self, user_id: str, provider: str, key_source: str, status: HealthStatus, detail: str) -> None:
         """What a real call learned about the key (a 401: invalid; a 402: out_of_credit), so later runs skip it."""
+        ...
+
+    def model_gone(self, user_id: str, provider: str, key_source: str, model: str) -> None:
+        """The provider said this model does not exist (for this key): later runs skip it until the next listing."""
+        ...
+
+
+class RouteCatalog(Protocol):
+    """A routing provider's catalog (Hugging Face's provider mappings): which routes serve a model (catalogs.py)."""
+
+    def entries(self, provider: str, model: str) -> tuple[CatalogEntry, ...] | None:
+        """The model's catalog entries (empty: none serve it); None: nothing known and the catalog unreachable."""
+        ...
+
+    def refresh(self, provider: str, model: str) -> None:
+        """A route answered that it does not serve the model: read the catalog again (at most once in a while)."""
         ...
 
 
@@ -92,6 +109,7 @@ class ChainDeps:
     keys: KeyPort
     breaker: BreakerStore
     metrics: ChainMetrics
+    catalog: RouteCatalog
     clock: Callable[[], float]
     wall_clock: Callable[[], float]
     sleep: Callable[[float], None]

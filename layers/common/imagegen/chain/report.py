@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from imagegen.chain.links import Link, Run, Skip
 from imagegen.generation import ChainFailed
 from imagegen.models import Attempt, ErrorInfo
+from imagegen.providers.base import short
 
 if TYPE_CHECKING:
     from imagegen.providers.base import ProviderError
@@ -22,14 +23,41 @@ def describe(attempt: Attempt) -> str:
 
 
 def scrub(run: Run, text: str) -> str:
-    for secret in run.secrets:
+    return mask_secrets(text, run.secrets)
+
+
+def mask_secrets(text: str, secrets: tuple[str, ...]) -> str:
+    """Every known key in `text` as ***, and any run of 8 or more characters that starts a key too: a provider may
+    echo a key cut short ("invalid key sk-abcdefgh..."), and that prefix is as much of a secret as the key."""
+    for secret in secrets:
         text = text.replace(secret, "***")
+    for secret in secrets:
+        if len(secret) >= PREFIX_LEN:
+            text = _mask_prefixes(text, secret)
     return text
 
 
+# The shortest start of a key that is masked on its own: long enough not to hit ordinary words ("sk-" or "hf_"
+# alone are not secrets), short enough that what is left of an echoed key says nothing useful.
+PREFIX_LEN = 8
+
+
+def _mask_prefixes(text: str, secret: str) -> str:
+    parts: list[str] = []
+    start = 0
+    while (found := text.find(secret[:PREFIX_LEN], start)) >= 0:
+        end = found + PREFIX_LEN
+        while end < len(text) and end - found < len(secret) and text[end] == secret[end - found]:
+            end += 1
+        parts += [text[start:found], "***"]
+        start = end
+    return "".join(parts) + text[start:]
+
+
 def scrub_attempt(run: Run, attempt: Attempt) -> Attempt:
-    if attempt.message and run.secrets:
-        return attempt.model_copy(update={"message": scrub(run, attempt.message)})
+    """The attempt as it may be stored: keys masked first, then the message cut to its stored length."""
+    if attempt.message:
+        return attempt.model_copy(update={"message": short(scrub(run, attempt.message))})
     return attempt
 
 
@@ -56,7 +84,7 @@ def no_providers(run: Run, registry: Mapping[str, ProviderSpec[Any]]) -> ChainFa
 def content_refused(run: Run, link: Link, error: ProviderError) -> ChainFailed:
     info = ErrorInfo(
         code="content_refused",
-        message=f"{link.provider} refused the prompt: {scrub(run, error.message)}",
+        message=f"{link.provider} refused the prompt: {short(scrub(run, error.message))}",
         hint='The chain stops at a content-policy refusal; on_refusal: "fallback" tries the next provider.',
         details={"attempts": [a.model_dump() for a in run.attempts]},
     )
@@ -70,11 +98,13 @@ def all_failed(run: Run) -> ChainFailed:
         and all(a.error_class == "breaker_open" for a in tried if a.outcome == "skipped")
         and not any(a.outcome == "failed" for a in tried)
     )
-    hint = (
-        "Every provider is cooling down after repeated failures; retry in a minute."
-        if breaker_only
-        else "Retry later, add another provider to the chain, or check the keys named above."
-    )
+    if run.hints:
+        # What a provider said the caller can do (a token permission to add) beats the general advice.
+        hint = " ".join(run.hints)
+    elif breaker_only:
+        hint = "Every provider is cooling down after repeated failures; retry in a minute."
+    else:
+        hint = "Retry later, add another provider to the chain, or check the keys named above."
     message = f"All {len({a.provider for a in run.attempts})} providers failed: " + "; ".join(
         describe(a) for a in run.attempts if a.outcome != "retried"
     )

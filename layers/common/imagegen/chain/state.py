@@ -8,12 +8,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imagegen.chain.links import Link
+from imagegen.chain.links import Link, Skip
 from imagegen.models import Attempt
-from imagegen.providers.base import RemoteRequest
+from imagegen.providers.base import RemoteRequest, Route
 
 # Bump when the stored shape changes; `load` refuses versions it does not know rather than guess.
-STATE_VERSION = 1
+# 2: links are objects and carry their route, skip and note; 1 (lists of provider, model, dropped) is still read.
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class BadChainState(ValueError):
@@ -63,7 +65,7 @@ class PendingState:
             "key_source": self.key_source,
             "user_id": self.user_id,
             "link_index": self.link_index,
-            "links": [[link.provider, link.model, link.model_dropped] for link in self.links],
+            "links": [_dump_link(link) for link in self.links],
             "submitted_at": self.submitted_at,
             "checks": self.checks,
             "attempts": [attempt.model_dump() for attempt in self.attempts],
@@ -74,10 +76,11 @@ class PendingState:
     @classmethod
     def load(cls, data: Mapping[str, Any], known_providers: Mapping[str, object]) -> PendingState:
         """The state a pending run stored; BadChainState when it is not one this deployment can resume."""
-        if data.get("version") != STATE_VERSION:
+        if data.get("version") not in READABLE_VERSIONS:
             raise BadChainState(f"version {data.get('version')!r}")
         try:
-            links = tuple(Link(str(p), None if m is None else str(m), bool(d)) for p, m, d in data["links"])
+            load_link = _load_link if data["version"] == STATE_VERSION else _load_link_v1
+            links = tuple(load_link(item) for item in data["links"])
             state = cls(
                 provider=str(data["provider"]),
                 remote_id=str(data["remote_id"]),
@@ -91,11 +94,39 @@ class PendingState:
                 warnings=tuple(str(w) for w in data.get("warnings") or ()),
                 remote_urls=_urls(data.get("remote_urls") or {}),
             )
-        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError, ValidationError) as exc:
             raise BadChainState(type(exc).__name__) from exc
         if not 0 <= state.link_index < len(links) or any(link.provider not in known_providers for link in links):
             raise BadChainState("links do not match this deployment's providers")
         return state
+
+
+def _dump_link(link: Link) -> dict[str, Any]:
+    return {
+        "provider": link.provider,
+        "model": link.model,
+        "model_dropped": link.model_dropped,
+        "route": [link.route.name, link.route.provider_model] if link.route else None,
+        "skip": [link.skip.reason, link.skip.message] if link.skip else None,
+        "note": link.note,
+    }
+
+
+def _load_link(item: Mapping[str, Any]) -> Link:
+    route, skip, model, note = item.get("route"), item.get("skip"), item["model"], item.get("note")
+    return Link(
+        provider=str(item["provider"]),
+        model=None if model is None else str(model),
+        model_dropped=bool(item.get("model_dropped")),
+        route=Route(str(route[0]), str(route[1])) if route else None,
+        skip=Skip(str(skip[0]), str(skip[1])) if skip else None,
+        note=None if note is None else str(note),
+    )
+
+
+def _load_link_v1(item: Any) -> Link:
+    provider, model, dropped = item
+    return Link(str(provider), None if model is None else str(model), bool(dropped))
 
 
 def _urls(value: Any) -> dict[str, str]:

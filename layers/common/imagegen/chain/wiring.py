@@ -11,7 +11,7 @@ from imagegen.chain.core import Chain
 
 if TYPE_CHECKING:
     from imagegen.breaker import BreakerStore
-    from imagegen.chain.ports import KeyPort, MetricsSink, ResultFetcher
+    from imagegen.chain.ports import KeyPort, MetricsSink, ResultFetcher, RouteCatalog
     from imagegen.providers.settings import ProvidersSettings
 
 
@@ -34,5 +34,8 @@ def build_chain(
     breaker: BreakerStore,
     http: httpx.Client | None = None,
     metrics: MetricsSink | None = None,
+    catalog: RouteCatalog | None = None,
 ) -> Chain:
-    return Chain(settings, http or provider_client(), fetcher, keys=keys, breaker=breaker, metrics=metrics)
+    return Chain(
+        settings, http or provider_client(), fetcher, keys=keys, breaker=breaker, metrics=metrics, catalog=catalog
+    )

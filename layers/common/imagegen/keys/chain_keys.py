@@ -59,3 +59,13 @@ class ChainKeys:
             # A lost verdict only means the next run tries the key once more.
             code = error.response.get("Error", {}).get("Code")
             logger.warning("could not record key health", extra={"provider": provider, "error": code})
+
+    def model_gone(self, user_id: str, provider: str, key_source: str, model: str) -> None:
+        """The provider said `model` does not exist for the run's key: later runs skip it until the next listing."""
+        if self.resolver.resolve(user_id, provider).source != key_source:
+            return
+        try:
+            self.resolver.mark_gone(user_id, provider, model, at=datetime.now(UTC))
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            logger.warning("could not mark a model gone", extra={"provider": provider, "error": code})

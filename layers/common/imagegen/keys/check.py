@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from imagegen.providers.settings import ProvidersSettings
+    from imagegen.providers.spec import ModelListing
 
 
 def build_request(provider: str, key: SecretStr, settings: ProvidersSettings) -> httpx.Request:
@@ -32,7 +34,26 @@ def parse_response(provider: str, response: httpx.Response) -> CheckResult:
         return CheckResult("unreachable", f"provider error: HTTP {response.status_code}")
     spec = REGISTRY[provider].key
     assert spec is not None
-    return spec.check.parse(response)
+    try:
+        return spec.check.parse(response)
+    except Exception as exc:  # noqa: BLE001 - a parser tripping over an unexpected answer learns nothing about the key
+        return CheckResult("unreachable", f"unreadable answer from the key-check endpoint ({type(exc).__name__})")
+
+
+def parse_listing(provider: str, response: httpx.Response) -> tuple[str, ...] | None:
+    """The models a listing names; None when it names none usable (then every configured model is tried)."""
+    listing = _listing_of(provider)
+    if listing is None or response.status_code != 200:
+        return None
+    try:
+        return listing.parse(response)
+    except Exception:  # noqa: BLE001 - an unreadable listing is no listing
+        return None
+
+
+def _listing_of(provider: str) -> ModelListing[Any] | None:
+    key = REGISTRY[provider].key
+    return key.check.listing if key is not None else None
 
 
 class KeyChecker:
@@ -48,9 +69,25 @@ class KeyChecker:
             response = self._client.send(request)
         except httpx.TimeoutException:
             return CheckResult("unreachable", "the key-check endpoint timed out")
+        except httpx.DecodingError as error:
+            return CheckResult("unreachable", f"the key-check answer could not be decoded ({type(error).__name__})")
         except httpx.TransportError as error:
             return CheckResult("unreachable", f"could not reach the key-check endpoint ({type(error).__name__})")
-        return parse_response(provider, response)
+        result = parse_response(provider, response)
+        if result.status == "ok":
+            return replace(result, models=self._listing(provider, key))
+        return result
+
+    def _listing(self, provider: str, key: SecretStr) -> tuple[str, ...] | None:
+        """The provider's model listing for a working key (SiliconFlow's GET /models); None: none to be had."""
+        listing = _listing_of(provider)
+        if listing is None:
+            return None
+        try:
+            response = self._client.send(listing.build(self._settings.for_provider(provider), key))
+        except httpx.HTTPError:
+            return None
+        return parse_listing(provider, response)
 
 
 def new_client(timeout_seconds: float) -> httpx.Client:

@@ -146,7 +146,16 @@ class HealthService:
         self._metrics.key_checked(provider, source, result.status or "throttled")
         logger.info("%s key check for %s: %s", source, provider, result.status or "throttled (kept last status)")
         if result.status is not None:
-            return KeyHealth(status=result.status, detail=result.detail, checked_at=now, attempted_at=now)
+            # A new listing replaces the old one and clears the gone marks; without one, the marks stand.
+            gone = previous.gone if previous is not None and result.models is None else ()
+            return KeyHealth(
+                status=result.status,
+                detail=result.detail,
+                checked_at=now,
+                attempted_at=now,
+                models=result.models,
+                gone=gone,
+            )
         if previous is not None:
             return previous.model_copy(update={"attempted_at": now})
         # Nothing known yet and the check was refused: say so without calling the key bad.

@@ -56,13 +56,36 @@ class KeyResolver:
         so later runs skip it until the schedule or a new PUT finds it healthy again."""
         resolved = self.resolve(user_id, provider)
         version = self._resolved[(user_id, provider)][1]
-        health = KeyHealth(status=status, detail=detail, checked_at=at, attempted_at=at)
+        known = resolved.health
+        health = KeyHealth(
+            status=status,
+            detail=detail,
+            checked_at=at,
+            attempted_at=at,
+            # What the last listing said still holds: a verdict on the key is no new listing.
+            models=known.models if known else None,
+            gone=known.gone if known else (),
+        )
         if resolved.source == "user" and version is not None:
             self._user_keys.record_health(user_id, provider, version, health)
         elif resolved.source == "deployment" and resolved.key is not None:
             self._deployment_health.record_deployment_health(provider, resolved.key, health)
         else:
             return
+        self._resolved[(user_id, provider)] = (ResolvedKey(resolved.source, resolved.key, health), version)
+
+    def mark_gone(self, user_id: str, provider: str, model: str, *, at: datetime) -> None:
+        """Record that the provider said `model` does not exist for the key `resolve` gave: later runs skip it until
+        the key's next model listing."""
+        resolved = self.resolve(user_id, provider)
+        version = self._resolved[(user_id, provider)][1]
+        if resolved.source == "user" and version is not None:
+            self._user_keys.record_model_gone(user_id, provider, version, model, at)
+        elif resolved.source == "deployment" and resolved.key is not None:
+            self._deployment_health.record_deployment_model_gone(provider, resolved.key, model, at)
+        else:
+            return
+        health = resolved.health.with_gone(model) if resolved.health else KeyHealth.answered(at, (model,))
         self._resolved[(user_id, provider)] = (ResolvedKey(resolved.source, resolved.key, health), version)
 
     def clear(self) -> None:

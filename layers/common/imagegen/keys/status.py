@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from imagegen import providers
 from imagegen.breaker import BreakerStateName, BreakerStatus, BreakerUnavailable
 from imagegen.clock import utcnow
+from imagegen.errors import ImagegenError
 from imagegen.keys.types import KeySource, ResolvedKey
 
 if TYPE_CHECKING:
+    from imagegen.catalogs import RouteMapStore
     from imagegen.keys.resolver import KeyResolver
+    from imagegen.providers.settings import ProvidersSettings
 
 
 class _View(BaseModel):
@@ -46,6 +49,18 @@ class HealthView(_View):
     checked_at: datetime
 
 
+class RouteLink(_View):
+    """One route a routing provider (Hugging Face's router) would try for one of its configured models."""
+
+    model: str
+    # None: no route for the model (reason says why).
+    route: str | None
+    # The model's id on that route, as the provider's catalog names it.
+    provider_model: str | None
+    breaker: BreakerState
+    reason: str
+
+
 class ProviderLink(_View):
     provider: str
     key_source: KeySource | None
@@ -53,6 +68,12 @@ class ProviderLink(_View):
     breaker: BreakerState
     would_try: bool
     reason: str
+    # Where the key check lists models (SiliconFlow): what the last listing named, and those said gone since; the
+    # chain tries the configured ones among them. None: no listing yet (every configured model is tried).
+    live_models: list[str] | None = None
+    gone_models: list[str] = []
+    # A routing provider's routes for its configured models, in the order they would be tried.
+    routes: list[RouteLink] | None = None
 
 
 class ChainView(_View):
@@ -79,17 +100,25 @@ class ChainStatus:
         breakers: Breakers,
         order: list[str],
         *,
+        routes: RouteView | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._resolver = resolver
         self._breakers = breakers
         self._order = order
+        self._routes = routes
         self._clock = clock
 
     def describe(self, user_id: str) -> ChainView:
         resolver, now = self._resolver(), self._clock()
-        items = [self._link(user_id, provider, resolver, now) for provider in self._order]
+        items = [self._with_models(self._link(user_id, provider, resolver, now)) for provider in self._order]
         return ChainView(items=items, hint=None if any(item.would_try for item in items) else self._hint(items))
+
+    def _with_models(self, link: ProviderLink) -> ProviderLink:
+        if self._routes is None or link.key_source is None:
+            return link
+        routes = self._routes.routes(link.provider, link.key_source)
+        return link.model_copy(update={"routes": routes}) if routes is not None else link
 
     def _link(self, user_id: str, provider: str, resolver: KeyResolver, now: datetime) -> ProviderLink:
         if providers.REGISTRY[provider].offline:
@@ -103,6 +132,7 @@ class ChainStatus:
             )
         resolved = resolver.describe(user_id, provider)
         breaker = self._breaker(provider, resolved.source) if resolved.source else BreakerState()
+        health = resolved.health
         link = ProviderLink(
             provider=provider,
             key_source=resolved.source,
@@ -110,6 +140,8 @@ class ChainStatus:
             breaker=breaker,
             would_try=False,
             reason="",
+            live_models=list(health.models) if health is not None and health.models is not None else None,
+            gone_models=list(health.gone) if health is not None else [],
         )
         if resolved.source is None:
             return link.model_copy(update={"reason": f"no key: {_key_hint(provider)}"})
@@ -160,3 +192,57 @@ class ChainStatus:
             f"no provider can be tried: store a working key with PUT /v1/keys/{{provider}}, or have the operator "
             f"set it in the provider keys secret, for any of: {wanted}"
         )
+
+
+class RouteView:
+    """A routing provider's routes for its configured models, from the stored catalogs only: the API never calls the
+    catalog's host (the worker and the schedule do), so a model not read yet says so."""
+
+    def __init__(
+        self, settings: ProvidersSettings, store: RouteMapStore, breakers: Breakers, registry: Mapping[str, Any]
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._breakers = breakers
+        self._registry = registry
+
+    def routes(self, provider: str, key_source: str) -> list[RouteLink] | None:
+        routing = self._registry[provider].routing
+        if routing is None:
+            return None
+        settings = self._settings.image_provider(provider)
+        return [
+            link for model in settings.models for link in self._model(provider, model, key_source, routing, settings)
+        ]
+
+    def _model(self, provider: str, model: str, key_source: str, routing: Any, settings: Any) -> list[RouteLink]:
+        try:
+            stored = self._store.get(provider, model)
+        except ImagegenError:
+            return [self._none(model, "the stored mapping could not be read right now")]
+        if stored is None:
+            return [self._none(model, "the mapping has not been read yet: the first job (or the schedule) reads it")]
+        offered = routing.routes(model, stored.entries, settings)
+        if not offered.routes:
+            return [self._none(model, offered.reason)]
+        read = datetime.fromtimestamp(stored.fetched_at, UTC).isoformat(timespec="seconds")
+        return [
+            RouteLink(
+                model=model,
+                route=route.name,
+                provider_model=route.provider_model,
+                breaker=self._breaker(f"{provider}/{route.name}", key_source),
+                reason=f"live in the mapping read at {read}",
+            )
+            for route in offered.routes
+        ]
+
+    def _breaker(self, name: str, key_source: str) -> BreakerState:
+        try:
+            return BreakerState.of(self._breakers.status(name, key_source))
+        except BreakerUnavailable:
+            return BreakerState()
+
+    @staticmethod
+    def _none(model: str, reason: str) -> RouteLink:
+        return RouteLink(model=model, route=None, provider_model=None, breaker=BreakerState(), reason=reason)

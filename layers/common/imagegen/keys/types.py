@@ -27,10 +27,27 @@ class KeyHealth(BaseModel):
     checked_at: datetime
     # When a check was last tried, even one that learned nothing (a 429): paces rate-limited checks.
     attempted_at: datetime | None = None
+    # The models the provider listed for this key at the last check (None: no listing; every model is tried), and
+    # those it said since do not exist: both skipped by the chain until the next listing.
+    models: tuple[str, ...] | None = None
+    gone: tuple[str, ...] = ()
 
     @property
     def usable(self) -> bool:
         return self.status not in UNUSABLE
+
+    def with_gone(self, model: str) -> KeyHealth:
+        """This health with one more gone model; a key never checked is known to work now (it answered a call)."""
+        return self.model_copy(update={"gone": tuple(dict.fromkeys((*self.gone, model)))})
+
+    @classmethod
+    def answered(cls, at: datetime, gone: tuple[str, ...] = ()) -> KeyHealth:
+        """The health of a key not checked yet that a provider just answered (so it works), with gone models."""
+        return cls(status="ok", detail=ANSWERED, checked_at=at, gone=gone)
+
+
+# The detail of a health learned from a generation call, not from a check.
+ANSWERED = "the key works (a generation call was answered); not checked yet"
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,8 @@ class CheckResult:
 
     status: HealthStatus | None
     detail: str
+    # The models the key may use now, where the provider lists them (ModelListing); None: no listing.
+    models: tuple[str, ...] | None = None
 
     @classmethod
     def unexpected(cls, status_code: int) -> CheckResult:
@@ -93,6 +112,10 @@ class UserKeyStore(Protocol):
 
     def record_health(self, user_id: str, provider: str, version: str, health: KeyHealth) -> bool: ...
 
+    def record_model_gone(self, user_id: str, provider: str, version: str, model: str, at: datetime) -> bool:
+        """Add `model` to the key's gone models (until its next listing); False if the key was replaced since."""
+        ...
+
 
 class DeploymentKeys(Protocol):
     def get(self, provider: str) -> SecretStr | None: ...
@@ -104,3 +127,7 @@ class DeploymentHealthStore(Protocol):
         ...
 
     def record_deployment_health(self, provider: str, key: SecretStr, health: KeyHealth) -> None: ...
+
+    def record_deployment_model_gone(self, provider: str, key: SecretStr, model: str, at: datetime) -> None:
+        """Add `model` to this deployment key's gone models (until its next listing)."""
+        ...

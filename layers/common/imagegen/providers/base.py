@@ -78,6 +78,30 @@ class ProviderPlan:
     params: dict[str, Any]
     dropped_params: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # A routing provider's plan (Hugging Face's router): the route taken and the model's id there.
+    route: str | None = None
+    provider_model: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way a routing provider serves a model: the route (a Hugging Face router provider, e.g. "fal-ai") and the
+    model's id on it, as the provider's catalog names it (never guessed)."""
+
+    name: str
+    provider_model: str
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One entry of a routing provider's catalog for a model, as read (Hugging Face's inferenceProviderMapping)."""
+
+    route: str
+    provider_model: str
+    status: str
+    task: str
+    # Set for adapter entries (a LoRA on a base model), which need their own payload.
+    adapter: str | None = None
 
 
 # Alias kept for readers coming from the issue text.
@@ -242,6 +266,9 @@ ErrorClass = Literal[
 BREAKER_CLASSES: frozenset[str] = frozenset({"rate_limited", "server_error", "overloaded", "timeout", "connection"})
 
 MAX_MESSAGE = 200
+# What an error keeps of a provider's text until the chain has scrubbed it: secrets are masked in this, then it is
+# cut to MAX_MESSAGE (cutting first could leave the start of an echoed key behind, out of reach of the scrubbing).
+MAX_RAW_MESSAGE = 2000
 
 
 def short(text: str, limit: int = MAX_MESSAGE) -> str:
@@ -250,7 +277,9 @@ def short(text: str, limit: int = MAX_MESSAGE) -> str:
 
 
 class ProviderError(Exception):
-    """Base of the outcome classes; `scope="provider"` means no other model of this provider can do better."""
+    """Base of the outcome classes. `scope` says how far the failure reaches: this link only ("model"), every link
+    through the same route of a routing provider ("route": Hugging Face's router provider that the account cannot
+    pay for), or every link of the provider ("provider": a refused key; no other model can do better)."""
 
     def __init__(
         self,
@@ -258,13 +287,17 @@ class ProviderError(Exception):
         message: str,
         *,
         status_code: int | None = None,
-        scope: Literal["model", "provider"] = "model",
+        scope: Literal["model", "route", "provider"] = "model",
+        hint: str | None = None,
     ) -> None:
-        super().__init__(short(message))
+        # Kept whole (within MAX_RAW_MESSAGE): the chain scrubs keys from it before cutting it to MAX_MESSAGE.
+        self.message = short(message, MAX_RAW_MESSAGE)
+        super().__init__(self.message)
         self.error_class = error_class
-        self.message = short(message)
         self.status_code = status_code
         self.scope = scope
+        # What the caller can do about it (a token permission to add); said once per run, in the job's warnings.
+        self.hint = hint
 
     @property
     def trips_breaker(self) -> bool:

@@ -85,6 +85,16 @@ class ProviderSettings(ServiceSettings):
         return self.model_copy(update={"api_key": key})
 
 
+class RoutingSettings(ProviderSettings):
+    """A routing provider's settings (Hugging Face's router): how long its catalog of routes is trusted."""
+
+    # The schedule refreshes a stored catalog older than this; the worker re-reads one older than mapping_max_age_s.
+    mapping_refresh_s: int = Field(default=3600, ge=60)
+    mapping_max_age_s: int = Field(default=21600, ge=60)
+    # How long one container trusts a catalog it read before asking the table again.
+    mapping_cache_s: int = Field(default=60, ge=0)
+
+
 def _default_chain() -> tuple[str, ...]:
     from imagegen.providers import DEFAULT_CHAIN
 

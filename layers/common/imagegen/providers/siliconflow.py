@@ -27,7 +27,7 @@ from imagegen.providers.base import (
     short,
 )
 from imagegen.providers.settings import CsvTuple, ProviderSettings
-from imagegen.providers.spec import KeyCheck, KeySpec, ProviderSpec
+from imagegen.providers.spec import KeyCheck, KeySpec, ModelListing, ProviderSpec
 
 if TYPE_CHECKING:
     import httpx
@@ -65,6 +65,10 @@ FLUX_DEV = ModelSpec(
     params={"steps": "num_inference_steps", "seed": "seed"},
     max_pixels=2359296,
 )
+# Named by SiliconFlow's users (and third-party clients' defaults), on no official page (PROVIDERS.md 1.4): only
+# what every documented model takes is sent (seed, image_size); its steps, guidance and negative prompt fields are
+# UNCONFIRMED, so they are dropped and recorded. The pixel limit is FLUX's, also UNCONFIRMED for it.
+Z_IMAGE_TURBO = ModelSpec(name="Tongyi-MAI/Z-Image-Turbo", params={"seed": "seed"}, max_pixels=2359296)
 # Unlisted models (e.g. from SILICONFLOW_MODELS) get the fields every documented model shares.
 GENERIC = ModelSpec(
     name="*",
@@ -73,14 +77,15 @@ GENERIC = ModelSpec(
 )
 
 CAPABILITIES = Capabilities(
-    models=(KOLORS, QWEN_IMAGE, FLUX_SCHNELL, FLUX_SCHNELL_PRO, FLUX_DEV, GENERIC),
+    models=(KOLORS, QWEN_IMAGE, Z_IMAGE_TURBO, FLUX_SCHNELL, FLUX_SCHNELL_PRO, FLUX_DEV, GENERIC),
     size_rule='"WxH"; the closest recommended size for Kolors/Qwen-Image, else scaled to fit max_pixels',
 )
 
 
 class SiliconFlowSettings(ProviderSettings):
     base_url: str = "https://api.siliconflow.com/v1"
-    models: CsvTuple = tuple(model.name for model in (KOLORS, FLUX_SCHNELL, QWEN_IMAGE))
+    # Tried in order, those the key's last listing names (all of them while there is no listing).
+    models: CsvTuple = tuple(model.name for model in (KOLORS, Z_IMAGE_TURBO, FLUX_SCHNELL, FLUX_DEV, QWEN_IMAGE))
     timeout_s: float = Field(default=60.0, gt=0)
 
 
@@ -145,11 +150,34 @@ def classify(failure: HttpFailure) -> ProviderError | None:
     # 503 with code 50505 is SiliconFlow's "model overloaded": another model or provider may answer now.
     if failure.status == 503 and isinstance(failure.body, dict) and failure.body.get("code") == 50505:
         return FallThrough("overloaded", failure.message, status_code=failure.status)
+    # A retired or renamed model: "Model does not exist" with 400 code 20012 (documented) or a 404 (issue 10). The
+    # code alone is not enough (20012 is every bad parameter), so the text decides; the chain marks the model gone.
+    if failure.status in (400, 404) and "model does not exist" in failure.message.lower():
+        return FallThrough("model_gone", failure.message, status_code=failure.status)
     return None
 
 
 def build_key_check(settings: SiliconFlowSettings, key: SecretStr) -> httpx.Request:
     return request("GET", f"{settings.base_url}/user/info", headers={"accept": "application/json", **bearer(key)})
+
+
+def build_listing(settings: SiliconFlowSettings, key: SecretStr) -> httpx.Request:
+    """The live text-to-image models (PROVIDERS-ROUTES.md 4: `sub_type` works with or without `type`)."""
+    params = {"type": "image", "sub_type": "text-to-image"}
+    return request(
+        "GET", f"{settings.base_url}/models", params=params, headers={"accept": "application/json", **bearer(key)}
+    )
+
+
+def parse_listing(response: httpx.Response) -> tuple[str, ...] | None:
+    body = body_json(response)
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        return None
+    ids = [item.get("id") for item in data if isinstance(item, dict)]
+    listed = tuple(dict.fromkeys(model for model in ids if isinstance(model, str) and model))
+    # An empty list is an answer too (no image model for this key), unlike an unreadable one.
+    return listed
 
 
 def parse_key_check(response: httpx.Response) -> CheckResult:
@@ -186,7 +214,11 @@ SPEC = ProviderSpec(
         pattern=r"sk-[A-Za-z0-9_-]{8,200}",
         expected="a SiliconFlow API key: sk- followed by 8-200 letters, digits, _ or -",
         header="authorization",
-        check=KeyCheck(build=build_key_check, parse=parse_key_check),
+        check=KeyCheck(
+            build=build_key_check,
+            parse=parse_key_check,
+            listing=ModelListing(build=build_listing, parse=parse_listing),
+        ),
     ),
     capabilities=CAPABILITIES,
     plan=plan,

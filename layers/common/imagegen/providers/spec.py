@@ -12,12 +12,14 @@ from pydantic import SecretStr
 
 from imagegen.providers.base import (
     Capabilities,
+    CatalogEntry,
     HttpFailure,
     ImageBytes,
     ProviderError,
     ProviderPlan,
     ProviderResult,
     RemoteRequest,
+    Route,
 )
 from imagegen.providers.settings import ProviderSettings, ServiceSettings
 
@@ -34,10 +36,23 @@ BuildFn = Callable[[ProviderPlan, S], "httpx.Request"]
 ParseFn = Callable[["httpx.Response", ProviderPlan], "ProviderResult | ProviderError"]
 # A follow-up call on a queued request (check, collect, cancel): built from its id and the URLs its submit named.
 RemoteRequestFn = Callable[[RemoteRequest, S], "httpx.Request"]
+# A cancel request, or None where the provider offers no way to cancel (Hugging Face's wavespeed and zai-org routes).
+CancelFn = Callable[[RemoteRequest, S], "httpx.Request | None"]
+Send = Callable[["httpx.Request"], "httpx.Response"]
 ParsePollFn = Callable[["httpx.Response"], "ProviderResult | ProviderError"]
 RenderFn = Callable[[ProviderPlan], ImageBytes]
 ClassifyFn = Callable[[HttpFailure], "ProviderError | None"]
 """A provider's reading of a failed answer, consulted before the generic HTTP semantics; None: no opinion."""
+
+
+@dataclass(frozen=True)
+class ModelListing(Generic[S]):
+    """A second call of the key check that lists the models the key can use now (SiliconFlow's GET /models): stored
+    with the key's health, so the chain skips configured models that are not listed."""
+
+    build: Callable[[S, SecretStr], httpx.Request]
+    # The listed model ids, or None when the answer lists nothing usable (then every configured model is tried).
+    parse: Callable[[httpx.Response], tuple[str, ...] | None]
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class KeyCheck(Generic[S]):
 
     build: Callable[[S, SecretStr], httpx.Request]
     parse: Callable[[httpx.Response], CheckResult]
+    listing: ModelListing[S] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,7 @@ class AsyncSpec(Generic[S]):
 
     build_check: RemoteRequestFn[S]
     parse_check: ParsePollFn
-    build_cancel: RemoteRequestFn[S]
+    build_cancel: CancelFn[S]
     build_collect: RemoteRequestFn[S] | None = None
     parse_collect: ParsePollFn | None = None
     # Floor for the re-check delay (seconds); the provider's own wait_time is honoured above it.
@@ -99,6 +115,31 @@ class AsyncSpec(Generic[S]):
         backoff = self.min_check_delay_s * self.check_backoff ** min(checks, 64)
         wait = math.ceil(wait_time) if math.isfinite(wait_time) and wait_time > 0 else 0
         return int(max(self.min_check_delay_s, wait, min(math.ceil(backoff), self.max_check_delay_s)))
+
+
+@dataclass(frozen=True)
+class RoutedLinks:
+    """What a routing provider's catalog offers for one model: its routes in the order to try, and when there are
+    none, why (the skip's message); `note` says when the routes are a fallback rather than the catalog's word."""
+
+    routes: tuple[Route, ...]
+    reason: str = ""
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class RoutingSpec(Generic[S]):
+    """A provider that forwards each model to other providers (Hugging Face's router): each route is its own link,
+    with its own payload, parameter table, breaker and fall-through."""
+
+    # Reads the catalog entries of a model through `send` (one or two GETs); None when the catalog cannot be read
+    # (unreachable, an error): the caller keeps what it had. A model the catalog does not know has no entries.
+    fetch: Callable[[str, S, SecretStr | None, Send], tuple[CatalogEntry, ...] | None]
+    # The routes to try for a model from its entries (None: unknown), in the order the settings ask for.
+    routes: Callable[[str, tuple[CatalogEntry, ...] | None, S], RoutedLinks]
+    plan: Callable[[ImageRequest, str | None, Route, S], ProviderPlan]
+    # Whether a route may answer "queued" (its links are then never hedged; see chain/hedging.py).
+    is_async: Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -125,6 +166,7 @@ class ProviderSpec(Generic[S]):
     offline: bool = False
     classify: ClassifyFn | None = None
     async_: AsyncSpec[S] | None = None
+    routing: RoutingSpec[S] | None = None
     # Host suffixes its result links come from: they join the safe fetcher's default allowlist.
     result_hosts: tuple[str, ...] = ()
 
