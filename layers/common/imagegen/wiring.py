@@ -41,17 +41,17 @@ if TYPE_CHECKING:
     from imagegen.jobs.outbox import Outbox
     from imagegen.jobs.quota import QuotaRefunds, Quotas
     from imagegen.jobs.service import JobService
+    from imagegen.jobs.video_chain import VideoChains
     from imagegen.jobs.work import Worker
     from imagegen.keys.chain_keys import ChainKeys
     from imagegen.keys.health import HealthService
     from imagegen.keys.resolver import KeyResolver
     from imagegen.keys.status import ChainStatus
     from imagegen.keys.types import DeploymentKeys
-    from imagegen.jobs.video_chain import VideoChains
     from imagegen.keys.user_keys import UserKeyService
     from imagegen.media.fetch import SafeFetcher
-    from imagegen.models import ImageRequest, Job, VideoJob, VideoRequest
     from imagegen.media.proxy import MediaProxy
+    from imagegen.models import ImageRequest, Job, VideoJob, VideoRequest
     from imagegen.scheduled import ScheduledRun
     from imagegen.settings import (
         ApiSettings,
