@@ -408,3 +408,20 @@ class TestRequests:
         assert running.status == 409
         assert retried.status == 202 and retried.body["id"] != job_id
         assert retried.body["request"] == call_api("GET", f"/v1/videos/{job_id}").body["request"]
+
+
+def test_given_no_siliconflow_key_when_a_video_job_runs_then_it_fails_saying_which_key_videos_need(
+    call_api: Callable[..., Any], aws: Aws, worker: Worker
+) -> None:
+    job_id = call_api("POST", "/v1/videos", body={"prompt": "no key"}).body["id"]
+
+    worker.generate()
+
+    job = call_api("GET", f"/v1/videos/{job_id}").body
+    assert (job["status"], job["error"]["code"]) == ("failed", "no_providers_configured")
+    assert job["error"]["hint"] == (
+        "Set SILICONFLOW_API_KEY, or store your own key (PUT /v1/keys/{provider}): videos need one"
+    )
+    assert [(a["provider"], a["outcome"], a["error_class"]) for a in job["attempts"]] == [
+        ("siliconflow", "skipped", "no_key")
+    ]

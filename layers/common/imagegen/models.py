@@ -136,8 +136,14 @@ IMAGE_SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "image/jpeg": (b"\xff\xd8\xff",),
     "image/webp": (b"RIFF",),
 }
-_IMAGE_DATA_URI = re.compile(r"data:(image/(?:png|jpeg|webp));base64,([A-Za-z0-9+/]+={0,2})")
-_SIZE = re.compile(r"([1-9][0-9]{1,3})x([1-9][0-9]{1,3})")
+# Base64 of a whole number of bytes (its length a multiple of 4), never empty.
+_BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)"
+IMAGE_DATA_URI_PATTERN = rf"^data:image/(png|jpeg|webp);base64,{_BASE64}$"
+_IMAGE_DATA_URI = re.compile(rf"data:(image/(?:png|jpeg|webp));base64,({_BASE64})")
+MAX_IMAGE_URL_CHARS = 2048
+# 64-2048 a side, as the pattern the OpenAPI document gives image_size.
+_SIDE = r"(?:6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|1[0-9]{3}|20[0-3][0-9]|204[0-8])"
+IMAGE_SIZE_PATTERN = rf"^{_SIDE}x{_SIDE}$"
 # What a video job makes when the request names no size: the first size SiliconFlow lists (landscape 720p).
 DEFAULT_VIDEO_SIZE = (1280, 720)
 
@@ -152,7 +158,7 @@ def image_data_uri(value: str) -> tuple[str, bytes]:
     """(content type, bytes) of a base64 data URI holding a PNG, JPEG or WebP; ValueError saying what is wrong."""
     match = _IMAGE_DATA_URI.fullmatch(value)
     if match is None:
-        raise ValueError("must be data:image/png|jpeg|webp;base64,<base64> or an http(s) URL")
+        raise ValueError("must be data:image/png|jpeg|webp;base64,<base64 of the image> or an http(s) URL")
     try:
         data = base64.b64decode(match.group(2), validate=True)
     except (binascii.Error, ValueError):
@@ -164,10 +170,36 @@ def image_data_uri(value: str) -> tuple[str, bytes]:
     return content_type, data
 
 
+def _integer(name: str) -> dict[str, Any]:
+    return {"properties": {name: {"type": "integer"}}, "required": [name]}
+
+
+# What the validators below check across fields, said in the OpenAPI document too (a null is an absent field).
+_VIDEO_SIZE_RULES: dict[str, Any] = {
+    "allOf": [
+        {"if": _integer("width"), "then": _integer("height")},
+        {"if": _integer("height"), "then": _integer("width")},
+        {
+            "if": {"properties": {"image_size": {"type": "string"}}, "required": ["image_size"]},
+            "then": {"properties": {"width": {"type": "null"}, "height": {"type": "null"}}},
+        },
+    ]
+}
+_IMAGE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "maxLength": MAX_IMAGE_URL_CHARS, "pattern": URL_SCHEMA_PATTERN},
+        {"type": "string", "maxLength": MAX_IMAGE_DATA_URI_CHARS, "pattern": IMAGE_DATA_URI_PATTERN},
+        {"type": "null"},
+    ],
+    "description": "Image-to-video: the first frame, as an http(s) URL (https when deployed; it must reach a public "
+    "address) or a base64 data URI of a PNG, JPEG or WebP (its bytes must be the type it names).",
+}
+
+
 class VideoRequest(StrictModel):
     """POST /v1/videos: text-to-video, or image-to-video with `image`."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, json_schema_extra=_VIDEO_SIZE_RULES)
 
     prompt: Annotated[str, Field(min_length=1, max_length=2000, json_schema_extra={"pattern": NOT_BLANK_PATTERN})]
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
@@ -175,14 +207,13 @@ class VideoRequest(StrictModel):
     # size it lists closest to it (SiliconFlow: 1280x720, 720x1280, 960x960), and the job's video says which.
     width: Annotated[int, Field(ge=64, le=2048), INTEGRAL] | None = None
     height: Annotated[int, Field(ge=64, le=2048), INTEGRAL] | None = Field(default=None, validate_default=True)
-    image_size: Annotated[str, Field(pattern=r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$")] | None = None
+    image_size: Annotated[
+        str | None, Field(pattern=r"^[0-9]{1,4}x[0-9]{1,4}$", json_schema_extra={"pattern": IMAGE_SIZE_PATTERN})
+    ] = None
     # Image-to-video: an http(s) URL (checked as the safe fetcher checks URLs before it is passed on) or a base64
     # data URI of a PNG, JPEG or WebP of at most MAX_IMAGE_DATA_URI_CHARS characters.
     image: Annotated[
-        str | None,
-        Field(
-            min_length=1, max_length=MAX_IMAGE_DATA_URI_CHARS, json_schema_extra={"pattern": "^(https?://|data:image/)"}
-        ),
+        str | None, Field(min_length=1, max_length=MAX_IMAGE_DATA_URI_CHARS, json_schema_extra=_IMAGE_SCHEMA)
     ] = None
     seed: Annotated[int, Field(ge=0, le=4_294_967_295), INTEGRAL] | None = None
     model: Annotated[str | None, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")] = None
@@ -218,17 +249,16 @@ class VideoRequest(StrictModel):
             return None
         if info.data.get("width") is not None or info.data.get("height") is not None:
             raise ValueError("give image_size or width and height, not both")
-        width, height = (int(side) for side in value.split("x"))
-        if not (64 <= width <= 2048 and 64 <= height <= 2048):
-            raise ValueError("each side must be 64-2048")
+        if not re.fullmatch(IMAGE_SIZE_PATTERN, value):
+            raise ValueError("each side must be 64-2048, as WIDTHxHEIGHT")
         return value
 
     @field_validator("image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
         if value is None or value.startswith(("https://", "http://")):
-            if value is not None and (len(value) > 2048 or not _URL_CHARS.fullmatch(value)):
-                raise ValueError("a URL must be at most 2048 printable ASCII characters")
+            if value is not None and (len(value) > MAX_IMAGE_URL_CHARS or not _URL_CHARS.fullmatch(value)):
+                raise ValueError(f"a URL must be at most {MAX_IMAGE_URL_CHARS} printable ASCII characters")
             return value
         image_data_uri(value)
         return value

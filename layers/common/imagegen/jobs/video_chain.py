@@ -79,7 +79,7 @@ class VideoChains:
         if not chain.deps.settings.chain.default_chain and not request.providers:
             error = ErrorInfo(code="no_video_providers", message="no video provider is configured (VIDEO_PROVIDERS)")
             return ChainFailed(error=error, attempts=[])
-        return chain.start(request, ctx)
+        return _video_hint(chain, chain.start(request, ctx))
 
     def resume(self, request: ImageRequest, state: dict[str, Any], ctx: RunContext) -> ChainOutcome:
         return self.chain(mode_of(request)).resume(request, state, ctx)
@@ -112,6 +112,16 @@ class VideoChains:
             if state.get("provider") in chain.deps.registry:
                 return chain
         return None
+
+
+def _video_hint(chain: Chain, outcome: ChainOutcome) -> ChainOutcome:
+    """No usable key: the image chain's hint points at keyless image providers, and no provider makes videos
+    without a key."""
+    if not isinstance(outcome, ChainFailed) or outcome.error.code != "no_providers_configured":
+        return outcome
+    variables = [spec.key.env for spec in chain.deps.registry.values() if spec.key is not None]
+    hint = f"Set {' or '.join(variables)}, or store your own key (PUT /v1/keys/{{provider}}): videos need one"
+    return replace(outcome, error=outcome.error.model_copy(update={"hint": hint}))
 
 
 def build_video_chains(
