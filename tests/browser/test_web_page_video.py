@@ -9,7 +9,7 @@ import httpx
 import pytest
 from imagegen.local import LocalStack
 
-from tests.browser.test_web_page import Browser, _no_token_in_urls, _sign_in, browser  # noqa: F401 - fixture
+from tests.browser.test_web_page import ARTIFACTS, Browser, _no_token_in_urls, _sign_in, browser  # noqa: F401 - fixture
 from tests.doubles.keys import SF_KEY
 from tests.doubles.siliconflow import SiliconFlowDouble
 
@@ -75,6 +75,8 @@ def test_given_a_token_when_the_page_makes_a_video_then_it_plays_in_the_panel_an
     assert stored == httpx.get(remote.url).content
     _no_token_in_urls(browser, stack)
     assert browser.console_errors == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#video-panel").screenshot(path=str(ARTIFACTS / "web-page-video.png"))
 
 
 def test_given_a_first_frame_too_large_to_send_inline_when_the_page_submits_then_it_says_so_and_makes_no_job(

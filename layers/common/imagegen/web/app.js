@@ -117,8 +117,9 @@
     setLocked(!token);
     if (!token) return;
     refreshProviders();
-    refreshGallery();
-    refreshVideos();
+    // After the gallery, not beside it: the page opens with no more requests in flight than before videos existed
+    // (the local stack's API shares one resolver between concurrent requests; a deployed Lambda does not).
+    refreshGallery().then(refreshVideos);
     refreshKeys();
   }
 
