@@ -25,6 +25,7 @@ from standardwebhooks.webhooks import Webhook
 from tests.conftest import Aws
 from tests.doubles.keys import SF_KEY
 from tests.doubles.siliconflow import SiliconFlowDouble
+from tests.doubles.storage import StorageDouble
 from tests.doubles.webhook_receiver import Receiver
 from tests.integration.test_webhooks import Hooks, hooks, receiver  # noqa: F401 - fixtures
 
@@ -349,6 +350,7 @@ class TestRequests:
             "url_not_allowed",
             "image",
         )
+        assert answer.body["error"]["hint"] == "image must be an https URL that reaches a public address"
         assert aws.receive() == []
 
     def test_given_image_and_video_jobs_when_listed_and_read_then_each_kind_sees_only_its_own(
@@ -425,3 +427,49 @@ def test_given_no_siliconflow_key_when_a_video_job_runs_then_it_fails_saying_whi
     assert [(a["provider"], a["outcome"], a["error_class"]) for a in job["attempts"]] == [
         ("siliconflow", "skipped", "no_key")
     ]
+
+
+class CancelAtTheEnd(JobStore):
+    """Stands for a client's cancel that lands while the worker stores the video: just before the job's end is
+    written."""
+
+    def finish(self, job: JobRecord, lease_token: str, ended: Any = None) -> JobRecord:
+        if job.kind == "video":
+            self.cancel(job.user_id, job.id, now=job.completed_at or job.created_at)
+        return super().finish(job, lease_token, ended)
+
+
+def test_given_a_cancel_that_lands_while_the_video_is_stored_when_the_job_ends_then_the_video_is_deleted(
+    call_api: Callable[..., Any], video_env: SiliconFlowDouble, aws: Aws, storage: StorageDouble
+) -> None:
+    # Given a video job whose worker is built on a store where the cancel wins the race with the job's end
+    from imagegen.jobs.work import Worker as JobWorker
+    from imagegen.jobs.work import WorkerConfig
+
+    settings = wiring.worker_settings()
+    store = CancelAtTheEnd(aws.table, aws.client("dynamodb"), ttl_seconds=86400)
+    _, queue, images = wiring._job_adapters(settings)
+    config = WorkerConfig(lease_seconds=60, deadline_seconds=30, max_receive_count=3)
+    worker = JobWorker(
+        store, images, queue, wiring.generator(settings), config, videos=wiring.video_generator(settings)
+    )
+    job_id = call_api("POST", "/v1/videos", body={"prompt": "too late"}).body["id"]
+    for message in aws.receive():
+        worker.handle(read_job_message(message["Body"]), receive_count=1, remaining_seconds=100)
+
+    # When its checks run to Succeed (the video is stored, then the job's end finds it canceled)
+    for _ in range(3):
+        token = _job(aws, job_id).lease_token
+        assert token is not None
+        worker.handle(
+            CheckMessage(user_id="alice", job_id=job_id, check_token=token), receive_count=1, remaining_seconds=100
+        )
+
+    # Then the video was fetched (and streamed into the bucket), the job stays canceled, and the video it no longer
+    # owns is gone from the bucket
+    (remote,) = video_env.videos.values()
+    assert remote.status_calls == 3
+    assert [r.status for r in storage.requests if r.name.endswith(".mp4")] == [200]
+    job = call_api("GET", f"/v1/videos/{job_id}").body
+    assert (job["status"], job["video"]) == ("canceled", None)
+    assert _bucket_keys(aws) == []
