@@ -521,10 +521,11 @@ def _video_fetcher(settings: WorkerSettings) -> Callable[[float], SafeFetcher]:
         read_timeout=settings.media_read_timeout_seconds,
         total_timeout=settings.video_fetch_timeout_seconds,
     )
-    # One TLS context for every fetch: loading the CA bundle costs more than a small request.
-    context = ssl.create_default_context(cafile=certifi.where())
+    # One TLS context for every fetch, made by the first one: loading the CA bundle costs more than a small
+    # request, and a worker that never stores a video never pays it (nor at its cold start).
+    context = cache(lambda: ssl.create_default_context(cafile=certifi.where()))
     return lambda seconds: SafeFetcher(
-        replace(policy, total_timeout=min(policy.total_timeout, seconds)), ssl_context=context
+        replace(policy, total_timeout=min(policy.total_timeout, seconds)), ssl_context=context()
     )
 
 
