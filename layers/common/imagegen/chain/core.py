@@ -16,7 +16,15 @@ from imagegen.chain.attempt import LinkResult, LinkRunner
 from imagegen.chain.hedging import Hedge
 from imagegen.chain.links import Link, Run, Skip, link_is_async, links_for, new_run
 from imagegen.chain.pending import AsyncLinks
-from imagegen.chain.ports import ChainDeps, ChainMetrics, KeyPort, MetricsSink, ResultFetcher, RouteCatalog
+from imagegen.chain.ports import (
+    ChainDeps,
+    ChainMetrics,
+    KeyPort,
+    MetricsSink,
+    ResultFetcher,
+    RouteCatalog,
+    VideoResults,
+)
 from imagegen.chain.state import BadChainState, PendingState
 from imagegen.errors import ImagegenError
 from imagegen.generation import ChainOutcome, ChainSucceeded, RunContext
@@ -57,6 +65,7 @@ class Chain:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        videos: VideoResults | None = None,
     ) -> None:
         chain = settings.chain
         policy = BreakerPolicy(threshold=chain.breaker_threshold, cooldown_s=chain.breaker_cooldown_s)
@@ -83,6 +92,7 @@ class Chain:
             wall_clock=wall_clock,
             sleep=sleep,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not security
+            videos=videos,
         )
         self.runner = LinkRunner(self.deps)
         self.async_links = AsyncLinks(self.deps, self.runner)
