@@ -307,6 +307,7 @@ class LocalStack:
             from moto.server import ThreadedMotoServer
 
             from imagegen.local.emulator import serialize_dynamodb
+            from imagegen.local.resolvers import isolate_resolvers
         except ImportError as exc:
             raise LocalStackError("the local stack needs moto's server: pip install 'moto[server]'") from exc
 
@@ -315,6 +316,7 @@ class LocalStack:
         self._werkzeug_level = werkzeug.level
         werkzeug.setLevel(logging.WARNING)
         serialize_dynamodb()
+        isolate_resolvers()
         # Port 0: the OS picks a free port, so stacks (and other emulators) never collide.
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
