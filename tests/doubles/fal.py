@@ -29,6 +29,9 @@ Output (section 2.5): `{"images": [{"url", "width", "height", "content_type"}], 
 double's fal CDN path (`{storage}/fal/files/<bucket>/<id>.jpg`, public like v3.fal.media). `nsfw = True` flags
 every image and, like fal's safety checker, serves a black one (what a flagged image holds is UNCONFIRMED).
 Scripted failures: `double.server.enqueue(Reply...)` (queue host), `double.run_server.enqueue(...)` (sync host).
+
+Video apps (Wan 2.2 text- and image-to-video) run on the same queue and sync host: `double.apps.video`
+(tests/doubles/video_apps.py) checks their input and makes their output (a real MP4 on the fal CDN path).
 """
 
 from __future__ import annotations

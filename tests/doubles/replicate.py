@@ -24,6 +24,9 @@ Output: a list of `num_outputs` URLs on the storage double's replicate.delivery-
 (or any text) makes predictions end `failed` with that `error`. Errors are RFC 7807: 401 Unauthenticated for a
 missing or unknown token, 402 Insufficient credit for tokens in `out_of_credit`, and `throttle(retry_after)`
 scripts a 429 (with or without `Retry-After`) on the next create.
+
+Video models (Wan 2.2 text- and image-to-video) are predictions like any other: `double.video`
+(tests/doubles/video_apps.py) checks their input and makes their output (a real MP4 on the replicate.delivery path).
 """
 
 from __future__ import annotations
