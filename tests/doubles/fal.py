@@ -29,6 +29,9 @@ Output (section 2.5): `{"images": [{"url", "width", "height", "content_type"}], 
 double's fal CDN path (`{storage}/fal/files/<bucket>/<id>.jpg`, public like v3.fal.media). `nsfw = True` flags
 every image and, like fal's safety checker, serves a black one (what a flagged image holds is UNCONFIRMED).
 Scripted failures: `double.server.enqueue(Reply...)` (queue host), `double.run_server.enqueue(...)` (sync host).
+
+Video apps (Wan 2.2 text- and image-to-video) run on the same queue and sync host: `double.apps.video`
+(tests/doubles/video_apps.py) checks their input and makes their output (a real MP4 on the fal CDN path).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from typing import Any
 from tests.doubles.images import blank, picture
 from tests.doubles.server import DoubleServer, HttpDouble, Recorded, Reply
 from tests.doubles.storage import StorageDouble
+from tests.doubles.video_apps import FalVideoApps
 
 LOCKED_EXHAUSTED = "Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
 LOCKED_TOP_UP = "TOP_UP."
@@ -102,6 +106,8 @@ class FalApps:
         self.nsfw = False
         # Image bytes override (e.g. a blank image) for the next outputs.
         self.image_override: bytes | None = None
+        # The Wan video apps (tests/doubles/video_apps.py): their own inputs and output, the same queue.
+        self.video = FalVideoApps(storage)
 
     def problems(self, schema: FluxSchema, body: Any) -> list[dict[str, Any]]:
         if not isinstance(body, dict):
@@ -174,6 +180,11 @@ class FalApps:
 
     def run(self, app: str, body: Any) -> Reply:
         """The sync answer: the output, or the 422 a schema problem gets."""
+        if app in self.video.apps:
+            problems = self.video.problems(app, body, unknown_fields=self.unknown_fields)
+            if problems:
+                return Reply.json(422, {"detail": problems}, _request_id())
+            return Reply.json(200, self.video.output(body, nsfw=self.nsfw), _request_id())
         schema = self.apps.get(app)
         if schema is None:
             return Reply.json(404, {"detail": f"Application '{app}' not found"})
@@ -291,7 +302,7 @@ class FalDouble(HttpDouble):
         return Reply.json(404, {"detail": "Not Found"})
 
     def _submit(self, request: Recorded, app: str) -> Reply:
-        if app not in self.apps.apps:
+        if app not in self.apps.apps and app not in self.apps.video.apps:
             return Reply.json(404, {"detail": f"Application '{app}' not found"})
         base = "/".join(app.split("/")[:2])
         fal_request = FalRequest(str(uuid.uuid4()), app, base, _json_or_none(request))

@@ -24,6 +24,9 @@ Output: a list of `num_outputs` URLs on the storage double's replicate.delivery-
 (or any text) makes predictions end `failed` with that `error`. Errors are RFC 7807: 401 Unauthenticated for a
 missing or unknown token, 402 Insufficient credit for tokens in `out_of_credit`, and `throttle(retry_after)`
 scripts a 429 (with or without `Retry-After`) on the next create.
+
+Video models (Wan 2.2 text- and image-to-video) are predictions like any other: `double.video`
+(tests/doubles/video_apps.py) checks their input and makes their output (a real MP4 on the replicate.delivery path).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 from tests.doubles.images import picture
 from tests.doubles.server import HttpDouble, Recorded, Reply
 from tests.doubles.storage import StorageDouble
+from tests.doubles.video_apps import ReplicateVideoModels
 
 E005 = "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
 UNAUTHENTICATED = {"title": "Unauthenticated", "detail": "You did not pass a valid authentication token", "status": 401}
@@ -128,6 +132,8 @@ class ReplicateEngine:
         self.cancels: list[str] = []
         # Image bytes override (e.g. a blank image) for the next outputs.
         self.image_override: bytes | None = None
+        # The Wan video models (tests/doubles/video_apps.py): their own inputs and output, the same predictions.
+        self.video = ReplicateVideoModels(storage)
 
     def handle(self, request: Recorded, path: str, url_base: str) -> Reply:
         """`path` is the part after the prefix (starting /v1/...); `url_base` is what prediction URLs start with."""
@@ -158,25 +164,26 @@ class ReplicateEngine:
 
     def create(self, request: Recorded, model: str, version: str | None, url_base: str) -> Reply:
         schema = self.models.get(model)
-        if schema is None:
+        if schema is None and model not in self.video.models:
             return _problem(404, "Not found", "The requested resource could not be found.")
         body = _json(request)
         if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
             return _problem(422, "Input validation failed", "- input: input is required")
         given = body["input"]
         if self.strict_inputs:
-            extra = [k for k in given if k not in schema.fields]
+            fields = schema.fields if schema is not None else self.video.fields(model)
+            extra = [k for k in given if k not in fields]
             if extra:
                 detail = [
                     {"loc": ["body", "input", k], "msg": f"Unexpected field '{k}'", "type": "value_error.extra"}
                     for k in extra
                 ]
                 return Reply.json(422, {"detail": detail})
-        invalid = self._invalid_fields(schema, given)
+        invalid = self._invalid_fields(schema, given) if schema is not None else self.video.invalid(model, given)
         if invalid:
-            detail = "\n".join(f"- {item['field']}: {item['description']}" for item in invalid)
+            text = "\n".join(f"- {item['field']}: {item['description']}" for item in invalid)
             return Reply.json(
-                422, {"title": "Input validation failed", "detail": detail, "status": 422, "invalid_fields": invalid}
+                422, {"title": "Input validation failed", "detail": text, "status": 422, "invalid_fields": invalid}
             )
         prediction = Prediction(
             id=uuid.uuid4().hex[:26],
@@ -227,6 +234,9 @@ class ReplicateEngine:
             prediction.status, prediction.error = "failed", self.fail_with
             return
         prediction.status = "succeeded"
+        if prediction.model in self.video.models:
+            prediction.output = self.video.output(prediction.input)
+            return
         prediction.output = self._outputs(prediction)
 
     def _outputs(self, prediction: Prediction) -> list[str]:

@@ -244,11 +244,13 @@ class TestFailures:
 
         assert (full.status, full.body["error"]["code"]) == (429, "quota_exceeded")
         assert (job.status, job.error.code if job.error else None) == ("failed", "all_providers_failed")
-        last = job.attempts[-1]
-        assert (last.error_class, last.message) == (
+        failed = [a for a in job.attempts if a.provider == "siliconflow"][-1]
+        assert (failed.error_class, failed.message) == (
             "faulted",
             "SiliconFlow failed the video: content moderation: the prompt was rejected",
         )
+        # fal and Replicate, next in the video chain, have no key here
+        assert [(a.provider, a.error_class) for a in job.attempts[-2:]] == [("fal", "no_key"), ("replicate", "no_key")]
         assert after.status == 202
         assert _bucket_keys(aws) == []
 
@@ -412,7 +414,7 @@ class TestRequests:
         assert retried.body["request"] == call_api("GET", f"/v1/videos/{job_id}").body["request"]
 
 
-def test_given_no_siliconflow_key_when_a_video_job_runs_then_it_fails_saying_which_key_videos_need(
+def test_given_no_video_provider_key_when_a_video_job_runs_then_it_fails_saying_which_keys_videos_need(
     call_api: Callable[..., Any], aws: Aws, worker: Worker
 ) -> None:
     job_id = call_api("POST", "/v1/videos", body={"prompt": "no key"}).body["id"]
@@ -422,10 +424,13 @@ def test_given_no_siliconflow_key_when_a_video_job_runs_then_it_fails_saying_whi
     job = call_api("GET", f"/v1/videos/{job_id}").body
     assert (job["status"], job["error"]["code"]) == ("failed", "no_providers_configured")
     assert job["error"]["hint"] == (
-        "Set SILICONFLOW_API_KEY, or store your own key (PUT /v1/keys/{provider}): videos need one"
+        "Set SILICONFLOW_API_KEY or FAL_KEY or REPLICATE_API_TOKEN, or store your own key (PUT /v1/keys/{provider}): "
+        "videos need one"
     )
     assert [(a["provider"], a["outcome"], a["error_class"]) for a in job["attempts"]] == [
-        ("siliconflow", "skipped", "no_key")
+        ("siliconflow", "skipped", "no_key"),
+        ("fal", "skipped", "no_key"),
+        ("replicate", "skipped", "no_key"),
     ]
 
 

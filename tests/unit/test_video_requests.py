@@ -202,7 +202,7 @@ class TestVideoView:
             view = video_registry(REGISTRY, mode)  # type: ignore[arg-type]
             chain_settings = video_settings(settings, REGISTRY, mode, ("siliconflow",))  # type: ignore[arg-type]
 
-            assert list(view) == ["siliconflow"]
+            assert list(view) == ["siliconflow", "fal", "replicate"]
             spec = view["siliconflow"]
             assert (spec.plan, spec.build_request, spec.async_) == (sfv.plan, sfv.build_request, sfv.VIDEO.async_)
             assert chain_settings.image_provider("siliconflow").models == (model,)

@@ -90,7 +90,8 @@ class VideoChains:
             chain.cancel(state)
 
     def cancel_note(self, state: dict[str, Any]) -> str | None:
-        """What a canceled job should say when its provider has no way to cancel the request it holds."""
+        """What a canceled job says about the request its provider holds: cancelled there (fal, Replicate), or left
+        to run to its end where the provider has no way to cancel it (SiliconFlow)."""
         chain = self._holding(state)
         provider = str(state.get("provider"))
         if chain is None:
@@ -98,8 +99,13 @@ class VideoChains:
         async_ = chain.deps.registry[provider].async_
         remote = RemoteRequest(str(state.get("remote_id", "")))
         settings = chain.deps.settings.image_provider(provider)
-        if async_ is None or async_.build_cancel(remote, settings) is not None:
+        if async_ is None:
             return None
+        if async_.build_cancel(remote, settings) is not None:
+            return (
+                f"{provider} was asked to cancel the video request: checks on it stopped, and its result is not "
+                "fetched (a run already under way is billed as the provider bills it)"
+            )
         return (
             f"{provider} offers no way to cancel a video request: checks on it stopped, and it may still run to its "
             "end there (billed as the provider bills it); its result is not fetched"

@@ -32,7 +32,7 @@ KEYED_SERVICES: tuple[str, ...] = ("tavily",)
 PROVIDER_NAMES: tuple[str, ...] = IMAGE_PROVIDERS
 # Image providers that also make videos (their SPEC has a `video` part): what a video request's `providers` may name.
 # Written out for the same reason as PROVIDER_NAMES; tests/unit/test_registry.py holds it to the specs.
-VIDEO_PROVIDER_NAMES: tuple[str, ...] = ("siliconflow",)
+VIDEO_PROVIDER_NAMES: tuple[str, ...] = ("siliconflow", "fal", "replicate")
 
 
 def _specs() -> tuple[ProviderSpec[Any], ...]:

@@ -1,4 +1,5 @@
 """fal.ai: FLUX apps through fal's queue (submit, status, result, cancel), `Authorization: Key`; results on fal's CDN.
+Videos: fal_video.py (Wan apps on the same queue).
 
 The payload builder (`fal_plan`, `fal_input`) and the output parser (`parse_fal_output`) are pure and shared with the
 Hugging Face router's `fal-ai` route, which sends the same input and reads the same output.
@@ -33,6 +34,7 @@ from imagegen.providers.base import (
     short,
     under,
 )
+from imagegen.providers.fal_video import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, VIDEO
 from imagegen.providers.settings import CsvTuple, ProviderSettings, UrlStr
 from imagegen.providers.spec import AsyncSpec, KeyCheck, KeySpec, ProviderSpec
 
@@ -88,6 +90,9 @@ class FalSettings(ProviderSettings):
     models: CsvTuple = (FLUX_DEV_APP, FLUX_SCHNELL_APP)
     # One HTTP call (submit, status, result); the queue wait is not part of it.
     timeout_s: float = Field(default=20.0, gt=0)
+    # Video apps tried in order: text-to-video, and image-to-video (a request with `image`).
+    video_models: CsvTuple = (TEXT_TO_VIDEO,)
+    image_video_models: CsvTuple = (IMAGE_TO_VIDEO,)
 
 
 def flux_size(width: int, height: int) -> tuple[int, int]:
@@ -156,9 +161,14 @@ def _headers(key: SecretStr | None) -> dict[str, str]:
     return {"accept": "application/json", **auth}
 
 
+def submit(app: str, payload: dict[str, Any], settings: FalSettings) -> httpx.Request:
+    """A submit to the queue: `POST {FAL_QUEUE_URL}/{app}` (image and video apps alike)."""
+    url = f"{settings.base_url}/{quote(app, safe='/')}"
+    return request("POST", url, json=payload, headers=_headers(settings.api_key))
+
+
 def build_request(plan: ProviderPlan, settings: FalSettings) -> httpx.Request:
-    url = f"{settings.base_url}/{quote(plan.model or FLUX_DEV_APP, safe='/')}"
-    return request("POST", url, json=fal_input(plan), headers=_headers(settings.api_key))
+    return submit(plan.model or FLUX_DEV_APP, fal_input(plan), settings)
 
 
 def _follow_up_urls(body: dict[str, Any], request_id: str, submit_url: str, app: str) -> dict[str, str]:
@@ -281,6 +291,8 @@ SPEC = ProviderSpec(
         "api_url": "FAL_API_URL",
         "models": "FAL_MODELS",
         "timeout_s": "FAL_TIMEOUT_S",
+        "video_models": "FAL_VIDEO_MODELS",
+        "image_video_models": "FAL_I2V_MODELS",
     },
     key=KeySpec(
         env="FAL_KEY",
@@ -312,4 +324,5 @@ SPEC = ProviderSpec(
         # fal's CDN: v3.fal.media, v3b.fal.media (public links, kept at least 7 days).
         ".fal.media",
     ),
+    video=VIDEO,
 )

@@ -1,4 +1,5 @@
-"""Replicate: official FLUX models as predictions (`Prefer: wait=N`, then checks), Bearer `r8_` tokens.
+"""Replicate: official FLUX models as predictions (`Prefer: wait=N`, then checks), Bearer `r8_` tokens. Videos:
+replicate_video.py (Wan models, the same predictions).
 
 The payload builder (`replicate_plan`, `replicate_input`) and the prediction parser (`parse_prediction`) are pure and
 shared with the Hugging Face router's `replicate` route, which sends the same input and reads the same prediction.
@@ -35,6 +36,7 @@ from imagegen.providers.base import (
     short,
     under,
 )
+from imagegen.providers.replicate_video import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, VIDEO
 from imagegen.providers.settings import CsvTuple, ProviderSettings
 from imagegen.providers.spec import AsyncSpec, KeyCheck, KeySpec, ProviderSpec
 
@@ -88,6 +90,9 @@ class ReplicateSettings(ProviderSettings):
     # `Prefer: wait=N` on the create: a prediction done within N seconds is used at once, anything slower becomes
     # delayed checks. Every second of it is Lambda time billed while the worker waits on the socket, so N is small.
     prefer_wait_s: int = Field(default=1, ge=1, le=60)
+    # Video models tried in order: text-to-video, and image-to-video (a request with `image`).
+    video_models: CsvTuple = (TEXT_TO_VIDEO,)
+    image_video_models: CsvTuple = (IMAGE_TO_VIDEO,)
 
     @model_validator(mode="after")
     def _wait_within_timeout(self) -> ReplicateSettings:
@@ -186,9 +191,9 @@ def plan(asked: ImageRequest, model: str | None, settings: ReplicateSettings) ->
     return replicate_plan(asked, model)
 
 
-def build_request(plan: ProviderPlan, settings: ReplicateSettings) -> httpx.Request:
-    model = plan.model or FLUX_DEV_MODEL
-    body: dict[str, Any] = {"input": replicate_input(plan)}
+def create(model: str, payload: dict[str, Any], settings: ReplicateSettings) -> httpx.Request:
+    """A prediction's create with `Prefer: wait=N` (image and video models alike)."""
+    body: dict[str, Any] = {"input": payload}
     owner_name, _, version = model.partition(":")
     if version:
         # A pinned version ("owner/name:version") is created through /predictions (replicate/prediction.py).
@@ -198,6 +203,10 @@ def build_request(plan: ProviderPlan, settings: ReplicateSettings) -> httpx.Requ
         url = f"{settings.base_url}/models/{quote(owner_name, safe='/')}/predictions"
     headers = {"accept": "application/json", "prefer": f"wait={settings.prefer_wait_s}", **bearer(settings.api_key)}
     return request("POST", url, json=body, headers=headers)
+
+
+def build_request(plan: ProviderPlan, settings: ReplicateSettings) -> httpx.Request:
+    return create(plan.model or FLUX_DEV_MODEL, replicate_input(plan), settings)
 
 
 def _urls(body: dict[str, Any], base_url: str) -> dict[str, str]:
@@ -266,6 +275,8 @@ SPEC = ProviderSpec(
         "models": "REPLICATE_MODELS",
         "timeout_s": "REPLICATE_TIMEOUT_S",
         "prefer_wait_s": "REPLICATE_PREFER_WAIT_S",
+        "video_models": "REPLICATE_VIDEO_MODELS",
+        "image_video_models": "REPLICATE_I2V_MODELS",
     },
     key=KeySpec(
         env="REPLICATE_API_TOKEN",
@@ -293,4 +304,5 @@ SPEC = ProviderSpec(
         # replicate.delivery and its subdomains (links expire after an hour: stored at once).
         ".replicate.delivery",
     ),
+    video=VIDEO,
 )

@@ -7,11 +7,13 @@ breakers, skips, fall-through and delayed checks all work as for images.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from imagegen.models import ImageRequest
     from imagegen.providers.settings import ProvidersSettings
     from imagegen.providers.spec import ProviderSpec, VideoMode
 
@@ -66,3 +68,39 @@ def video_settings(
         update={"default_chain": tuple(name for name in order if _mode(registry[name], mode)), "hedge": False}
     )
     return settings.model_copy(update={"providers": providers, "chain": chain})
+
+
+# --- sizes: services that take a resolution and an aspect ratio (fal's and Replicate's video models) ---------
+
+
+def _ratio(aspect: str) -> float:
+    width, height = (int(part) for part in aspect.split(":"))
+    return width / height
+
+
+def nearest_aspect(width: int, height: int, aspects: tuple[str, ...]) -> str:
+    """The listed aspect ratio nearest to width:height on a log scale (2:1 is as far from 1:1 as 1:2)."""
+    target = math.log(width / height)
+    return min(aspects, key=lambda aspect: abs(math.log(_ratio(aspect)) - target))
+
+
+def nearest_resolution(width: int, height: int, resolutions: dict[str, int]) -> str:
+    """The smallest resolution whose short side reaches the request's short side, else the largest."""
+    short = min(width, height)
+    ordered = sorted(resolutions, key=resolutions.__getitem__)
+    return next((name for name in ordered if resolutions[name] >= short), ordered[-1])
+
+
+def nominal_size(resolution: int, aspect: str) -> tuple[int, int]:
+    """The pixel size a resolution and aspect ratio name: the short side is the resolution, sides even."""
+    ratio = _ratio(aspect)
+    long_side = int(resolution * max(ratio, 1 / ratio) / 2 + 0.5) * 2
+    return (long_side, resolution) if ratio >= 1 else (resolution, long_side)
+
+
+def shape_note(asked: ImageRequest, resolution: str, aspect: str, size: tuple[int, int]) -> list[str]:
+    """The mapping, visible on the attempt and in the job's warnings when it changed the size."""
+    if size == (asked.width, asked.height):
+        return []
+    made = f"{size[0]}x{size[1]}"
+    return [f"size {asked.width}x{asked.height} -> resolution {resolution}, aspect_ratio {aspect} ({made})"]
