@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from imagegen.clock import utcnow
 from imagegen.providers import PROVIDER_NAMES
@@ -156,6 +156,14 @@ class ImageInfo(BaseModel):
     source_height: int | None = None
 
 
+class Waiting(BaseModel):
+    """Why a queued job is not running yet, and when it runs again: every provider left is cooling down after errors
+    (`breaker_open`) or at its rate limit (`rate_limited`), and the job still has time before its deadline."""
+
+    reason: str
+    until: datetime
+
+
 class Job(BaseModel):
     """The job as a client sees it."""
 
@@ -170,6 +178,8 @@ class Job(BaseModel):
     error: ErrorInfo | None = None
     warnings: list[str] = []
     grounding: dict[str, Any] | None = None
+    # Set only while the job is queued waiting for a provider to reopen (null otherwise).
+    waiting: Waiting | None = None
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -177,6 +187,13 @@ class Job(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @model_validator(mode="after")
+    def _waiting_while_queued(self) -> Job:
+        # A job claimed, canceled or ended since it began to wait waits no more, whatever its stored record says.
+        if self.waiting is not None and self.status != "queued":
+            self.waiting = None
+        return self
 
 
 class JobRecord(Job):

@@ -1,4 +1,5 @@
-"""Builds the provider chain once per container: one provider-API client, the caller's breakers, keys and fetcher."""
+"""Builds the provider chain once per container: one provider-API client, the shared-state stores (breakers, rate
+limits, latency sketches), keys and fetcher."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from imagegen.chain.core import Chain
 
 if TYPE_CHECKING:
     from imagegen.breaker import BreakerStore
+    from imagegen.chain.latency import LatencyStore
+    from imagegen.chain.limits import RateStore
     from imagegen.chain.ports import KeyPort, MetricsSink, ResultFetcher, RouteCatalog
     from imagegen.providers.settings import ProvidersSettings
 
@@ -32,10 +35,20 @@ def build_chain(
     keys: KeyPort,
     fetcher: ResultFetcher,
     breaker: BreakerStore,
+    rates: RateStore | None = None,
+    latencies: LatencyStore | None = None,
     http: httpx.Client | None = None,
     metrics: MetricsSink | None = None,
     catalog: RouteCatalog | None = None,
 ) -> Chain:
     return Chain(
-        settings, http or provider_client(), fetcher, keys=keys, breaker=breaker, metrics=metrics, catalog=catalog
+        settings,
+        http or provider_client(),
+        fetcher,
+        keys=keys,
+        breaker=breaker,
+        rates=rates,
+        latencies=latencies,
+        metrics=metrics,
+        catalog=catalog,
     )

@@ -281,6 +281,7 @@ SPEC = ProviderSpec(
         "api_url": "FAL_API_URL",
         "models": "FAL_MODELS",
         "timeout_s": "FAL_TIMEOUT_S",
+        "rpm": "FAL_RPM",
     },
     key=KeySpec(
         env="FAL_KEY",

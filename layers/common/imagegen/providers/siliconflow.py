@@ -87,6 +87,10 @@ class SiliconFlowSettings(ProviderSettings):
     # Tried in order, those the key's last listing names (all of them while there is no listing).
     models: CsvTuple = tuple(model.name for model in (KOLORS, Z_IMAGE_TURBO, FLUX_SCHNELL, FLUX_DEV, QWEN_IMAGE))
     timeout_s: float = Field(default=60.0, gt=0)
+    # SiliconFlow counts images a minute (IPM) per account and model: at least 2 at the lowest tier, more as the
+    # account pays. 20 a key keeps a batch of 50 from becoming a 429 storm on common tiers (SiliconFlow's 429 has no
+    # Retry-After); set SILICONFLOW_RPM to your tier's IPM times the models you use.
+    rpm: float = Field(default=20.0, ge=0)
 
 
 # Kolors accepts 1-100 steps and guidance 0-20; clamping keeps a valid portable request from a 400.
@@ -208,6 +212,7 @@ SPEC = ProviderSpec(
         "base_url": "SILICONFLOW_BASE_URL",
         "models": "SILICONFLOW_MODELS",
         "timeout_s": "SILICONFLOW_TIMEOUT_S",
+        "rpm": "SILICONFLOW_RPM",
     },
     key=KeySpec(
         env="SILICONFLOW_API_KEY",
