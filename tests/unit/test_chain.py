@@ -108,7 +108,13 @@ def make(
     metrics: Any = None,
     keys: MemoryKeyStore | None = None,
 ) -> Harness:
-    env = {"SILICONFLOW_API_KEY": SF_KEY, "HF_TOKEN": HF_KEY, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
+    # No rate limit of ours by default: the test clock stands still, so every job would come "at once".
+    env = {
+        "SILICONFLOW_API_KEY": SF_KEY,
+        "HF_TOKEN": HF_KEY,
+        "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors",
+        "SILICONFLOW_RPM": "0",
+    }
     env.update(environ or {})
     hosts, clock, fetcher, store = Hosts(), Clock(), Fetcher(), keys or MemoryKeyStore()
     settings = ProvidersSettings.from_environ(env)

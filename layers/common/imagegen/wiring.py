@@ -495,7 +495,7 @@ def generator(settings: WorkerSettings) -> Generator:
     from imagegen.adapters.rate_store import DynamoRateStore
     from imagegen.chain.wiring import build_chain, provider_client
 
-    http = provider_client()
+    http = provider_client(settings.worker_max_concurrency)
     return build_chain(
         settings.providers,
         keys=worker_keys(),

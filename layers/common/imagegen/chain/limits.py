@@ -138,9 +138,16 @@ class RateLimits:
 
     def acquire(self, name: str, scope: str, rpm: float, now: float) -> float | None:
         """None: a token is this call's; else the epoch second when one is expected (the link is "not yet")."""
+        key, mono = (name, scope), self._monotonic()
         if rpm <= 0:
-            return None
-        key, bucket, mono = (name, scope), Bucket(rpm), self._monotonic()
+            # No limit of ours, but the provider's own word (a 429's Retry-After) still holds for everyone on the key.
+            with self._lock:
+                blocked = self._leases[key].blocked_until if key in self._leases else 0.0
+            if now < blocked:
+                return blocked
+            shared = self._record(key, fresh=False)
+            return shared.blocked_until if shared is not None and now < shared.blocked_until else None
+        bucket = Bucket(rpm)
         with self._lock:
             lease = self._leases.setdefault(key, _Lease())
             lease.asks.append(mono)

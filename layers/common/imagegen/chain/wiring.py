@@ -18,14 +18,16 @@ if TYPE_CHECKING:
     from imagegen.providers.settings import ProvidersSettings
 
 
-def provider_client() -> httpx.Client:
+def provider_client(concurrency: int = 10) -> httpx.Client:
     """The one client for provider APIs. Redirects are not followed: a custom key header (Horde's `apikey`)
-    would ride along to whatever host a redirect names. Each request also carries its own per-attempt timeout."""
+    would ride along to whatever host a redirect names. Each request also carries its own per-attempt timeout.
+    `concurrency`: runs sharing this client at once (one per Lambda container; the local stack runs many), each
+    with a call and its hedge in flight."""
     return httpx.Client(
         timeout=httpx.Timeout(60.0, connect=5.0),
         follow_redirects=False,
         headers={"user-agent": f"imagegen/{__version__}"},
-        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        limits=httpx.Limits(max_connections=max(20, 2 * concurrency), max_keepalive_connections=10),
     )
 
 
