@@ -60,11 +60,15 @@ def test_given_one_container_flushing_when_another_reads_then_it_sees_the_aggreg
     policy = LatencyPolicy(min_samples=10, flush_samples=20, cache_s=0)
     writer = LatencyBook(store, policy, wall_clock=clock, monotonic=clock)
     reader = LatencyBook(store, policy, wall_clock=clock, monotonic=clock)
-    # When the first records 100 latencies
+    # When the first makes 100 calls, reading the sketch before each (as the chain does for its timeout)
     for _ in range(100):
+        writer.quantile("huggingface/fal-ai", "dev", 0.95)
         writer.record("huggingface/fal-ai", "dev", 3.0)
-    # Then it wrote 5 aggregates (one write per 20 calls), and the second sees all 100 samples
-    assert store.writes == 5
+    # Then it wrote every 5 samples while the shared sketch had fewer than 10 (twice), then every 20 (at 30, 50, 70
+    # and 90 samples): 6 writes for 100 calls; the other container sees all 90 written, and the writer all 100
+    assert store.writes == 6
+    assert reader.histogram("huggingface/fal-ai", "dev").total == pytest.approx(90)
+    writer.flush()
     assert reader.histogram("huggingface/fal-ai", "dev").total == pytest.approx(100)
     # And the writer counts its own samples once, not twice (before and after its next read)
     assert writer.histogram("huggingface/fal-ai", "dev").total == pytest.approx(100)
@@ -94,12 +98,13 @@ def test_given_a_quiet_container_when_its_oldest_sample_is_old_enough_then_it_is
 
 def test_given_a_bucket_when_read_then_it_refills_at_rpm_per_minute_up_to_ten_seconds_worth() -> None:
     bucket = Bucket(rpm=60)
-    assert (bucket.rate, bucket.capacity) == (1.0, 10.0)
+    assert (bucket.interval, bucket.capacity, bucket.tolerance) == (1.0, 10.0, 10.0)
     assert bucket.available(None, 100.0) == 10.0
-    assert bucket.available(BucketRecord(0.0, 100.0), 103.5) == 3.5
-    assert bucket.available(BucketRecord(0.0, 100.0), 1000.0) == 10.0
-    assert bucket.available(BucketRecord(5.0, 100.0, blocked_until=110.0), 105.0) == 0.0
-    assert bucket.next_token(BucketRecord(0.5, 100.0), 100.0) == 100.5
+    # Ten tokens taken at t=100 (the arrival time ran 10 s ahead): 3.5 back at 103.5, all ten back at 110
+    assert bucket.available(BucketRecord(tat=110.0), 103.5) == 3.5
+    assert bucket.available(BucketRecord(tat=110.0), 1000.0) == 10.0
+    assert bucket.available(BucketRecord(tat=100.0, blocked_until=110.0), 105.0) == 0.0
+    assert bucket.next_token(BucketRecord(tat=110.5), 100.0) == 101.0
     assert Bucket(rpm=2).capacity == 1.0
 
 

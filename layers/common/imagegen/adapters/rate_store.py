@@ -1,5 +1,5 @@
-"""DynamoDB token buckets: one item per provider (+ route) and key scope; a lease is one conditional write on the
-bucket as it was read, a provider's "wait" one conditional write that only ever moves the block later."""
+"""DynamoDB token buckets: one item per provider (+ route) and key scope; a lease is one conditional write that adds to
+the bucket's arrival time, a provider's "wait" one conditional write that only ever moves the block later."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def _key(name: str, scope: str) -> dict[str, Any]:
 
 
 class DynamoRateStore:
-    """Item: pk=RATE#{provider[/route]}#{scope}, sk=RATE; tokens, at, blocked_until (epoch seconds), expires_at."""
+    """Item: pk=RATE#{provider[/route]}#{scope}, sk=RATE; tat (the bucket's theoretical arrival time) and blocked_until
+    (epoch seconds), expires_at."""
 
     def __init__(self, table_name: str, dynamodb_client: DynamoDBClient) -> None:
         self.table_name = table_name
@@ -40,47 +41,39 @@ class DynamoRateStore:
             )
         except (ClientError, BotoCoreError) as exc:
             raise RateLimitUnavailable(type(exc).__name__) from exc
-        if not item or "at" not in item:
+        if not item:
             return None
+        tat = item.get("tat", {}).get("N")
         return BucketRecord(
-            tokens=float(item["tokens"]["N"]),
-            at=float(item["at"]["N"]),
+            tat=float(tat) if tat is not None else None,
             blocked_until=float(item.get("blocked_until", {"N": "0"})["N"]),
         )
 
-    def take(self, name: str, scope: str, *, seen: BucketRecord | None, left: BucketRecord) -> bool:
-        if seen is None:
-            condition, values = "attribute_not_exists(#at)", {}
+    def advance(self, name: str, scope: str, *, now: float, cost: float, tolerance: float, idle: bool) -> bool:
+        unblocked = "(attribute_not_exists(blocked_until) OR blocked_until <= :now)"
+        if idle:
+            update, condition = "SET tat = :start", f"(attribute_not_exists(tat) OR tat < :now) AND {unblocked}"
+            values = {":start": _n(now + cost)}
         else:
-            condition, values = "#at = :seen", {":seen": _n(seen.at)}
+            # Commutes with every other container's lease: no read, no lost update; fails only when the bucket
+            # does not hold `cost` (or went idle meanwhile).
+            update, condition = "SET tat = tat + :cost", f"tat >= :now AND tat <= :last AND {unblocked}"
+            values = {":cost": _n(cost), ":last": _n(now + tolerance - cost)}
         return self._update(
             name,
             scope,
-            UpdateExpression="SET tokens = :tokens, #at = :at, blocked_until = :blocked, expires_at = :ttl",
+            UpdateExpression=f"{update}, expires_at = :ttl",
             ConditionExpression=condition,
-            ExpressionAttributeNames={"#at": "at"},
-            ExpressionAttributeValues={
-                **values,
-                ":tokens": _n(left.tokens),
-                ":at": _n(left.at),
-                ":blocked": _n(left.blocked_until),
-                ":ttl": {"N": str(int(left.at) + TTL_S)},
-            },
+            ExpressionAttributeValues={**values, ":now": _n(now), ":ttl": {"N": str(int(now) + TTL_S)}},
         )
 
     def block(self, name: str, scope: str, until: float, now: float) -> None:
         self._update(
             name,
             scope,
-            UpdateExpression="SET tokens = :zero, #at = :now, blocked_until = :until, expires_at = :ttl",
+            UpdateExpression="SET blocked_until = :until, expires_at = :ttl",
             ConditionExpression="attribute_not_exists(blocked_until) OR blocked_until < :until",
-            ExpressionAttributeNames={"#at": "at"},
-            ExpressionAttributeValues={
-                ":zero": _n(0),
-                ":now": _n(now),
-                ":until": _n(until),
-                ":ttl": {"N": str(int(until) + TTL_S)},
-            },
+            ExpressionAttributeValues={":until": _n(until), ":ttl": {"N": str(int(until) + TTL_S)}},
         )
 
     def _update(self, name: str, scope: str, **kwargs: Any) -> bool:

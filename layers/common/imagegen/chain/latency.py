@@ -84,9 +84,11 @@ class LatencyPolicy:
     slots: int = 6
     # Below this many (weighted) samples the chain keeps its configured timeouts and hedge delays.
     min_samples: float = 10.0
-    # A container writes its samples when it has this many, or when the oldest is this old.
+    # A container writes its samples when it has this many, or when the oldest is this old; while the shared sketch has
+    # fewer than min_samples, every bootstrap_samples.
     flush_samples: int = 50
     flush_s: float = 300.0
+    bootstrap_samples: int = 5
     cache_s: float = 2.0
 
 
@@ -154,12 +156,22 @@ class LatencyBook:
             local.pending[index] = local.pending.get(index, 0) + 1
             if local.pending_since is None:
                 local.pending_since = self._monotonic()
+            pending = sum(local.pending.values())
             due = (
-                sum(local.pending.values()) >= self.policy.flush_samples
+                pending >= self.policy.flush_samples
                 or self._monotonic() - local.pending_since >= self.policy.flush_s
+                # A sketch still learning is shared sooner, so other containers learn from the first calls too.
+                or (pending >= self.policy.bootstrap_samples and self._thin(key))
             )
         if due:
             self.flush(key)
+
+    def _thin(self, key: SketchKey) -> bool:
+        """Whether the shared sketch, as last read (never read: assumed so), has fewer than min_samples samples."""
+        cached = self._shared.get(key)
+        if cached is None:
+            return True
+        return sum(sum(counts.values()) for counts in cached[1].values()) < self.policy.min_samples
 
     def flush(self, key: SketchKey | None = None) -> None:
         """Write pending samples (of one sketch, or of all): one ADD per sketch."""

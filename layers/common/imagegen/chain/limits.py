@@ -1,6 +1,10 @@
 """Rate limits per provider (+ route) and key scope: a token bucket in a shared item, leased by each container in
 blocks sized to its own demand, and emptied for everyone on that key when the provider says to wait (Retry-After,
-rate-limit headers). A link without a token is "not yet", never a failure."""
+rate-limit headers). A link without a token is "not yet", never a failure.
+
+The bucket is kept as GCRA's theoretical arrival time (`tat`), the generic cell-rate form of a token bucket: taking n
+tokens is `tat = tat + n x interval` under a condition (the bucket holds them), so containers that lease at once never
+undo each other's writes and a lease is one conditional write, never a read-modify-write race."""
 
 from __future__ import annotations
 
@@ -25,10 +29,10 @@ class RateLimitUnavailable(Exception):
 
 @dataclass(frozen=True)
 class BucketRecord:
-    """The shared bucket as stored: tokens left at `at` (epoch s), and no token at all before `blocked_until`."""
+    """The shared bucket as stored: its theoretical arrival time (epoch s; None: never used, so full), and no token
+    for anyone before `blocked_until` (a provider's own wait)."""
 
-    tokens: float
-    at: float
+    tat: float | None = None
     blocked_until: float = 0.0
 
 
@@ -37,8 +41,9 @@ class RateStore(Protocol):
 
     def read(self, name: str, scope: str) -> BucketRecord | None: ...
 
-    def take(self, name: str, scope: str, *, seen: BucketRecord | None, left: BucketRecord) -> bool:
-        """Write `left` if the bucket is still as seen (None: no item yet); False when someone else took first."""
+    def advance(self, name: str, scope: str, *, now: float, cost: float, tolerance: float, idle: bool) -> bool:
+        """Take `cost` seconds of the bucket: idle, `tat = now + cost` if tat is absent or past; busy, `tat += cost` if
+        tat is not past and stays within `tolerance` of now. Never while blocked. False when the condition failed."""
         ...
 
     def block(self, name: str, scope: str, until: float, now: float) -> None:
@@ -48,31 +53,35 @@ class RateStore(Protocol):
 
 @dataclass(frozen=True)
 class Bucket:
-    """A rate in requests per minute: refills at rpm/60 a second, holds 10 seconds' worth (at least one)."""
+    """A rate in requests per minute: one token every 60/rpm s, and a burst of 10 seconds' worth (at least one)."""
 
     rpm: float
 
     @property
-    def rate(self) -> float:
-        return self.rpm / 60.0
+    def interval(self) -> float:
+        return 60.0 / self.rpm
 
     @property
     def capacity(self) -> float:
         return max(1.0, self.rpm / 6.0)
 
+    @property
+    def tolerance(self) -> float:
+        """How far ahead of now the arrival time may run: the burst."""
+        return self.capacity * self.interval
+
     def available(self, record: BucketRecord | None, now: float) -> float:
-        if record is None:
-            return self.capacity
-        if now < record.blocked_until:
+        if record is not None and now < record.blocked_until:
             return 0.0
-        since = max(record.at, record.blocked_until)
-        return min(self.capacity, record.tokens + max(0.0, now - since) * self.rate)
+        if record is None or record.tat is None or record.tat <= now:
+            return self.capacity
+        return max(0.0, (now + self.tolerance - record.tat) / self.interval)
 
     def next_token(self, record: BucketRecord | None, now: float) -> float:
         """When (epoch s) the next whole token is there."""
         if record is not None and now < record.blocked_until:
             return record.blocked_until
-        return now + max(0.0, 1.0 - self.available(record, now)) / self.rate
+        return now + max(0.0, 1.0 - self.available(record, now)) * self.interval
 
 
 @dataclass
@@ -81,7 +90,7 @@ class _Lease:
     expires: float = 0.0
     blocked_until: float = 0.0
     # Monotonic times of this container's recent asks: how many tokens its next lease should hold.
-    asks: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    asks: deque[float] = field(default_factory=lambda: deque(maxlen=1024))
 
 
 class MemoryRateStore:
@@ -96,28 +105,37 @@ class MemoryRateStore:
         with self._lock:
             return self.records.get((name, scope))
 
-    def take(self, name: str, scope: str, *, seen: BucketRecord | None, left: BucketRecord) -> bool:
+    def advance(self, name: str, scope: str, *, now: float, cost: float, tolerance: float, idle: bool) -> bool:
         with self._lock:
             self.writes += 1
-            if self.records.get((name, scope)) != seen:
+            record = self.records.get((name, scope)) or BucketRecord()
+            if now < record.blocked_until:
                 return False
-            self.records[(name, scope)] = left
-            return True
+            if idle and (record.tat is None or record.tat < now):
+                self.records[(name, scope)] = BucketRecord(now + cost, record.blocked_until)
+                return True
+            if not idle and record.tat is not None and now <= record.tat <= now + tolerance - cost:
+                self.records[(name, scope)] = BucketRecord(record.tat + cost, record.blocked_until)
+                return True
+            return False
 
     def block(self, name: str, scope: str, until: float, now: float) -> None:
         with self._lock:
             self.writes += 1
-            current = self.records.get((name, scope))
-            if current is None or current.blocked_until < until:
-                self.records[(name, scope)] = BucketRecord(0.0, now, until)
+            record = self.records.get((name, scope)) or BucketRecord()
+            if record.blocked_until < until:
+                self.records[(name, scope)] = BucketRecord(record.tat, until)
 
 
 class RateLimits:
     """One container's leases on the shared buckets. Thread-safe."""
 
-    # A lease holds what this container asked for in the last LEASE_S seconds, and lapses after that long unused.
-    LEASE_S = 2.0
-    DEMAND_WINDOW_S = 10.0
+    # A lease holds twice what this container asked for in the last minute (its first one FIRST_LEASE), but at most a
+    # quarter of what the bucket holds now, and lapses after LEASE_S: with room to spare a container writes the bucket
+    # about once in two minutes; near its limit every container takes one token at a time, so none hoards them.
+    LEASE_S = 120.0
+    DEMAND_S = 60.0
+    FIRST_LEASE = 10
     RACES = 3
 
     def __init__(
@@ -156,26 +174,37 @@ class RateLimits:
             if lease.tokens > 0 and mono < lease.expires:
                 lease.tokens -= 1
                 return None
-            recent = sum(1 for t in lease.asks if t > mono - self.DEMAND_WINDOW_S)
-        want = max(1, min(int(bucket.capacity // 2) or 1, math.ceil(recent / self.DEMAND_WINDOW_S * self.LEASE_S)))
+            recent = sum(1 for t in lease.asks if t > mono - self.DEMAND_S)
+            first = lease.expires == 0.0
+        want = max(self.FIRST_LEASE if first else 1, 2 * recent)
         return self._lease(key, bucket, want, now)
 
     def _lease(self, key: LimitKey, bucket: Bucket, want: int, now: float) -> float | None:
+        seen = self._record(key, fresh=False)
         for race in range(self.RACES):
-            seen = self._record(key, fresh=race > 0)
             available = bucket.available(seen, now)
-            if available < 1.0:
-                return bucket.next_token(seen, now)
-            granted = min(want, int(available))
-            left = BucketRecord(available - granted, now, seen.blocked_until if seen else 0.0)
-            if self.store.take(key[0], key[1], seen=seen, left=left):
+            if available < 1.0 or (race == 0 and available < want + 1):
+                # Scarce, or too close to call from a cached read: look again before writing (a read is cheaper
+                # than a refused conditional write, which DynamoDB bills as a write).
+                seen = self._record(key, fresh=True)
+                available = bucket.available(seen, now)
+                if available < 1.0:
+                    return bucket.next_token(seen, now)
+            granted = max(1, min(want, int(available // 4) or 1, int(available)))
+            idle = seen is None or seen.tat is None or seen.tat < now
+            cost = granted * bucket.interval
+            if self.store.advance(*key, now=now, cost=cost, tolerance=bucket.tolerance, idle=idle):
+                start = now if idle or seen is None or seen.tat is None else seen.tat
                 with self._lock:
-                    self._records[key] = (self._monotonic() + self.cache_s, left)
+                    # What this container knows: at least its own lease (others may have taken more meanwhile).
+                    blocked = seen.blocked_until if seen else 0.0
+                    self._records[key] = (self._monotonic() + self.cache_s, BucketRecord(start + cost, blocked))
                     lease = self._leases[key]
                     lease.tokens, lease.expires = granted - 1, self._monotonic() + self.LEASE_S
                 return None
-        # Others kept taking first: the bucket is busy; look again in a moment.
-        return now + 1.0 / bucket.rate
+            seen = self._record(key, fresh=True)
+        # The bucket changed under each try (taken empty, or another container's lease crossed idle and busy).
+        return now + bucket.interval
 
     def _record(self, key: LimitKey, *, fresh: bool) -> BucketRecord | None:
         with self._lock:
@@ -195,7 +224,9 @@ class RateLimits:
             if until <= lease.blocked_until:
                 return
             lease.blocked_until, lease.tokens = until, 0
-            self._records[key] = (self._monotonic() + self.cache_s, BucketRecord(0.0, now, until))
+            previous = self._records.get(key)
+            tat = previous[1].tat if previous is not None and previous[1] is not None else None
+            self._records[key] = (self._monotonic() + self.cache_s, BucketRecord(tat, until))
         self.store.block(name, scope, until, now)
 
 
