@@ -41,6 +41,7 @@ FIRST_USE = {
     "api": "from imagegen import wiring; wiring.job_service()",
     "authorizer": "from imagegen import wiring; wiring.token_store()",
     "media_proxy": "from imagegen import wiring; wiring.media_proxy()",
+    "openai": "from imagegen import wiring; wiring.job_service(); wiring.batch_service(); wiring.token_store()",
     "scheduled": "from imagegen import wiring; wiring.scheduled_run()",
     "webhooks": "from imagegen import wiring; wiring.webhook_delivery()",
     "worker": "from imagegen import wiring; wiring.worker()",
@@ -154,6 +155,11 @@ def heaviest_imports(path: Path, env: dict[str, str], top: int = 5) -> list[tupl
     return sorted(rows, key=lambda row: -row[1])[:top]
 
 
+def before(name: str) -> str:
+    """The ratio before issue 9, or a dash for a function that did not exist then (openai)."""
+    return f"{BEFORE[name]:.2f}×" if name in BEFORE else "–"
+
+
 def main() -> None:
     environments = function_environments()
     handlers = {path.parent.name: path for path in sorted((ROOT / "functions").glob("*/app.py"))}
@@ -201,7 +207,7 @@ def main() -> None:
             f"(+ services {used * 1000:.0f} ms)  [{heavy}]"
         )
         lines.append(
-            f"| {name} | {seconds * 1000:.0f} | {ratio:.2f}× {mark} | {BEFORE.get(name, 0):.2f}× | "
+            f"| {name} | {seconds * 1000:.0f} | {ratio:.2f}× {mark} | {before(name)} | "
             f"{client_ratio:.2f}× | {used * 1000:.0f} | {heavy} |"
         )
     write_section("coldstart", "\n".join(lines))

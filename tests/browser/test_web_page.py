@@ -79,7 +79,8 @@ def test_given_no_token_when_the_page_is_fetched_then_it_is_public_html_under_a_
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert page.headers["content-security-policy"] == (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"img-src 'self' https: {stack.aws_endpoint}; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+        f"img-src 'self' https: {stack.aws_endpoint}; media-src 'self' https: {stack.aws_endpoint}; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; "
         "frame-ancestors 'none'"
     )
     assert page.headers["referrer-policy"] == "no-referrer"

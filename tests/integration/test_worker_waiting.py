@@ -14,13 +14,17 @@ from imagegen.adapters.active_jobs import ActiveJobs
 from imagegen.generation import ChainOutcome, ChainWaiting, RunContext
 from imagegen.jobs.sweeper import SweepConfig, Sweeper
 from imagegen.jobs.work import Worker, WorkerConfig
-from imagegen.messages import GenerateMessage, read_job_message
+from imagegen.messages import CheckMessage, GenerateMessage, read_job_message
 from imagegen.models import Attempt, ImageRequest, utcnow
 from imagegen.settings import WorkerSettings
 
 from tests.conftest import Aws
 from tests.doubles.generators import PlaceholderGenerator
+from tests.doubles.keys import SF_KEY
+from tests.doubles.server import Reply
+from tests.doubles.siliconflow import SiliconFlowDouble
 
+pytest_plugins = ["tests.doubles.fixtures"]
 pytestmark = pytest.mark.integration
 
 COOLING = Attempt(provider="siliconflow", model="kolors", outcome="skipped", error_class="breaker_open")
@@ -128,3 +132,60 @@ def test_given_a_waiting_job_when_its_message_is_read_then_the_body_names_when_i
     message = GenerateMessage(user_id="alice", job_id="img_1", not_before=1_800_000_000.5)
     assert json.loads(message.model_dump_json())["not_before"] == 1_800_000_000.5
     assert read_job_message(message.model_dump_json()) == message
+
+
+def test_given_siliconflow_cooling_when_a_video_job_runs_then_it_waits_queued_and_succeeds_once_it_recovers(
+    call_api, aws: Aws, siliconflow_double: SiliconFlowDouble, monkeypatch: pytest.MonkeyPatch
+):
+    # Given video jobs on SiliconFlow (the worker as the handler builds it), whose breaker opens at the first 5xx
+    # for a 2 s cool-down, and SiliconFlow failing the first video job's submit
+    for name, value in {
+        "SILICONFLOW_API_KEY": SF_KEY,
+        "SILICONFLOW_BASE_URL": siliconflow_double.base_url,
+        "SILICONFLOW_TIMEOUT_S": "2",
+        "MEDIA_ALLOW_PRIVATE_NETWORKS": "true",
+        "IMAGEGEN_BREAKER_THRESHOLD": "1",
+        "IMAGEGEN_BREAKER_COOLDOWN_S": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    siliconflow_double.answer_for_key[SF_KEY] = Reply.json(500, {"message": "internal error"})
+    first = call_api("POST", "/v1/videos", body={"prompt": "the first one"}).body["id"]
+    wiring.worker().handle(read_job_message(aws.receive()[0]["Body"]), receive_count=1, remaining_seconds=100)
+    assert call_api("GET", f"/v1/videos/{first}").body["status"] == "failed"
+    siliconflow_double.answer_for_key.clear()
+
+    # When a second video job runs while the breaker is open
+    job_id = call_api("POST", "/v1/videos", body={"prompt": "patience"}).body["id"]
+    message = read_job_message(aws.receive()[0]["Body"])
+    wiring.worker().handle(message, receive_count=1, remaining_seconds=100)
+
+    # Then it is queued again, waiting for the cool-down's end, with a delayed message on its way
+    job = call_api("GET", f"/v1/videos/{job_id}").body
+    assert (job["status"], job["waiting"]["reason"], job["error"]) == ("queued", "breaker_open", None)
+    assert [(a["provider"], a["outcome"], a["error_class"]) for a in job["attempts"]] == [
+        ("siliconflow", "skipped", "breaker_open")
+    ]
+    assert _delayed(aws) == 1
+
+    # When its delayed message comes after the cool-down (SiliconFlow answers again), and its checks follow
+    store = wiring._job_adapters(_settings(aws))[0]
+    until = store.get("alice", job_id).waiting
+    assert until is not None
+    time.sleep(max(0.0, until.until.timestamp() - time.time()) + 0.1)
+    wiring.worker().handle(
+        GenerateMessage(user_id="alice", job_id=job_id, not_before=until.until.timestamp()),
+        receive_count=1,
+        remaining_seconds=100,
+    )
+    for _ in range(5):
+        record = store.get("alice", job_id)
+        if record.terminal or record.lease_token is None:
+            break
+        check = CheckMessage(user_id="alice", job_id=job_id, check_token=record.lease_token)
+        wiring.worker().handle(check, receive_count=1, remaining_seconds=100)
+
+    # Then the video job succeeds at SiliconFlow, and no longer says it waits
+    done = call_api("GET", f"/v1/videos/{job_id}").body
+    assert (done["status"], done["waiting"], done["provider"]) == ("succeeded", None, "siliconflow")
+    assert done["attempts"][0]["error_class"] == "breaker_open"

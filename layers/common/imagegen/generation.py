@@ -19,8 +19,26 @@ class GeneratedImage:
 
 
 @dataclass(frozen=True)
+class GeneratedVideo:
+    """A video the chain stored while it streamed in (a video job's run): where it is, and what its check read."""
+
+    key: str
+    content_type: str
+    width: int | None
+    height: int | None
+    duration_s: float
+    bytes: int
+    sha256: str
+    provider: str
+    model: str | None
+
+
+Generated = GeneratedImage | GeneratedVideo
+
+
+@dataclass(frozen=True)
 class ChainSucceeded:
-    image: GeneratedImage
+    image: Generated
     attempts: list[Attempt]
     warnings: list[str] = field(default_factory=list)
 

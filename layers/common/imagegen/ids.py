@@ -19,3 +19,4 @@ def new_id(prefix: str) -> str:
 
 JOB_ID_PATTERN = r"^img_[0-9A-HJKMNP-TV-Z]{26}$"
 BATCH_ID_PATTERN = r"^bat_[0-9A-HJKMNP-TV-Z]{26}$"
+VIDEO_ID_PATTERN = r"^vid_[0-9A-HJKMNP-TV-Z]{26}$"

@@ -8,15 +8,16 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from imagegen.errors import ImagegenError
-from imagegen.jobs.batch_models import BatchCreate
-from imagegen.jobs.batches import BatchService
-from imagegen.jobs.service import JobService
 from imagegen.models import NOT_BLANK_PATTERN, PROVIDER_NAMES, ImageRequest, Job
+
+if TYPE_CHECKING:
+    from imagegen.jobs.batches import BatchService
+    from imagegen.jobs.service import JobService
 
 MAX_IMAGES = 4
 MIN_SIDE, MAX_SIDE = 64, 2048
@@ -202,6 +203,9 @@ class OpenAiImages:
         return self._answer(user_id, jobs, request.response_format or "b64_json")
 
     def _create(self, user_id: str, requests: list[ImageRequest], key: str | None) -> list[str]:
+        # Imported here: wiring builds the job and batch services on first use, and the module should not load them.
+        from imagegen.jobs.batch_models import BatchCreate
+
         try:
             if len(requests) == 1:
                 job, _ = self._jobs.create(user_id, requests[0], key)

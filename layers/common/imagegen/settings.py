@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from imagegen.providers.settings import ProvidersSettings
+from imagegen.providers.settings import CsvTuple, ProvidersSettings
 
 
 class AwsSettings(BaseModel):
@@ -84,6 +84,8 @@ class ApiSettings(JobSettings, WebhookSettings, KeySettings):
     daily_image_quota: int = Field(0, ge=0)
     # Images per user per minute (a batch counts each image); 0 (or unset) turns the limit off.
     images_per_minute: int = Field(0, ge=0)
+    # What one video costs of the daily image quota (the per-minute limit counts a video as one request).
+    video_quota_units: int = Field(10, ge=1, le=1000)
 
 
 class FetchSettings(BaseModel):
@@ -100,7 +102,33 @@ class FetchSettings(BaseModel):
     media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)
 
 
-class WorkerSettings(JobSettings, FetchSettings, WebhookSettings, KeySettings):
+class VideoSettings(BaseModel):
+    """The worker's video jobs: which providers make them, and how their results are fetched (larger and slower than
+    images: the byte limit and the time one download may take)."""
+
+    # The video chain (comma-separated provider names); unset: every provider that makes videos, in registry order.
+    video_providers: CsvTuple | None = None
+    video_max_bytes: int = Field(512 * 1024 * 1024, gt=0, le=5 * 1024**3)
+    # One download, within what the job's run has left (WORKER_DEADLINE_SECONDS).
+    video_fetch_timeout_seconds: float = Field(90.0, gt=0, le=900)
+
+    @field_validator("video_providers")
+    @classmethod
+    def _makes_videos(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from imagegen.providers import VIDEO_PROVIDER_NAMES
+
+        unknown = [name for name in value or () if name not in VIDEO_PROVIDER_NAMES]
+        if unknown:
+            raise ValueError(f"{unknown} make no videos; video providers: {list(VIDEO_PROVIDER_NAMES)}")
+        return value
+
+    def video_chain(self) -> tuple[str, ...]:
+        from imagegen.providers import DEFAULT_VIDEO_CHAIN
+
+        return self.video_providers if self.video_providers is not None else DEFAULT_VIDEO_CHAIN
+
+
+class WorkerSettings(JobSettings, FetchSettings, WebhookSettings, KeySettings, VideoSettings):
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from imagegen.jobs.outbox import Outbox
     from imagegen.jobs.quota import QuotaRefunds, Quotas
     from imagegen.jobs.service import JobService
+    from imagegen.jobs.video_chain import VideoChains
     from imagegen.jobs.work import Worker
     from imagegen.keys.chain_keys import ChainKeys
     from imagegen.keys.credit import Recheck
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from imagegen.keys.user_keys import UserKeyService
     from imagegen.media.fetch import SafeFetcher
     from imagegen.media.proxy import MediaProxy
+    from imagegen.models import ImageRequest, Job, VideoJob, VideoRequest
     from imagegen.scheduled import ScheduledRun
     from imagegen.settings import (
         ApiSettings,
@@ -362,7 +364,7 @@ def _outbox(settings: ApiSettings | WorkerSettings | ScheduledSettings, store: J
 
 
 @cached
-def job_service() -> JobService:
+def job_service() -> JobService[ImageRequest, Job]:
     from imagegen.adapters.webhook_url import url_check
     from imagegen.jobs.service import JobService
 
@@ -376,6 +378,27 @@ def job_service() -> JobService:
         outbox=_outbox(settings, store),
         url_check=url_check(settings.media_allow_private_networks),
         quota=_quotas(settings),
+    )
+
+
+@cached
+def video_service() -> JobService[VideoRequest, VideoJob]:
+    """Video jobs: the image jobs' service with video ids, shapes and quota units (VIDEO_QUOTA_UNITS)."""
+    from imagegen.adapters.webhook_url import url_check
+    from imagegen.jobs.service import VIDEO_JOBS, JobService
+
+    settings = api_settings()
+    store, queue, images = _job_adapters(settings)
+    return JobService(
+        store,
+        queue,
+        images,
+        content_url_seconds=settings.content_url_seconds,
+        outbox=_outbox(settings, store),
+        url_check=url_check(settings.media_allow_private_networks),
+        quota=_quotas(settings),
+        kind=VIDEO_JOBS,
+        quota_units=settings.video_quota_units,
     )
 
 
@@ -490,12 +513,21 @@ def route_maps(settings: KeySettings, http: Any) -> RouteMaps:
     return RouteMaps(store, settings.providers, http, registry=REGISTRY, token=deployment_keys(settings).get)
 
 
+@cached
+def _provider_http(concurrency: int) -> Any:
+    """The one client for provider APIs in this container: image and video chains share its connections, sized for
+    `concurrency` runs at once (WORKER_MAX_CONCURRENCY)."""
+    from imagegen.chain.wiring import provider_client
+
+    return provider_client(concurrency)
+
+
 def generator(settings: WorkerSettings) -> Generator:
     from imagegen.adapters.latency_store import DynamoLatencyStore
     from imagegen.adapters.rate_store import DynamoRateStore
-    from imagegen.chain.wiring import build_chain, provider_client
+    from imagegen.chain.wiring import build_chain
 
-    http = provider_client(settings.worker_max_concurrency)
+    http = _provider_http(settings.worker_max_concurrency)
     return build_chain(
         settings.providers,
         keys=worker_keys(),
@@ -506,6 +538,56 @@ def generator(settings: WorkerSettings) -> Generator:
         metrics=metrics(),
         http=http,
         catalog=route_maps(settings, http),
+    )
+
+
+def _video_fetcher(settings: WorkerSettings) -> Callable[[float], SafeFetcher]:
+    """Safe fetchers for video results: the media rules (hosts, no auth) with video limits, each fetch ending within
+    the seconds its run has left."""
+    import ssl
+    from dataclasses import replace
+
+    import certifi
+
+    from imagegen.media.fetch import FetchPolicy, SafeFetcher
+
+    policy = FetchPolicy.from_settings(
+        settings.media_allowed_hosts,
+        settings.media_allow_private_networks,
+        settings.video_max_bytes,
+        connect_timeout=settings.media_connect_timeout_seconds,
+        read_timeout=settings.media_read_timeout_seconds,
+        total_timeout=settings.video_fetch_timeout_seconds,
+    )
+    # One TLS context for every fetch, made by the first one: loading the CA bundle costs more than a small
+    # request, and a worker that never stores a video never pays it (nor at its cold start).
+    context = cache(lambda: ssl.create_default_context(cafile=certifi.where()))
+    return lambda seconds: SafeFetcher(
+        replace(policy, total_timeout=min(policy.total_timeout, seconds)), ssl_context=context()
+    )
+
+
+def video_generator(settings: WorkerSettings) -> VideoChains:
+    """The video chains on the worker's provider client, keys and breakers; results into the jobs bucket."""
+    from imagegen.adapters.latency_store import DynamoLatencyStore
+    from imagegen.adapters.media_cache import MediaCache
+    from imagegen.adapters.rate_store import DynamoRateStore
+    from imagegen.jobs.video_chain import build_video_chains
+    from imagegen.media.video_results import VideoResults
+    from imagegen.providers import REGISTRY
+
+    return build_video_chains(
+        settings.providers,
+        REGISTRY,
+        settings.video_chain(),
+        http=_provider_http(settings.worker_max_concurrency),
+        fetcher=_fetcher(settings),
+        keys=worker_keys(),
+        breaker=breaker_store(settings),
+        results=VideoResults(MediaCache(settings.bucket_name, _s3(settings)), _video_fetcher(settings)),
+        metrics=metrics(),
+        rates=DynamoRateStore(settings.table_name, dynamodb(settings)),
+        latencies=DynamoLatencyStore(settings.table_name, dynamodb(settings)),
     )
 
 
@@ -545,6 +627,7 @@ def worker() -> Worker:
         outbox=_outbox(settings, store),
         grounder=partial(ground, search=web_search(settings)),
         rechecks=lambda message: key_rechecks()(message),
+        videos=video_generator(settings),
     )
 
 

@@ -17,13 +17,13 @@ from imagegen.adapters.quota_store import charge_action, charged
 from imagegen.errors import BadRequest, Conflict, NotFound
 from imagegen.jobs.outbox import OutboxItem
 from imagegen.jobs.quota import QuotaCharge
-from imagegen.models import JobPage, JobRecord
+from imagegen.models import JobKindName, JobRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 # Nested fields are stored as JSON strings: they are only ever read whole, and it keeps floats out of DynamoDB.
-_JSON_FIELDS = ("request", "attempts", "image", "error", "warnings", "chain_state", "grounding", "waiting")
+_JSON_FIELDS = ("request", "attempts", "image", "video", "error", "warnings", "chain_state", "grounding", "waiting")
 _TIME_FIELDS = ("created_at", "started_at", "completed_at", "lease_until")
 _PLAIN_FIELDS = (
     "id",
@@ -34,9 +34,13 @@ _PLAIN_FIELDS = (
     "user_id",
     "lease_token",
     "image_key",
+    "video_key",
     "request_hash",
     "quota_day",
+    "kind",
 )
+# Each kind's ids (imagegen.ids) start with its prefix, so one query lists one kind.
+ID_PREFIXES = {"image": "img_", "video": "vid_"}
 # DynamoDB's limit: BatchGetItem takes 100 keys.
 BATCH_GET_KEYS = 100
 # Unprocessed keys come back under throttling; a few rounds with a short backoff, then the caller sees an error.
@@ -82,6 +86,7 @@ def to_item(record: JobRecord, ttl_seconds: int) -> dict[str, Any]:
         item[name] = {"S": json.dumps(data.get(name))}
     item["deliveries"] = {"N": str(record.deliveries)}
     item["requeues"] = {"N": str(record.requeues)}
+    item["quota_units"] = {"N": str(record.quota_units)}
     if record.lease_until is not None:
         item["lease_epoch"] = {"N": str(epoch(record.lease_until))}
     item["expires_at"] = {"N": str(epoch(record.created_at) + ttl_seconds)}
@@ -114,7 +119,13 @@ def from_item(item: dict[str, Any]) -> JobRecord:
                 data[name] = value
     data["deliveries"] = int(item.get("deliveries", {"N": "0"})["N"])
     data["requeues"] = int(item.get("requeues", {"N": "0"})["N"])
+    data["quota_units"] = int(item.get("quota_units", {"N": "1"})["N"])
     return JobRecord.model_validate(data)
+
+
+def _no_job(job_id: str) -> NotFound:
+    noun = "video" if job_id.startswith(ID_PREFIXES["video"]) else "image"
+    return NotFound(f"no {noun} job with id {job_id}")
 
 
 class JobStore:
@@ -214,25 +225,26 @@ class JobStore:
             "Item"
         )
         if item is None:
-            raise NotFound(f"no image job with id {job_id}")
+            raise _no_job(job_id)
         return from_item(item)
 
-    def list(self, user_id: str, limit: int, cursor: str | None) -> JobPage:
+    def list(
+        self, user_id: str, limit: int, cursor: str | None, kind: JobKindName = "image"
+    ) -> tuple[list[JobRecord], str | None]:
+        """One page of the user's jobs of one kind, newest first, and the cursor of the next page (None: the last)."""
+        prefix = f"JOB#{ID_PREFIXES[kind]}"
         query: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": {"S": f"USER#{user_id}"}, ":prefix": {"S": "JOB#"}},
+            "ExpressionAttributeValues": {":pk": {"S": f"USER#{user_id}"}, ":prefix": {"S": prefix}},
             "ScanIndexForward": False,  # ids sort by creation time, so this is newest first
             "Limit": limit,
         }
         if cursor:
-            query["ExclusiveStartKey"] = _decode_cursor(cursor, user_id)
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, user_id, prefix)
         answer = self._client.query(**query)
         last = answer.get("LastEvaluatedKey")
-        return JobPage(
-            items=[from_item(item).public() for item in answer.get("Items", [])],
-            next_cursor=_encode_cursor(last) if last else None,
-        )
+        return [from_item(item) for item in answer.get("Items", [])], _encode_cursor(last) if last else None
 
     def claim(self, user_id: str, job_id: str, *, now: datetime, lease_seconds: int) -> JobRecord:
         """queued → running (or take over a running job whose lease expired) under a fresh lease token."""
@@ -377,6 +389,30 @@ class JobStore:
         # The canceled job keeps its chain state: the caller needs it to cancel a remote request.
         return self.get(user_id, job_id), True
 
+    def add_warning(self, user_id: str, job_id: str, warning: str, *, status: str) -> bool:
+        """Add a warning to a job that is still `status` (once; False when it is not, or already says it)."""
+        job = self.get(user_id, job_id)
+        if job.status != status or warning in job.warnings:
+            return False
+        stored = json.dumps(job.model_dump(mode="json")["warnings"])
+        return (
+            update_if(
+                self._client,
+                TableName=self._table,
+                Key=job_key(user_id, job_id),
+                UpdateExpression="SET warnings = :new",
+                # Unchanged since the read: a concurrent writer's warnings are never overwritten.
+                ConditionExpression="#status = :status AND warnings = :old",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":status": {"S": status},
+                    ":old": {"S": stored},
+                    ":new": {"S": json.dumps([*job.warnings, warning])},
+                },
+            )
+            is not None
+        )
+
     def _replace(self, job: JobRecord, condition: str, lease_token: str) -> JobRecord:
         written = put_if(
             self._client,
@@ -395,7 +431,7 @@ def _encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
-def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
+def _decode_cursor(cursor: str, user_id: str, prefix: str) -> dict[str, Any]:
     bad = BadRequest("cursor is not valid", hint="pass next_cursor from a previous page", details={"field": "cursor"})
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
@@ -407,7 +443,7 @@ def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
         or set(key) != {"pk", "sk"}
         or key.get("pk") != {"S": f"USER#{user_id}"}
         or not isinstance(key.get("sk"), dict)
-        or not str(key["sk"].get("S", "")).startswith("JOB#")
+        or not str(key["sk"].get("S", "")).startswith(prefix)
     ):
         raise bad
     return key

@@ -51,7 +51,7 @@ class DynamoQuotaStore:
         self._table = table_name
         self._client = client
 
-    def refund_once(self, user_id: str, job_id: str, day: str, *, now: datetime) -> bool:
+    def refund_once(self, user_id: str, job_id: str, day: str, *, now: datetime, units: int = 1) -> bool:
         job_key = {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"JOB#{job_id}"}}
         # The marker and the decrement commit together or not at all: a second refund finds the marker and
         # cancels the whole transaction, however many redeliveries or cancels report the job's end.
@@ -77,9 +77,10 @@ class DynamoQuotaStore:
             "Update": {
                 "TableName": self._table,
                 "Key": _counter_key(user_id, day),
-                "UpdateExpression": "ADD used :minus_one",
-                "ConditionExpression": "used > :zero",
-                "ExpressionAttributeValues": {":minus_one": {"N": "-1"}, ":zero": {"N": "0"}},
+                "UpdateExpression": "ADD used :minus_units",
+                # Never below zero (written without arithmetic: conditions cannot subtract).
+                "ConditionExpression": "used >= :units",
+                "ExpressionAttributeValues": {":minus_units": {"N": str(-units)}, ":units": {"N": str(units)}},
             }
         }
         try:

@@ -46,7 +46,8 @@ def check_target(url: str, *, allow_private: bool, resolver: Resolver = system_r
 
 
 def url_check(allow_private: bool, resolver: Resolver = system_resolver) -> Callable[[str, str], None]:
-    """The create-time check for a client's webhook URL; a refusal names the field it came from."""
+    """The create-time check for a URL a client gives (a webhook URL; a video's input image, which a provider will
+    fetch); a refusal names the field it came from."""
 
     def check(url: str, field: str) -> None:
         try:
@@ -54,7 +55,7 @@ def url_check(allow_private: bool, resolver: Resolver = system_resolver) -> Call
         except UrlNotAllowed as refused:
             raise UrlNotAllowed(
                 f"{field}: {refused.message}",
-                hint="webhook URLs must be https and reach a public address",
+                hint=f"{field} must be an https URL that reaches a public address",
                 details=[{"field": field, "message": refused.message}],
             ) from None
         except HostUnresolvable:

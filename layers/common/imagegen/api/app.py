@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegen import __version__
-from imagegen.api import batches, body, errors, images, keys, openai, web, webhooks
+from imagegen.api import batches, body, errors, images, keys, openai, videos, web, webhooks
 from imagegen.api.context import header
 from imagegen.errors import ValidationFailed
 
@@ -32,6 +32,7 @@ def strict_json(text: str) -> Any:
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=strict_json)
 app.include_router(images.router)
+app.include_router(videos.router)
 app.include_router(batches.router)
 app.include_router(webhooks.router)
 app.include_router(keys.router)

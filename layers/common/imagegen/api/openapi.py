@@ -60,7 +60,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "ContentLink": {
         "type": "object",
-        "description": "The image's presigned URL, for clients that cannot follow a redirect.",
+        "description": "The image's (or video's) presigned URL, for clients that cannot follow a redirect.",
         "required": ["url", "expires_in"],
         "properties": {"url": {"type": "string"}, "expires_in": {"type": "integer", "minimum": 0}},
     },
@@ -125,8 +125,8 @@ ERROR_DESCRIPTIONS = {
     "414": "A request line longer than the gateway takes (a URL of tens of KB)",
     "415": "A body that is not Content-Type: application/json",
     "422": "Validation error: details names each field and why",
-    "429": "Daily image quota used up (quota_exceeded), or too many images this minute (rate_limited); "
-    "Retry-After: seconds until it resets",
+    "429": "Daily image quota used up (quota_exceeded; a video takes VIDEO_QUOTA_UNITS of it), or too many images "
+    "this minute (rate_limited); Retry-After: seconds until it resets",
     "502": "The upstream failed or answered something unusable",
     "503": "A dependency of ours is unavailable; try again",
     "504": "The upstream did not answer in time",
@@ -139,6 +139,11 @@ EXTRA_STATUSES: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/images/{job_id}/content"): {"409"},
     ("post", "/v1/images/{job_id}/cancel"): {"409"},
     ("post", "/v1/images/{job_id}/retry"): {"409", "429"},
+    ("get", "/v1/videos"): {"400"},
+    ("post", "/v1/videos"): {"400", "409", "429"},
+    ("get", "/v1/videos/{job_id}/content"): {"409"},
+    ("post", "/v1/videos/{job_id}/cancel"): {"409"},
+    ("post", "/v1/videos/{job_id}/retry"): {"409", "429"},
     ("post", "/v1/batches"): {"400", "409", "429"},
     ("post", "/v1/batches/{batch_id}/retry"): {"409", "429"},
     ("put", "/v1/keys/{provider}"): {"503"},
@@ -157,14 +162,23 @@ RESPONSE_HEADERS: dict[tuple[str, str, str], dict[str, bool]] = {
     ("get", "/v1/images/{job_id}", "200"): {"Retry-After": False, "Preference-Applied": False},
     ("post", "/v1/images/{job_id}/cancel", "200"): {"Retry-After": False},
     ("post", "/v1/images/{job_id}/retry", "202"): {"Location": True, "Retry-After": False},
+    ("post", "/v1/videos", "202"): {
+        "Location": True,
+        "Retry-After": False,
+        "Idempotent-Replayed": False,
+        "Preference-Applied": False,
+    },
+    ("get", "/v1/videos/{job_id}", "200"): {"Retry-After": False, "Preference-Applied": False},
+    ("post", "/v1/videos/{job_id}/cancel", "200"): {"Retry-After": False},
+    ("post", "/v1/videos/{job_id}/retry", "202"): {"Location": True, "Retry-After": False},
     ("post", "/v1/batches", "202"): {"Location": True, "Retry-After": False, "Idempotent-Replayed": False},
     ("get", "/v1/batches/{batch_id}", "200"): {"Retry-After": False},
     ("post", "/v1/batches/{batch_id}/retry", "202"): {"Location": True, "Retry-After": False},
     ("post", "/v1/batches/{batch_id}/cancel", "200"): {"Retry-After": False},
 }
 
-IDEMPOTENT_POSTS = ("/v1/images", "/v1/batches")
-CONTENT_PATH = "/v1/images/{job_id}/content"
+IDEMPOTENT_POSTS = ("/v1/images", "/v1/videos", "/v1/batches")
+CONTENT_PATHS = {"/v1/images/{job_id}/content": "image", "/v1/videos/{job_id}/content": "video"}
 OPENAI_PATH = "/v1/images/generations"
 POWERTOOLS_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
@@ -212,9 +226,9 @@ def _declare(method: str, path: str, operation: dict[str, Any]) -> None:
             }
     if method == "post" and path in IDEMPOTENT_POSTS:
         operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY))
-    if (method, path) == ("get", CONTENT_PATH):
+    if method == "get" and path in CONTENT_PATHS:
         responses["302"] = {
-            "description": "Redirect to a short-lived presigned URL of the image (no body)",
+            "description": f"Redirect to a short-lived presigned URL of the {CONTENT_PATHS[path]} (no body)",
             "headers": {"Location": _header("Location", required=True), "Cache-Control": _header("Cache-Control")},
         }
         responses["200"] = {

@@ -38,8 +38,8 @@ def _file(name: str) -> str:
 
 
 def content_security_policy(storage_endpoint: str | None) -> str:
-    """img-src allows https: (presigned S3 URLs, whatever the bucket's host style) and, where the API signs URLs
-    for a custom storage endpoint (the local emulator on http://127.0.0.1:<port>), that endpoint's origin."""
+    """img-src and media-src allow https: (presigned S3 URLs, whatever the bucket's host style) and, where the API
+    signs URLs for a custom storage endpoint (the local emulator on http://127.0.0.1:<port>), that endpoint's origin."""
     images = ["'self'", "https:"]
     if storage_endpoint:
         parts = urlsplit(storage_endpoint)
@@ -51,6 +51,8 @@ def content_security_policy(storage_endpoint: str | None) -> str:
             "script-src 'self'",
             "style-src 'self'",
             f"img-src {' '.join(images)}",
+            # Videos play from the same presigned storage URLs as images.
+            f"media-src {' '.join(images)}",
             "connect-src 'self'",
             "base-uri 'none'",
             "form-action 'none'",

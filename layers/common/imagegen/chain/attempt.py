@@ -18,7 +18,7 @@ from imagegen.breaker import CLOSED, BreakerDecision
 from imagegen.chain.gates import Gates
 from imagegen.chain.links import Link, Run, Skip, earlier_skip, listing_skip
 from imagegen.errors import ImagegenError
-from imagegen.generation import GeneratedImage
+from imagegen.generation import Generated, GeneratedImage, RunContext
 from imagegen.media.imaging import InvalidImage, validate_image
 from imagegen.models import Attempt
 from imagegen.providers.base import (
@@ -57,7 +57,7 @@ class Pending:
 @dataclass
 class LinkResult:
     attempts: list[Attempt]
-    image: GeneratedImage | None = None
+    image: Generated | None = None
     pending: Pending | None = None
     error: ProviderError | None = None
     warnings: list[str] = field(default_factory=list)
@@ -142,9 +142,9 @@ class LinkRunner:
             call_s = self.deps.clock() - started
             if isinstance(outcome, AsyncSubmitted):
                 return self._submitted(call, result, outcome, self._since(started))
-            image = outcome if isinstance(outcome, ProviderError) else self.materialize(outcome, call, cancel)
+            image = outcome if isinstance(outcome, ProviderError) else self.materialize(outcome, call, cancel, run.ctx)
             latency = self._since(started)
-            if isinstance(image, GeneratedImage):
+            if not isinstance(image, ProviderError):
                 self.gates.answered(link, call.scope, call.link.model, None, call.decision, call_s)
                 return self._succeeded(call, result, image, latency)
             self.gates.answered(link, call.scope, call.link.model, image, call.decision)
@@ -182,7 +182,7 @@ class LinkRunner:
             latency_ms=latency,
         )
 
-    def _succeeded(self, call: LinkCall, result: LinkResult, image: GeneratedImage, latency: int) -> LinkResult:
+    def _succeeded(self, call: LinkCall, result: LinkResult, image: Generated, latency: int) -> LinkResult:
         provider = call.link.provider
         notes = call.notes()
         result.attempts.append(
@@ -310,9 +310,12 @@ class LinkRunner:
         return read_answer(response, parse)
 
     def materialize(
-        self, outcome: ProviderResult, call: LinkCall, cancel: threading.Event | None
-    ) -> GeneratedImage | ProviderError:
-        """Turn a provider result into validated image bytes, or the error that says why not."""
+        self, outcome: ProviderResult, call: LinkCall, cancel: threading.Event | None, ctx: RunContext
+    ) -> Generated | ProviderError:
+        """Turn a provider result into validated image bytes (a video chain: a stored video), or the error that says
+        why not."""
+        if self.deps.videos is not None:
+            return self.deps.videos.store(outcome, ctx, call.link.provider, call.plan.model)
         data = self._bytes(outcome, cancel)
         if isinstance(data, ProviderError):
             return data

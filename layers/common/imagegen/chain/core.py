@@ -20,7 +20,15 @@ from imagegen.chain.limits import RateLimits, RateStore
 from imagegen.chain.links import Link, Run, Skip, demote, link_is_async, links_for, new_run
 from imagegen.chain.memory import HedgeBudget, Suspects
 from imagegen.chain.pending import AsyncLinks
-from imagegen.chain.ports import ChainDeps, ChainMetrics, KeyPort, MetricsSink, ResultFetcher, RouteCatalog
+from imagegen.chain.ports import (
+    ChainDeps,
+    ChainMetrics,
+    KeyPort,
+    MetricsSink,
+    ResultFetcher,
+    RouteCatalog,
+    VideoResults,
+)
 from imagegen.chain.shared import breaker_policy, latency_policy
 from imagegen.chain.state import BadChainState, PendingState
 from imagegen.errors import ImagegenError
@@ -66,6 +74,7 @@ class Chain:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        videos: VideoResults | None = None,
     ) -> None:
         chain = settings.chain
         self.deps = ChainDeps(
@@ -96,6 +105,7 @@ class Chain:
             wall_clock=wall_clock,
             sleep=sleep,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not security
+            videos=videos,
         )
         self.runner = LinkRunner(self.deps)
         self.async_links = AsyncLinks(self.deps, self.runner)

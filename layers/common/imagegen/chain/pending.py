@@ -11,7 +11,7 @@ from imagegen.chain.attempt import CLOSED, LinkCall, LinkResult, LinkRunner, Pen
 from imagegen.chain.links import Link, Run, Skip
 from imagegen.chain.report import scrub_attempt
 from imagegen.chain.state import PendingState
-from imagegen.generation import ChainPending, GeneratedImage
+from imagegen.generation import ChainPending
 from imagegen.keys.types import ResolvedKey
 from imagegen.models import Attempt
 from imagegen.providers.base import FINAL_RESULTS, AsyncStatus, FallThrough, ProviderError
@@ -122,8 +122,8 @@ class AsyncLinks:
                     [], pending=Pending(state.remote, getattr(collected, "retry_after", 0), state.key_source)
                 )
             return self._failed(call.link, state, collected)
-        image = self.runner.materialize(collected, call, None)
-        if not isinstance(image, GeneratedImage):
+        image = self.runner.materialize(collected, call, None, run.ctx)
+        if isinstance(image, ProviderError):
             return self._failed(call.link, state, image)
         latency = self._latency(state)
         self.runner.gates.answered(call.link, call.scope, call.link.model, None, CLOSED)

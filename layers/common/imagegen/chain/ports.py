@@ -20,6 +20,9 @@ from imagegen.providers.spec import ProviderSpec
 if TYPE_CHECKING:
     import httpx
 
+    from imagegen.generation import GeneratedVideo, RunContext
+    from imagegen.providers.base import ProviderError, ProviderResult
+
 
 class FetchedLike(Protocol):
     @property
@@ -33,6 +36,15 @@ class ResultFetcher(Protocol):
     """Downloads a signed result URL exactly as given, with no Authorization header (imagegen.media.fetch)."""
 
     def fetch_bytes(self, url: str) -> FetchedLike: ...
+
+
+class VideoResults(Protocol):
+    """A video chain's results: streamed into the job's storage and checked on the way (imagegen.media.video_results);
+    an error (not a video, an expired link) fails the link, and the chain moves on."""
+
+    def store(
+        self, result: ProviderResult, ctx: RunContext, provider: str, model: str | None
+    ) -> GeneratedVideo | ProviderError: ...
 
 
 class KeyPort(Protocol):
@@ -126,3 +138,5 @@ class ChainDeps:
     wall_clock: Callable[[], float]
     sleep: Callable[[float], None]
     rng: random.Random
+    # Set for a video job's chain: results are stored videos, never image bytes.
+    videos: VideoResults | None = None

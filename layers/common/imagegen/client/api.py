@@ -83,23 +83,30 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # Images
+    # Images and videos: a job's routes are its kind's (vid_… ids are video jobs, at /v1/videos)
 
     def create_image(self, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         return self._json("POST", "v1/images", json=body, headers={"Idempotency-Key": idempotency_key})
 
+    def create_video(self, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        return self._json("POST", "v1/videos", json=body, headers={"Idempotency-Key": idempotency_key})
+
     def get_image(self, job_id: str) -> dict[str, Any]:
-        return self._json("GET", f"v1/images/{_segment(job_id)}")
+        return self._json("GET", _job_path(job_id))
 
     def list_images(self, limit: int) -> dict[str, Any]:
         return self._json("GET", "v1/images", params={"limit": limit})
 
+    def list_videos(self, limit: int) -> dict[str, Any]:
+        return self._json("GET", "v1/videos", params={"limit": limit})
+
     def cancel_image(self, job_id: str) -> dict[str, Any]:
-        return self._json("POST", f"v1/images/{_segment(job_id)}/cancel")
+        return self._json("POST", f"{_job_path(job_id)}/cancel")
 
     def download(self, job_id: str) -> Image:
+        """The job's image (or video), from the presigned URL its /content names."""
         # Asked as JSON ({"url", "expires_in"}); a stack that only redirects answers 302 with the URL instead.
-        response = self._send("GET", f"v1/images/{_segment(job_id)}/content")
+        response = self._send("GET", f"{_job_path(job_id)}/content")
         location = response.headers.get("location") if response.is_redirect else _json_url(response)
         if not location:
             raise ApiError(response.status_code, "unexpected_answer", "the API gave no URL for the image")
@@ -170,6 +177,11 @@ def _json_url(response: httpx.Response) -> str | None:
         return None
     url = body.get("url") if isinstance(body, dict) else None
     return url if isinstance(url, str) else None
+
+
+def _job_path(job_id: str) -> str:
+    kind = "videos" if job_id.startswith("vid_") else "images"
+    return f"v1/{kind}/{_segment(job_id)}"
 
 
 def _segment(value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import getpass
 import json
 import os
@@ -24,7 +25,16 @@ OK, JOB_FAILED, USAGE, API_ERROR, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 4, 130
 POLL_SECONDS = 1.0
 # Polls that may fail in a row (network, 429, 502-504) before a wait gives up.
 POLL_FAILURES = 5
-EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+}
+# The API takes an inline input image as a data URI of at most this many characters (a larger one goes as a URL).
+MAX_IMAGE_DATA_URI_CHARS = 60_000
+_IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
 
 
 class UsageError(Exception):
@@ -75,6 +85,41 @@ def generate(args: argparse.Namespace, api: ApiClient, out: Output) -> int:
             out.line(f"wait for it and save it: imagegen get {job['id']} -o FILE")
         return OK
     return _follow(api, out, job, args.output)
+
+
+def video(args: argparse.Namespace, api: ApiClient, out: Output) -> int:
+    body = _request_body(args, prompt=args.prompt)
+    if args.image:
+        body["image"] = _input_image(args.image)
+    job = api.create_video(body, str(uuid.uuid4()))
+    if not (args.wait or args.output):
+        if args.json:
+            print(json.dumps(job, indent=2))
+        else:
+            out.line(f"{job['id']} {job_summary(job)}")
+            out.line(f"wait for it and save it: imagegen get {job['id']} -o FILE")
+        return OK
+    return _follow(api, out, job, args.output)
+
+
+def _input_image(value: str) -> str:
+    """--image as the API takes it: a URL as given, a file as a base64 data URI (PNG, JPEG or WebP, small)."""
+    if value.startswith(("https://", "http://")):
+        return value
+    try:
+        data = Path(value).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read the image {value}: {exc.strerror or exc}") from None
+    content_type = next((kind for magic, kind in _IMAGE_TYPES.items() if data.startswith(magic)), None)
+    if content_type is None:
+        raise UsageError(f"{value} is not a PNG, JPEG or WebP image")
+    uri = f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+    if len(uri) > MAX_IMAGE_DATA_URI_CHARS:
+        raise UsageError(
+            f"{value} is {len(data)} bytes; an image sent inline may take at most about 44 KB: "
+            "pass an https URL to it instead"
+        )
+    return uri
 
 
 def get(args: argparse.Namespace, api: ApiClient, out: Output) -> int:
@@ -176,12 +221,13 @@ def _write(path: Path, content: bytes) -> None:
 
 
 def jobs(args: argparse.Namespace, api: ApiClient, out: Output) -> int:
-    page = api.list_images(args.limit)
+    page = api.list_videos(args.limit) if args.videos else api.list_images(args.limit)
     if args.json:
         print(json.dumps(page, indent=2))
         return OK
     if not page.get("items"):
-        out.line('no jobs yet: imagegen generate "a prompt" -o image.png')
+        example = 'video "a prompt" -o video.mp4' if args.videos else 'generate "a prompt" -o image.png'
+        out.line(f"no jobs yet: imagegen {example}")
         return OK
     table = Table(Column("id", no_wrap=True), "status", "provider", "size", "created", "prompt", box=None)
     for job in page.get("items", []):
@@ -190,12 +236,18 @@ def jobs(args: argparse.Namespace, api: ApiClient, out: Output) -> int:
             clean(job["id"]),
             clean(job["status"]),
             clean(job.get("provider") or "-"),
-            f"{request.get('width', '?')}x{request.get('height', '?')}",
+            _size(request),
             clean(str(job.get("created_at", ""))[:19].replace("T", " ")),
             clean(request.get("prompt", ""), 50),
         )
     out.table(table)
     return OK
+
+
+def _size(request: dict[str, Any]) -> str:
+    if request.get("width") and request.get("height"):
+        return f"{request['width']}x{request['height']}"
+    return clean(request.get("image_size") or "-")
 
 
 # Batches
@@ -371,6 +423,7 @@ def login(args: argparse.Namespace, out: Output) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, ApiClient, Output], int]] = {
     "generate": generate,
+    "video": video,
     "get": get,
     "cancel": cancel,
     "jobs": jobs,

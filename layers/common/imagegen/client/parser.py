@@ -78,6 +78,8 @@ def add_commands(commands: Any) -> None:
     _request_options(generate)
     generate.add_argument("--json", action="store_true", help="print the job as JSON")
 
+    _video_command(add)
+
     batch = add(
         "batch",
         help="make many images at once, with a progress bar per item",
@@ -88,20 +90,43 @@ def add_commands(commands: Any) -> None:
     batch.add_argument("-o", "--output", default=".", help="directory the images are written to (default: .)")
     _request_options(batch)
 
-    get = add("get", help="show a job; with -o or --wait, wait for it and save the image")
-    get.add_argument("job_id", help="the job's id (img_…)")
-    get.add_argument("-o", "--output", help="file (or directory) to write the image to; implies --wait")
+    get = add("get", help="show a job; with -o or --wait, wait for it and save the image (or video)")
+    get.add_argument("job_id", help="the job's id (img_… or vid_…)")
+    get.add_argument("-o", "--output", help="file (or directory) to write the image or video to; implies --wait")
     get.add_argument("--wait", action="store_true", help="wait for the job to end")
     get.add_argument("--json", action="store_true", help="print the job as JSON")
 
     cancel = add("cancel", help="cancel a job")
-    cancel.add_argument("job_id", help="the job's id (img_…)")
+    cancel.add_argument("job_id", help="the job's id (img_… or vid_…)")
 
     jobs = add("jobs", help="your recent jobs, newest first")
     jobs.add_argument("--limit", type=limit, default=20, help="how many (1-100, default 20)")
+    jobs.add_argument("--videos", action="store_true", help="your video jobs instead of your image jobs")
     jobs.add_argument("--json", action="store_true", help="print the page of jobs as JSON")
 
     _account_commands(commands, add)
+
+
+def _video_command(add: Any) -> None:
+    """imagegen video: a video job, text-to-video or from a first frame."""
+    video = add(
+        "video",
+        help="make a video (text-to-video, or image-to-video with --image); with -o or --wait, wait and save it",
+        description="Video jobs take minutes: the provider is checked now and then, and the video is saved when done.",
+    )
+    video.add_argument("prompt", help="what to film")
+    video.add_argument(
+        "--image",
+        metavar="FILE_OR_URL",
+        help="the first frame: an https URL, or a PNG/JPEG/WebP file of at most about 44 KB (sent inline)",
+    )
+    video.add_argument("-o", "--output", help="file (or directory) to write the video to; implies --wait")
+    video.add_argument("--wait", action="store_true", help="wait for the job and save the video")
+    video.add_argument("--size", type=size, help="WIDTHxHEIGHT; the provider makes its closest (default 1280x720)")
+    video.add_argument(
+        "--provider", action="append", metavar="NAME", help="a video provider to use, in order; repeat for a chain"
+    )
+    video.add_argument("--json", action="store_true", help="print the job as JSON")
 
 
 def _account_commands(commands: Any, add: Any) -> None:

@@ -71,6 +71,9 @@ def job_summary(job: dict[str, Any]) -> str:
         attempts = len(job.get("attempts") or [])
         image = job.get("image") or {}
         size = f", {image.get('width')}x{image.get('height')}" if image else ""
+        video = job.get("video") or {}
+        if video:
+            size = f", {video.get('width') or '?'}x{video.get('height') or '?'}, {video.get('duration_s', 0):.1f} s"
         model = f" ({clean(job['model'])})" if job.get("model") and job.get("model") != job.get("provider") else ""
         return f"succeeded: {clean(job.get('provider'))}{model}, {attempts} attempt{'s' * (attempts != 1)}{size}"
     waiting = job.get("waiting")

@@ -17,7 +17,7 @@ from imagegen.errors import Conflict, ImagegenError, ValidationFailed
 from imagegen.ids import new_id
 from imagegen.jobs.batch_models import Batch, BatchCreate, BatchItem, BatchRecord, BatchStatus, StatusCounts
 from imagegen.jobs.quota import QuotaFull, Quotas
-from imagegen.jobs.service import JobService, check_idempotency_key, request_hash
+from imagegen.jobs.service import IMAGE_JOBS, JobService, check_idempotency_key, request_hash
 from imagegen.messages import GenerateMessage, Queue
 from imagegen.models import ErrorInfo, ImageRequest, Job, JobRecord, utcnow
 
@@ -113,7 +113,7 @@ def _missing(job_id: str, record: BatchRecord) -> Job:
 
 def build_batch(record: BatchRecord, jobs: dict[str, JobRecord]) -> Batch:
     items = [
-        BatchItem.of(index, jobs[job_id].public() if job_id in jobs else _missing(job_id, record))
+        BatchItem.of(index, IMAGE_JOBS.public(jobs[job_id]) if job_id in jobs else _missing(job_id, record))
         for index, job_id in enumerate(record.job_ids)
     ]
     tally: dict[str, int] = {}

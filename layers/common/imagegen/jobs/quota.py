@@ -43,8 +43,8 @@ class QuotaFull(Exception):
 
 
 class QuotaStore(Protocol):
-    def refund_once(self, user_id: str, job_id: str, day: str, *, now: datetime) -> bool:
-        """Give back the unit a job holds, unless that job was refunded before; True if this call refunded."""
+    def refund_once(self, user_id: str, job_id: str, day: str, *, now: datetime, units: int = 1) -> bool:
+        """Give back the units a job holds, unless that job was refunded before; True if this call refunded."""
         ...
 
 
@@ -70,9 +70,12 @@ class Quotas:
         """Whether the daily quota is on (the unit a job holds is then refunded when it fails)."""
         return self._daily > 0
 
-    def charges(self, units: int) -> tuple[str | None, list[QuotaCharge]]:
-        """The day the units come from (None when the daily quota is off) and the counters to charge. Units that
-        could never fit are refused at once (429), before anything is written."""
+    def charges(self, units: int, requests: int | None = None) -> tuple[str | None, list[QuotaCharge]]:
+        """The day the units come from (None when the daily quota is off) and the counters to charge: `units` from the
+        daily quota, `requests` (default: as many as units) from the per-minute limit. A video takes
+        VIDEO_QUOTA_UNITS from the day and one from the minute: the minute bounds how fast a user sends requests to
+        providers, and a video is one request. Units that could never fit are refused at once (429), before anything
+        is written."""
         now = self._clock()
         charges: list[QuotaCharge] = []
         day = None
@@ -82,7 +85,8 @@ class Quotas:
         if self._per_minute > 0:
             minute = now.replace(second=0, microsecond=0)
             counter = f"RATE#{minute.isoformat(timespec='minutes')}"
-            charges.append(QuotaCharge(counter, units, self._per_minute, minute + timedelta(minutes=1), "minute"))
+            per_minute = units if requests is None else requests
+            charges.append(QuotaCharge(counter, per_minute, self._per_minute, minute + timedelta(minutes=1), "minute"))
         for charge in charges:
             if units > charge.limit:
                 raise self.refused(charge)
@@ -114,8 +118,8 @@ class Quotas:
 
 
 class QuotaRefunds:
-    """A job-end effect (imagegen.jobs.outbox): failed and canceled jobs give their unit back, once, however often
-    the job's end is dispatched."""
+    """A job-end effect (imagegen.jobs.outbox): failed and canceled jobs give their units back (a video's
+    VIDEO_QUOTA_UNITS, as charged), once, however often the job's end is dispatched."""
 
     def __init__(self, store: QuotaStore, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._store = store
@@ -124,5 +128,5 @@ class QuotaRefunds:
     def __call__(self, job: JobRecord) -> None:
         if job.status not in REFUNDED_STATUSES or job.quota_day is None:
             return
-        if self._store.refund_once(job.user_id, job.id, job.quota_day, now=self._clock()):
-            logger.info("quota unit of job %s refunded (%s)", job.id, job.status)
+        if self._store.refund_once(job.user_id, job.id, job.quota_day, now=self._clock(), units=job.quota_units):
+            logger.info("%d quota unit(s) of job %s refunded (%s)", job.quota_units, job.id, job.status)

@@ -10,16 +10,28 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
-from imagegen.generation import ChainOutcome, ChainPending, ChainSucceeded, ChainWaiting, Generator, RunContext
+from imagegen.generation import (
+    ChainOutcome,
+    ChainPending,
+    ChainSucceeded,
+    ChainWaiting,
+    GeneratedImage,
+    GeneratedVideo,
+    Generator,
+    RunContext,
+)
 from imagegen.grounding import GroundingResult, apply, ground
 from imagegen.jobs.ending import has_side_effects
 from imagegen.jobs.outbox import Outbox, OutboxItem
 from imagegen.media.imaging import fit_to_size
 from imagegen.messages import CancelMessage, CheckMessage, GenerateMessage, KeyCheckMessage, Queue, Unreadable
-from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, Waiting, utcnow
+from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, VideoInfo, VideoRequest, Waiting, utcnow
+
+if TYPE_CHECKING:
+    from imagegen.jobs.video_chain import VideoChains
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +87,7 @@ class Worker:
         rechecks: Callable[[KeyCheckMessage], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        videos: VideoChains | None = None,
     ) -> None:
         self._store = store
         self._images = images
@@ -86,6 +99,8 @@ class Worker:
         self._rechecks = rechecks
         self._clock = clock
         self._monotonic = monotonic
+        # The chain over the providers' video parts (imagegen.jobs.video_chain), for video jobs.
+        self._videos = videos
 
     def handle(
         self,
@@ -138,12 +153,20 @@ class Worker:
             # Attempts a waiting job's earlier runs made (a resumed async run keeps its own in its state).
             earlier=tuple(job.attempts[-EARLIER_ATTEMPTS:]) if not job.chain_state else (),
         )
-        request = apply(job.request, job.grounding)
+        generator, request = self._generator_for(job)
         # Saved progress at an async provider is resumed whichever message brought the job here: a generate message
         # redelivered because the check message could not be sent must not submit the remote job a second time.
         if isinstance(message, CheckMessage) or job.chain_state:
-            return self._generator.resume(request, job.chain_state, ctx)
-        return self._generator.start(request, ctx)
+            return generator.resume(request, job.chain_state, ctx)
+        return generator.start(request, ctx)
+
+    def _generator_for(self, job: JobRecord) -> tuple[Generator, ImageRequest]:
+        """The chain a job runs on, and the request as that chain reads it."""
+        if isinstance(job.request, VideoRequest):
+            if self._videos is None:
+                raise RuntimeError("this worker was built without the video chain")
+            return self._videos, job.request.portable()
+        return self._generator, apply(job.request, job.grounding)
 
     def _claim(self, message: GenerateMessage | CheckMessage) -> JobRecord | None:
         now, lease_seconds = self._clock(), self._config.lease_seconds
@@ -163,7 +186,7 @@ class Worker:
 
     def _ground(self, job: JobRecord) -> JobRecord:
         """Search the subject before the chain runs (grounding: "web"); the result and any warning go on the job."""
-        if job.request.grounding != "web":
+        if not isinstance(job.request, ImageRequest) or job.request.grounding != "web":
             return job
         result = self._grounder(job.request)
         return job.model_copy(update={"grounding": result.info, "warnings": [*job.warnings, *result.warnings]})
@@ -195,28 +218,14 @@ class Worker:
             self._wait(job, lease, outcome)
             return
         if isinstance(outcome, ChainSucceeded):
-            image = outcome.image
-            # The provider made the nearest size it takes; the job gets exactly the size it asked for.
-            final = fit_to_size(image.data, job.request.width, job.request.height)
-            key = self._images.put(job.user_id, job.id, final.data, final.content_type)
             done = job.model_copy(
                 update={
                     "status": "succeeded",
-                    "provider": image.provider,
-                    "model": image.model,
+                    "provider": outcome.image.provider,
+                    "model": outcome.image.model,
                     "attempts": outcome.attempts,
                     "warnings": [*job.warnings, *outcome.warnings],
-                    "image_key": key,
-                    "image": ImageInfo(
-                        url=f"/v1/images/{job.id}/content",
-                        content_type=final.content_type,
-                        width=final.width,
-                        height=final.height,
-                        bytes=len(final.data),
-                        sha256=hashlib.sha256(final.data).hexdigest(),
-                        source_width=final.source_width,
-                        source_height=final.source_height,
-                    ),
+                    **self._result(job, outcome.image),
                 }
             )
         else:
@@ -224,8 +233,9 @@ class Worker:
         try:
             self._finish(done, lease, now)
         except LeaseLost:
-            if done.image_key:
-                self._discard_image(done.user_id, done.id, done.image_key)
+            stored = done.image_key or done.video_key
+            if stored:
+                self._discard_image(done.user_id, done.id, stored)
             raise
 
     # --- waiting for a provider to reopen (DESIGN.md "Wait, don't fail") ------------------------------------------
@@ -268,8 +278,38 @@ class Worker:
         self._queue.send(message, delay_seconds=self._delay_until(message.not_before))
         return True
 
+    def _result(self, job: JobRecord, result: GeneratedImage | GeneratedVideo) -> dict[str, object]:
+        """The job's fields that say where its result is stored, and what it is."""
+        if isinstance(result, GeneratedVideo):
+            # The chain stored it already, checked, while it streamed in (imagegen.media.video_results).
+            video = VideoInfo(
+                url=f"/v1/videos/{job.id}/content",
+                content_type="video/webm" if result.content_type == "video/webm" else "video/mp4",
+                width=result.width,
+                height=result.height,
+                duration_s=result.duration_s,
+                bytes=result.bytes,
+                sha256=result.sha256,
+            )
+            return {"video_key": result.key, "video": video}
+        # The provider made the nearest size it takes; the job gets exactly the size it asked for.
+        final = fit_to_size(result.data, job.request.size[0], job.request.size[1])
+        key = self._images.put(job.user_id, job.id, final.data, final.content_type)
+        image = ImageInfo(
+            url=f"/v1/images/{job.id}/content",
+            content_type=final.content_type,
+            width=final.width,
+            height=final.height,
+            bytes=len(final.data),
+            sha256=hashlib.sha256(final.data).hexdigest(),
+            source_width=final.source_width,
+            source_height=final.source_height,
+        )
+        return {"image_key": key, "image": image}
+
     def _discard_image(self, user_id: str, job_id: str, key: str) -> None:
-        """The job ended without us (canceled, or failed by the sweeper): the image we stored belongs to no job.
+        """The job ended without us (canceled, or failed by the sweeper): the image (or video) we stored belongs to
+        no job.
 
         A job another worker took over keeps it: that worker writes the same key, and may already have.
         """
@@ -304,5 +344,12 @@ class Worker:
 
     def _cancel_remote(self, user_id: str, job_id: str) -> None:
         job = self._store.get(user_id, job_id)
-        if job.status == "canceled" and job.chain_state:
+        if job.status != "canceled" or not job.chain_state:
+            return
+        if job.kind != "video" or self._videos is None:
             self._generator.cancel(job.chain_state)
+            return
+        self._videos.cancel(job.chain_state)
+        note = self._videos.cancel_note(job.chain_state)
+        if note is not None:
+            self._store.add_warning(user_id, job_id, note, status="canceled")

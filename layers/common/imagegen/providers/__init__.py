@@ -30,6 +30,9 @@ KEYED_SERVICES: tuple[str, ...] = ("tavily",)
 # Image providers, in registry order: what a request's `providers` may name (models.ProviderName). Known without
 # importing a provider module, so the API's request models cost no provider code at cold start.
 PROVIDER_NAMES: tuple[str, ...] = IMAGE_PROVIDERS
+# Image providers that also make videos (their SPEC has a `video` part): what a video request's `providers` may name.
+# Written out for the same reason as PROVIDER_NAMES; tests/unit/test_registry.py holds it to the specs.
+VIDEO_PROVIDER_NAMES: tuple[str, ...] = ("siliconflow",)
 
 
 def _specs() -> tuple[ProviderSpec[Any], ...]:
@@ -50,6 +53,8 @@ KEYLESS_PROVIDERS: frozenset[str]
 DEPLOYMENT_KEY_NAMES: dict[str, str]
 # Where providers deliver results: the safe fetcher's default allowlist (imagegen.media.fetch).
 RESULT_HOSTS: tuple[str, ...]
+# The video chain when VIDEO_PROVIDERS is unset: every provider with a video part, in registry order.
+DEFAULT_VIDEO_CHAIN: tuple[str, ...]
 
 
 def _derive() -> dict[str, Any]:
@@ -61,6 +66,7 @@ def _derive() -> dict[str, Any]:
         "KEYLESS_PROVIDERS": frozenset(name for name, spec in registry.items() if spec.keyless),
         "DEPLOYMENT_KEY_NAMES": {name: spec.key.env for name, spec in registry.items() if spec.key},
         "RESULT_HOSTS": tuple(dict.fromkeys(host for spec in registry.values() for host in spec.result_hosts)),
+        "DEFAULT_VIDEO_CHAIN": tuple(name for name, spec in registry.items() if spec.video is not None),
     }
 
 
@@ -82,6 +88,7 @@ def spec_for(name: str) -> ProviderSpec[Any]:
 
 __all__ = [
     "DEFAULT_CHAIN",
+    "DEFAULT_VIDEO_CHAIN",
     "DEPLOYMENT_KEY_NAMES",
     "IMAGE_PROVIDERS",
     "KEYED_SERVICES",
@@ -90,5 +97,6 @@ __all__ = [
     "PROVIDER_NAMES",
     "REGISTRY",
     "RESULT_HOSTS",
+    "VIDEO_PROVIDER_NAMES",
     "spec_for",
 ]

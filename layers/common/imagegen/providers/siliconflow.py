@@ -1,4 +1,5 @@
-"""SiliconFlow: POST {base}/images/generations with a Bearer key; the answer is a signed result URL."""
+"""SiliconFlow: POST {base}/images/generations with a Bearer key; the answer is a signed result URL. Videos:
+siliconflow_video.py."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from imagegen.providers.base import (
     short,
 )
 from imagegen.providers.settings import CsvTuple, ProviderSettings
+from imagegen.providers.siliconflow_video import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, VIDEO
 from imagegen.providers.spec import KeyCheck, KeySpec, ModelListing, ProviderSpec
 
 if TYPE_CHECKING:
@@ -91,6 +93,9 @@ class SiliconFlowSettings(ProviderSettings):
     # account pays. 20 a key keeps a batch of 50 from becoming a 429 storm on common tiers (SiliconFlow's 429 has no
     # Retry-After); set SILICONFLOW_RPM to your tier's IPM times the models you use.
     rpm: float = Field(default=20.0, ge=0)
+    # Video models tried in order: text-to-video, and image-to-video (a request with `image`).
+    video_models: CsvTuple = (TEXT_TO_VIDEO,)
+    image_video_models: CsvTuple = (IMAGE_TO_VIDEO,)
 
 
 # Kolors accepts 1-100 steps and guidance 0-20; clamping keeps a valid portable request from a 400.
@@ -213,6 +218,8 @@ SPEC = ProviderSpec(
         "models": "SILICONFLOW_MODELS",
         "timeout_s": "SILICONFLOW_TIMEOUT_S",
         "rpm": "SILICONFLOW_RPM",
+        "video_models": "SILICONFLOW_VIDEO_MODELS",
+        "image_video_models": "SILICONFLOW_I2V_MODELS",
     },
     key=KeySpec(
         env="SILICONFLOW_API_KEY",
@@ -230,6 +237,7 @@ SPEC = ProviderSpec(
     build_request=build_request,
     parse_response=parse_response,
     classify=classify,
+    video=VIDEO,
     result_hosts=(
         # Azure Blob SAS links (reported for SiliconFlow results; the field failure the safe fetcher exists for).
         ".blob.core.windows.net",

@@ -143,6 +143,32 @@ class RoutingSpec(Generic[S]):
 
 
 @dataclass(frozen=True)
+class VideoMode(Generic[S]):
+    """One way a provider makes videos (from text, or from an image): its documented models' tables, and the models
+    its settings name for it, tried in that order."""
+
+    capabilities: Capabilities
+    models: Callable[[S], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class VideoSpec(Generic[S]):
+    """A provider that also makes videos, on endpoints of its own: planned, submitted, checked and cancelled like an
+    async image request. The chain runs it through a view of the spec with these in place of the image hooks
+    (imagegen.providers.video), so a video job takes the same path as an image job: links, keys, breakers, delayed
+    checks. `plan` reads the input image of an image-to-video request from the request's `extra["image"]`."""
+
+    text: VideoMode[S]
+    image: VideoMode[S] | None
+    plan: PlanFn[S]
+    build_request: BuildFn[S]
+    parse_response: ParseFn
+    async_: AsyncSpec[S]
+    # The provider's reading of a failed answer on its video endpoints; None: the image one (ProviderSpec.classify).
+    classify: ClassifyFn | None = None
+
+
+@dataclass(frozen=True)
 class ProviderSpec(Generic[S]):
     """Everything about one provider (or keyed service); every list the package keeps is derived from these."""
 
@@ -169,6 +195,8 @@ class ProviderSpec(Generic[S]):
     routing: RoutingSpec[S] | None = None
     # Host suffixes its result links come from: they join the safe fetcher's default allowlist.
     result_hosts: tuple[str, ...] = ()
+    # Video generation, where the provider offers it (imagegen.providers.VIDEO_PROVIDER_NAMES lists these).
+    video: VideoSpec[S] | None = None
 
     @property
     def is_async(self) -> bool:

@@ -9,11 +9,16 @@
   const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
   const KNOWN_PROVIDERS = ["siliconflow", "huggingface", "fal", "replicate", "horde", "pollinations", "placeholder"];
   const POLL_MS = 1000;
+  // A video takes minutes: its job is read less often.
+  const VIDEO_POLL_MS = 2000;
+  // The API takes an inline first frame as a data URI of at most this many characters (a larger one: a URL).
+  const MAX_IMAGE_DATA_URI = 60000;
   const $ = (id) => document.getElementById(id);
 
   let token = localStorage.getItem(TOKEN_KEY) || "";
   let currentJob = null; // id of the job the "New image" panel follows
   let currentBatch = null;
+  let currentVideo = null; // id of the video job the "New video" panel follows
 
   class ApiError extends Error {
     constructor(status, body) {
@@ -85,6 +90,12 @@
     img.src = answer.url;
   }
 
+  // Videos: as images, the <video> gets the presigned URL that /content answers as JSON.
+  async function loadVideo(video, jobId) {
+    const answer = await api(`/v1/videos/${encodeURIComponent(jobId)}/content`);
+    video.src = answer.url;
+  }
+
   // Token
 
   function tokenRejected() {
@@ -106,7 +117,9 @@
     setLocked(!token);
     if (!token) return;
     refreshProviders();
-    refreshGallery();
+    // After the gallery, not beside it: the page opens with no more requests in flight than before videos existed
+    // (the local stack's API shares one resolver between concurrent requests; a deployed Lambda does not).
+    refreshGallery().then(refreshVideos);
     refreshKeys();
   }
 
@@ -124,7 +137,10 @@
     localStorage.removeItem(TOKEN_KEY);
     currentJob = null;
     currentBatch = null;
-    for (const id of ["gallery", "batch-items", "job-attempts"]) $(id).replaceChildren();
+    currentVideo = null;
+    for (const id of ["gallery", "videos", "batch-items", "job-attempts", "video-attempts"]) $(id).replaceChildren();
+    $("video-job").hidden = true;
+    $("video-player").removeAttribute("src");
     for (const id of ["keys-table", "providers-table"]) $(id).tBodies[0].replaceChildren();
     $("job").hidden = true;
     $("batch-summary").textContent = "";
@@ -171,15 +187,27 @@
     if (job.error) status += ` · ${job.error.message}` + (job.error.hint ? ` — ${job.error.hint}` : "");
     $("job-status").textContent = status;
     $("job-status").dataset.status = job.status;
-    $("job-attempts").replaceChildren(
-      ...(job.attempts || []).map((attempt) => {
-        const parts = [`${attempt.provider}${attempt.model ? "/" + attempt.model : ""}: ${attempt.outcome}`];
-        if (attempt.error_class) parts.push(attempt.error_class);
-        if (attempt.message) parts.push(attempt.message);
-        if (attempt.latency_ms != null) parts.push(`${attempt.latency_ms} ms`);
-        return el("li", { text: parts.join(" · ") });
-      }),
-    );
+    $("job-attempts").replaceChildren(...attemptItems(job));
+  }
+
+  function attemptItems(job) {
+    return (job.attempts || []).map((attempt) => {
+      const parts = [`${attempt.provider}${attempt.model ? "/" + attempt.model : ""}: ${attempt.outcome}`];
+      if (attempt.error_class) parts.push(attempt.error_class);
+      if (attempt.message) parts.push(attempt.message);
+      if (attempt.latency_ms != null) parts.push(`${attempt.latency_ms} ms`);
+      return el("li", { text: parts.join(" · ") });
+    });
+  }
+
+  function jobLine(job) {
+    let status = job.status;
+    if (job.provider) status += ` · provider ${job.provider}` + (job.model && job.model !== job.provider ? ` (${job.model})` : "");
+    if (job.video) status += ` · ${job.video.width || "?"}×${job.video.height || "?"}, ${job.video.duration_s.toFixed(1)} s`;
+    if (job.waiting) status += ` · waiting (${job.waiting.reason}) until ${when(job.waiting.until)}`;
+    if (job.error) status += ` · ${job.error.message}` + (job.error.hint ? ` — ${job.error.hint}` : "");
+    for (const warning of job.status === "canceled" ? job.warnings || [] : []) status += ` · ${warning}`;
+    return status;
   }
 
   async function followJob(job) {
@@ -229,6 +257,109 @@
   }
 
   $("gallery-refresh").addEventListener("click", refreshGallery);
+
+  // New video
+
+  // The first frame as the API takes it: the URL typed, or the chosen file as a data URI (small ones only).
+  function firstFrame() {
+    const file = $("video-image-file").files[0];
+    const url = $("video-image").value.trim();
+    if (!file) return Promise.resolve(url || null);
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => {
+        if (reader.result.length > MAX_IMAGE_DATA_URI) {
+          reject(new Error(`${file.name} is too large to send inline (at most about 44 KB): give an https URL to it instead`));
+        } else resolve(reader.result);
+      };
+      reader.onerror = () => reject(new Error(`cannot read ${file.name}`));
+      reader.readAsDataURL(file);
+    });
+  }
+
+  $("video-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("video-error", null);
+    $("video-submit").disabled = true;
+    try {
+      const body = { prompt: $("video-prompt").value, image_size: $("video-size").value };
+      const image = await firstFrame();
+      if (image) body.image = image;
+      const job = await api("/v1/videos", { method: "POST", body });
+      followVideo(job);
+    } catch (error) {
+      showError("video-error", error);
+    } finally {
+      $("video-submit").disabled = false;
+    }
+  });
+
+  $("video-cancel").addEventListener("click", async () => {
+    if (!currentVideo) return;
+    try {
+      renderVideoJob(await api(`/v1/videos/${encodeURIComponent(currentVideo)}/cancel`, { method: "POST" }));
+    } catch (error) {
+      showError("video-error", error);
+    }
+  });
+
+  function renderVideoJob(job) {
+    $("video-job").hidden = false;
+    $("video-job-id").textContent = job.id;
+    $("video-cancel").hidden = TERMINAL.has(job.status);
+    $("video-status").textContent = jobLine(job);
+    $("video-status").dataset.status = job.status;
+    $("video-attempts").replaceChildren(...attemptItems(job));
+  }
+
+  async function followVideo(job) {
+    currentVideo = job.id;
+    $("video-player").hidden = true;
+    $("video-player").removeAttribute("src");
+    renderVideoJob(job);
+    while (!TERMINAL.has(job.status) && currentVideo === job.id && token) {
+      await sleep(VIDEO_POLL_MS);
+      try {
+        job = await api(`/v1/videos/${encodeURIComponent(job.id)}`);
+      } catch (error) {
+        showError("video-error", error);
+        if (error.status && error.status < 500 && error.status !== 429) return;
+        continue;
+      }
+      if (currentVideo === job.id) renderVideoJob(job);
+    }
+    if (job.status === "succeeded" && currentVideo === job.id) {
+      $("video-player").hidden = false;
+      await loadVideo($("video-player"), job.id).catch((error) => showError("video-error", error));
+    }
+    if (TERMINAL.has(job.status)) refreshVideos();
+  }
+
+  async function refreshVideos() {
+    showError("videos-error", null);
+    let page;
+    try {
+      page = await api("/v1/videos?limit=12");
+    } catch (error) {
+      showError("videos-error", error);
+      return;
+    }
+    const figures = page.items.map((job) => {
+      const caption = el("figcaption", {}, el("span", { text: job.request.prompt }), el("small", { text: jobLine(job) }));
+      const figure = el("figure", { "data-job": job.id, "data-status": job.status });
+      if (job.status === "succeeded") {
+        const video = el("video", { controls: "", preload: "metadata", playsinline: "", "data-job": job.id });
+        loadVideo(video, job.id).catch(() => video.classList.add("broken"));
+        figure.append(video);
+      }
+      figure.append(caption);
+      return figure;
+    });
+    $("videos").replaceChildren(...figures);
+    $("videos-empty").hidden = figures.length > 0;
+  }
+
+  $("videos-refresh").addEventListener("click", refreshVideos);
 
   // Batch
 

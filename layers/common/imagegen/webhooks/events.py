@@ -49,13 +49,15 @@ class WebhookEvents:
             return
         now = self._clock()
         occurred = job.completed_at or now
+        # job.succeeded, job.failed, job.canceled; a video job's: video.succeeded, video.failed, video.canceled.
+        event_type = f"{'video' if job.kind == 'video' else 'job'}.{job.status}"
         delivery = new_delivery(
             user_id=job.user_id,
             # A job ends once, so its id names the event: a repeated dispatch finds the delivery it made before.
             event_id=f"msg_{job.id}",
-            event_type=f"job.{job.status}",
+            event_type=event_type,
             url=url,
-            body=event_body(f"job.{job.status}", occurred, job.public()),
+            body=event_body(event_type, occurred, job.public()),
             now=now,
             expires_at=expiry(job.created_at, self._ttl),
             job_id=job.id,
