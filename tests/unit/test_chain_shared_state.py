@@ -152,6 +152,26 @@ def test_given_a_busy_container_when_it_leases_then_it_takes_tokens_in_blocks_wi
     assert store.writes <= 30
 
 
+def test_given_containers_with_room_to_spare_when_they_lease_then_the_bucket_is_written_once_in_20_calls() -> None:
+    # Given 6,000 calls a minute, and a quiet container (one call every 15 s) beside a busy one (five a second)
+    clock, store = Clock(), MemoryRateStore()
+    quiet = RateLimits(store, wall_clock=clock, monotonic=clock)
+    busy = RateLimits(store, wall_clock=clock, monotonic=clock)
+    calls = 0
+    # When both run for an hour
+    for tick in range(3600 * 5):
+        if tick % 75 == 0:
+            assert quiet.acquire("siliconflow", "deployment:x", 6000, clock.now) is None
+            calls += 1
+        assert busy.acquire("siliconflow", "deployment:x", 6000, clock.now) is None
+        calls += 1
+        clock.now += 0.2
+    # Then every call had a token; the shared item took one write per 20 calls of the quiet one, and one per 200 or
+    # more of the busy one (its leases are two minutes of its demand, but at most a quarter of the bucket: 250)
+    assert calls == 18_000 + 240
+    assert store.writes <= 240 / 20 + 18_000 / 200
+
+
 def test_given_a_retry_after_when_blocked_then_every_container_on_the_key_waits_until_then() -> None:
     clock, store = Clock(), MemoryRateStore()
     first = RateLimits(store, cache_s=0, wall_clock=clock, monotonic=clock)
