@@ -14,6 +14,8 @@ import argparse
 import dataclasses
 import json
 import math
+import os
+import platform
 import random
 import sys
 import threading
@@ -586,6 +588,8 @@ def report(args: Any, hang: HangResult, chaotic: ChaosResult, neighbour: Neighbo
     print(json.dumps(summary))
     if args.no_write:
         return
+    command = " ".join(["python bench/faults.py", *sys.argv[1:]])
+    machine = f"{platform.machine()} with {os.cpu_count()} cores (shared with other work)"
     write_section(
         "faults",
         f"""## The chain under faults (issue 15)
@@ -593,7 +597,8 @@ def report(args: Any, hang: HangResult, chaotic: ChaosResult, neighbour: Neighbo
 `bench/faults.py`: the chain as the worker builds it (`build_chain` with the DynamoDB breaker, rate-limit and latency
 stores on moto's server, the worker's key ports, SafeFetcher) against the provider doubles on loopback, with real
 latencies. One chain object is one execution environment (its caches, suspects and hedge budget are its own); they
-share one table, as a deployment's containers do. Job latency = `Chain.start` as the worker calls it.
+share one table, as a deployment's containers do. Job latency = `Chain.start` as the worker calls it. Command:
+`{command}`, all four in one run on {machine}.
 
 ### (1) Hanging primary after healthy traffic — target p90 ÷ p90 ≤ {HANG_TARGET}, hedging's extra calls ≤ 5 %
 
@@ -659,13 +664,14 @@ last flushes included). Healthy breakers are never written.
 |---|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
-Worst (counted window or whole run): **{worst:.4f} writes per job** on one item {mark(worst <= WRITES_TARGET)}. Why
-it stays low at any scale: a breaker is written only when it changes state; a bucket is written once per lease (an
-environment leases twice its last minute's demand and at least 30 tokens, at most a quarter of the bucket, valid for
-five minutes), so an environment writes a bucket at most once in 30 of its calls when there is room to spare; a
-latency sketch gets one ADD per environment per 50 samples or 5 minutes. Reads go through a per-environment cache of
-1 s (breakers, buckets) or 2 s (sketches). `HEALTH#deployment` is the deployment key's health, read per job as
-before this issue.""",
+Worst (counted window or whole run): **{worst:.4f} writes per job** on one item {mark(worst <= WRITES_TARGET)}.
+
+Why it stays low at any scale: a breaker is written only when it changes state; a bucket is written once per lease
+(an environment's first lease is 10 tokens, later ones twice its last minute's demand and at least 40, at most a
+quarter of the bucket, valid for five minutes), so an environment writes a bucket at most once in 40 of its calls
+when there is room to spare and it makes 8 calls a minute or more; a latency sketch gets one ADD per environment per
+50 samples or 5 minutes. Reads go through a per-environment cache of 1 s (breakers, buckets) or 2 s (sketches).
+`HEALTH#deployment` is the deployment key's health, read per job as before this issue.""",
     )
 
 

@@ -14,6 +14,8 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
+import platform
 import statistics
 import sys
 import time
@@ -136,6 +138,8 @@ def main() -> None:
     print(json.dumps(summary))
     if args.no_write:
         return
+    command = " ".join(["python bench/local_batch.py", *sys.argv[1:]])
+    machine = f"{platform.machine()} with {os.cpu_count()} cores (shared with other work)"
     write_section(
         "local_batch",
         f"""## An {args.size}-image batch on the local stack — target ≤ {TARGET}× one image
@@ -143,7 +147,7 @@ def main() -> None:
 `bench/local_batch.py`: `imagegen local` in-process (moto's server, the template's resources, the HTTP gateway and
 authorizer, SQS pollers invoking the real handlers), with the Hugging Face double answering each generation after
 L = {args.latency:g} s. Wall time from the create call to the last item terminal, over HTTP; median of
-{args.rounds} rounds (one image, then the batch), after one warm-up job.
+{args.rounds} rounds (one image, then the batch), after one warm-up job. Command: `{command}`, on {machine}.
 
 | local stack | one image | batch of {args.size} | ratio |
 |---|---:|---:|---:|

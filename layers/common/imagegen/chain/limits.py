@@ -130,14 +130,17 @@ class MemoryRateStore:
 class RateLimits:
     """One container's leases on the shared buckets. Thread-safe."""
 
-    # A lease holds twice what this container asked for in the last minute, and at least MIN_LEASE, but never more
-    # than a quarter of what the bucket holds now, and lapses after LEASE_S. With room to spare a container making 6
-    # calls a minute or more (a Lambda container running 10 s jobs back to back) writes the bucket at most once in 30
-    # of its calls (below 0.05 writes per call with 4 a minute), and at most once in LEASE_S/2 however busy; near the
-    # limit every container takes one token at a time, so none hoards them.
+    # A container's first lease is FIRST_LEASE tokens: a burst of fresh containers (a batch landing on 50 of them)
+    # must not take more than the bucket's burst between them before any of them knows its demand. After that a
+    # lease holds twice what the container asked for in the last minute, and at least MIN_LEASE, but never more than
+    # a quarter of what the bucket holds now, and lapses after LEASE_S. With room to spare a container making 8 calls
+    # a minute or more (a Lambda container running 7 s jobs back to back) writes the bucket at most once in 40 of its
+    # calls, one making 4 a minute once in 20 (0.05 writes per call), and at most once in LEASE_S/2 however busy;
+    # near the limit every container takes one token at a time, so none hoards them.
     LEASE_S = 300.0
     DEMAND_S = 60.0
-    MIN_LEASE = 30
+    FIRST_LEASE = 10
+    MIN_LEASE = 40
     RACES = 3
 
     def __init__(
@@ -177,7 +180,8 @@ class RateLimits:
                 lease.tokens -= 1
                 return None
             recent = sum(1 for t in lease.asks if t > mono - self.DEMAND_S)
-        want = max(self.MIN_LEASE, 2 * recent)
+            first = lease.expires == 0.0
+        want = self.FIRST_LEASE if first else max(self.MIN_LEASE, 2 * recent)
         return self._lease(key, bucket, want, now)
 
     def _lease(self, key: LimitKey, bucket: Bucket, want: int, now: float) -> float | None:
