@@ -55,9 +55,10 @@ class DynamoRateStore:
             update, condition = "SET tat = :start", f"(attribute_not_exists(tat) OR tat < :now) AND {unblocked}"
             values = {":start": _n(now + cost)}
         else:
-            # Commutes with every other container's lease: no read, no lost update; fails only when the bucket
-            # does not hold `cost` (or went idle meanwhile).
-            update, condition = "SET tat = tat + :cost", f"tat >= :now AND tat <= :last AND {unblocked}"
+            # Commutes with every other container's lease, the first ones on a new bucket included: no read, no lost
+            # update; fails only when the bucket does not hold `cost` (or went idle meanwhile).
+            update = "SET tat = if_not_exists(tat, :now) + :cost"
+            condition = f"(attribute_not_exists(tat) OR (tat >= :now AND tat <= :last)) AND {unblocked}"
             values = {":cost": _n(cost), ":last": _n(now + tolerance - cost)}
         return self._update(
             name,

@@ -42,8 +42,9 @@ class RateStore(Protocol):
     def read(self, name: str, scope: str) -> BucketRecord | None: ...
 
     def advance(self, name: str, scope: str, *, now: float, cost: float, tolerance: float, idle: bool) -> bool:
-        """Take `cost` seconds of the bucket: idle, `tat = now + cost` if tat is absent or past; busy, `tat += cost` if
-        tat is not past and stays within `tolerance` of now. Never while blocked. False when the condition failed."""
+        """Take `cost` seconds of the bucket: idle, `tat = now + cost` if tat is absent or past; busy, `tat += cost` (from
+        now if tat is absent) if tat is not past and stays within `tolerance` of now. Never while blocked. False when
+        the condition failed."""
         ...
 
     def block(self, name: str, scope: str, until: float, now: float) -> None:
@@ -114,8 +115,9 @@ class MemoryRateStore:
             if idle and (record.tat is None or record.tat < now):
                 self.records[(name, scope)] = BucketRecord(now + cost, record.blocked_until)
                 return True
-            if not idle and record.tat is not None and now <= record.tat <= now + tolerance - cost:
-                self.records[(name, scope)] = BucketRecord(record.tat + cost, record.blocked_until)
+            tat = now if record.tat is None else record.tat
+            if not idle and now <= tat <= now + tolerance - cost:
+                self.records[(name, scope)] = BucketRecord(tat + cost, record.blocked_until)
                 return True
             return False
 
@@ -196,7 +198,8 @@ class RateLimits:
                 if available < 1.0:
                     return bucket.next_token(seen, now)
             granted = max(1, min(want, int(available // 4) or 1, int(available)))
-            idle = seen is None or seen.tat is None or seen.tat < now
+            # A new bucket is taken like a busy one (a commutative ADD), so fresh containers never race for it.
+            idle = seen is not None and seen.tat is not None and seen.tat < now
             cost = granted * bucket.interval
             if self.store.advance(*key, now=now, cost=cost, tolerance=bucket.tolerance, idle=idle):
                 start = now if idle or seen is None or seen.tat is None else seen.tat
