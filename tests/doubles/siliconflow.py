@@ -114,6 +114,10 @@ class SiliconFlowDouble(HttpDouble):
     ) -> None:
         self.storage = storage
         self.api_key = api_key
+        # Other keys the double accepts (users' own keys), and an answer per key that replaces the normal one (a key
+        # at its rate limit: 429s for that key only, as SiliconFlow counts limits per account).
+        self.other_keys: set[str] = set()
+        self.answer_for_key: dict[str, Reply] = {}
         self.url_style = url_style
         self.url_ttl = url_ttl
         self.result_shape = result_shape
@@ -150,8 +154,11 @@ class SiliconFlowDouble(HttpDouble):
         route = (request.method, request.path)
         if route not in ROUTES:
             return Reply.text(404, "404 page not found")
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if key not in {self.api_key, *self.other_keys, *self.answer_for_key}:
             return Reply.json(401, "Invalid token")
+        if key in self.answer_for_key:
+            return self.answer_for_key[key]
         if route == ("GET", "/v1/user/info"):
             return Reply.json(*KEYCHECK_ANSWERS["siliconflow"]["ok"])
         if route == ("GET", "/v1/models"):

@@ -10,13 +10,15 @@ from typing import Any
 import httpx
 import pytest
 from imagegen.adapters.breaker_store import DynamoBreakerStore
-from imagegen.breaker import BreakerPolicy
+from imagegen.breaker import CLOSED, BreakerPolicy, Breakers
 from imagegen.chain import Chain
 from imagegen.generation import ChainFailed, ChainOutcome, ChainPending, ChainSucceeded, RunContext
+from imagegen.keys.types import key_scope
 from imagegen.media.fetch import SafeFetcher
 from imagegen.media.imaging import dhash_bytes
 from imagegen.models import ImageRequest
 from imagegen.providers.settings import ProvidersSettings
+from pydantic import SecretStr
 
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import CREDITS, HuggingFaceDouble, loading
@@ -419,6 +421,9 @@ class TestPollinations:
         assert (sent.path, sent.headers["authorization"]) == ("/image/a red fox in snow", f"Bearer {POLLINATIONS_KEY}")
 
 
+SF_SCOPE = key_scope("deployment", key=SecretStr(SF_KEY)) or ""
+
+
 class TestBreakerOnDynamo:
     def test_given_repeated_5xx_when_runs_continue_then_it_opens_skips_probes_and_closes(
         self,
@@ -429,24 +434,28 @@ class TestBreakerOnDynamo:
         dynamodb_client: Any,
         breaker_table: str,
     ) -> None:
-        store = DynamoBreakerStore(breaker_table, dynamodb_client, BreakerPolicy(threshold=2, cooldown_s=60))
+        # Given the deployment key's breaker on DynamoDB, opening after 2 failures in a row
+        store = DynamoBreakerStore(breaker_table, dynamodb_client)
         wall = WallClock()
-        environ = {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
+        environ = {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors", "IMAGEGEN_BREAKER_THRESHOLD": "2"}
         chain = chain_for(environ, provider_http, safe_fetcher, breaker=store, wall_clock=wall)
         ask = request(providers=["siliconflow", "placeholder"])
         siliconflow_double.server.enqueue(*[Reply.json(503, OVERLOADED)] * 2)
+        # When two runs meet a 503 each
         for _ in range(2):
             assert isinstance(chain.start(ask, run_ctx()), ChainSucceeded)
+        # Then its item (keyed by the key's fingerprint, never the key) says open, and the next run skips it
         item = dynamodb_client.get_item(
-            TableName=breaker_table, Key={"pk": {"S": "BREAKER#siliconflow#deployment"}, "sk": {"S": "BREAKER"}}
+            TableName=breaker_table, Key={"pk": {"S": f"BREAKER#siliconflow#{SF_SCOPE}"}, "sk": {"S": "BREAKER"}}
         )["Item"]
-        assert (item["state"]["S"], item["failures"]["N"]) == ("open", "2")
+        assert item["state"]["S"] == "open"
         skipped = chain.start(ask, run_ctx())
         assert outline(skipped)[0] == ("siliconflow", "Kwai-Kolors/Kolors", "skipped", "breaker_open")
         assert len(siliconflow_double.server.calls("POST")) == 2
         wall.offset = 61
         # Another container claims the one half-open probe first: this run must not probe too.
-        assert store.acquire("siliconflow", "deployment", wall()).probe is True
+        other = Breakers(store, BreakerPolicy(cooldown_s=60))
+        assert other.acquire("siliconflow", SF_SCOPE, wall()).probe is True
         assert outline(chain.start(ask, run_ctx()))[0] == (
             "siliconflow",
             "Kwai-Kolors/Kolors",
@@ -456,21 +465,26 @@ class TestBreakerOnDynamo:
         wall.offset = 61 + 121  # that probe never reported back; its lease is over
         probed = chain.start(ask, run_ctx())
         assert outline(probed)[0] == ("siliconflow", "Kwai-Kolors/Kolors", "succeeded", None)
-        assert store.state("siliconflow", "deployment", wall()) == "closed"
+        assert store.read("siliconflow", SF_SCOPE).state == "closed"
 
     def test_given_a_failed_probe_when_recorded_then_the_breaker_reopens(
         self, dynamodb_client: Any, breaker_table: str
     ) -> None:
-        store = DynamoBreakerStore(breaker_table, dynamodb_client, BreakerPolicy(threshold=1, cooldown_s=10))
-        store.record_failure("horde", "keyless", 100.0)
-        assert store.acquire("horde", "keyless", 105.0).allowed is False
-        probe = store.acquire("horde", "keyless", 111.0)
+        # Given a breaker that opened at t=100 with a 10 s cool-down (no read cache: each step sees the table)
+        breakers = Breakers(
+            DynamoBreakerStore(breaker_table, dynamodb_client), BreakerPolicy(threshold=1, cooldown_s=10, cache_s=0)
+        )
+        breakers.failed("horde", "keyless", 100.0, CLOSED)
+        # When probes are asked for before and after the cool-down, and the probe fails
+        assert breakers.acquire("horde", "keyless", 105.0).allowed is False
+        probe = breakers.acquire("horde", "keyless", 111.0)
         assert (probe.allowed, probe.probe) == (True, True)
-        assert store.acquire("horde", "keyless", 111.5).allowed is False
-        store.record_failure("horde", "keyless", 112.0)
-        assert store.state("horde", "keyless", 112.0) == "open"
-        assert store.acquire("horde", "keyless", 121.0).allowed is False
-        assert store.acquire("horde", "keyless", 122.5).probe is True
+        assert breakers.acquire("horde", "keyless", 111.5).allowed is False
+        breakers.failed("horde", "keyless", 112.0, probe)
+        # Then it is open again for a whole cool-down from the failed probe
+        assert breakers.status("horde", "keyless", 112.0).state == "open"
+        assert breakers.acquire("horde", "keyless", 121.0).allowed is False
+        assert breakers.acquire("horde", "keyless", 122.5).probe is True
 
     def test_given_400s_when_repeated_then_the_breaker_never_trips(
         self,
@@ -481,15 +495,16 @@ class TestBreakerOnDynamo:
         dynamodb_client: Any,
         breaker_table: str,
     ) -> None:
-        store = DynamoBreakerStore(breaker_table, dynamodb_client, BreakerPolicy(threshold=1))
+        store = DynamoBreakerStore(breaker_table, dynamodb_client)
         siliconflow_double.server.enqueue(*[Reply.json(400, {"code": 20012, "message": "bad", "data": None})] * 3)
-        chain = chain_for(
-            {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}, provider_http, safe_fetcher, breaker=store
-        )
+        environ = {**doubles_environ, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors", "IMAGEGEN_BREAKER_THRESHOLD": "1"}
+        chain = chain_for(environ, provider_http, safe_fetcher, breaker=store)
         for _ in range(3):
             chain.start(request(providers=["siliconflow", "placeholder"]), run_ctx())
-        assert store.state("siliconflow", "deployment", time.time()) == "closed"
+        assert store.read("siliconflow", SF_SCOPE).state == "closed"
         assert len(siliconflow_double.server.calls("POST")) == 3
+        # A healthy breaker costs no write at all: there is no item.
+        assert dynamodb_client.scan(TableName=breaker_table)["Items"] == []
 
 
 class TestHedging:
@@ -501,7 +516,13 @@ class TestHedging:
         siliconflow_double: SiliconFlowDouble,
     ) -> None:
         siliconflow_double.server.enqueue(Reply.json(500, {"message": "late"}, delay=1.2))
-        environ = {**doubles_environ, "IMAGEGEN_HEDGE_DELAY_S": "0.2", "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
+        environ = {
+            **doubles_environ,
+            "IMAGEGEN_HEDGE_DELAY_S": "0.2",
+            "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors",
+            # A fresh container has made no calls yet: a budget of one hedge per call lets this first one go.
+            "IMAGEGEN_HEDGE_BUDGET": "1",
+        }
         chain = chain_for(environ, provider_http, safe_fetcher)
         outcome = chain.start(request(hedge=True), run_ctx())
         assert isinstance(outcome, ChainSucceeded)

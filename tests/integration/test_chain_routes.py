@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from imagegen.breaker import BreakerPolicy, InMemoryBreakerStore
+from imagegen.breaker import InMemoryBreakerStore
 from imagegen.catalogs import InMemoryRouteMapStore, RouteMaps, StoredCatalog
 from imagegen.chain import Chain
 from imagegen.generation import ChainFailed, ChainOutcome, ChainPending, ChainSucceeded, RunContext
+from imagegen.keys.types import key_scope
 from imagegen.media.fetch import SafeFetcher
 from imagegen.models import ImageRequest
 from imagegen.providers import REGISTRY
@@ -353,9 +354,10 @@ class TestAutoAndBreakers:
     def test_given_a_route_failing_repeatedly_when_runs_continue_then_only_that_route_cools_down(
         self, environ: dict[str, str], provider_http: httpx.Client, safe_fetcher: SafeFetcher, hf_router: HfRouterDouble
     ) -> None:
-        breakers = InMemoryBreakerStore(BreakerPolicy(threshold=1, cooldown_s=600))
+        breakers = InMemoryBreakerStore()
+        cooling = {"IMAGEGEN_BREAKER_THRESHOLD": "1", "IMAGEGEN_BREAKER_COOLDOWN_S": "600"}
         run = Run(
-            {**environ, "HF_INFERENCE_PROVIDERS": "fal-ai,together", "HF_MODELS": SCHNELL},
+            {**environ, **cooling, "HF_INFERENCE_PROVIDERS": "fal-ai,together", "HF_MODELS": SCHNELL},
             provider_http,
             safe_fetcher,
             breaker=breakers,
@@ -372,14 +374,16 @@ class TestAutoAndBreakers:
             ("fal-ai", "skipped", "breaker_open"),
             ("together", "succeeded", None),
         ]
-        assert breakers.status("huggingface/fal-ai", "deployment").state == "open"
-        assert breakers.status("huggingface/together", "deployment").state == "closed"
+        scope = key_scope("deployment", key=run.settings.for_provider("huggingface").api_key) or ""
+        assert breakers.read("huggingface/fal-ai", scope).state == "open"
+        assert breakers.read("huggingface/together", scope).state == "closed"
 
     def test_given_hedging_when_the_first_route_is_slow_then_the_next_route_starts_beside_it_and_wins(
         self, environ: dict[str, str], provider_http: httpx.Client, safe_fetcher: SafeFetcher, hf_router: HfRouterDouble
     ) -> None:
         env = {**environ, "HF_INFERENCE_PROVIDERS": "fal-ai,together", "HF_MODELS": SCHNELL}
-        run = Run({**env, "IMAGEGEN_HEDGE_DELAY_S": "0.2"}, provider_http, safe_fetcher)
+        # A fresh container has made no calls yet: a budget of one hedge per call lets this first one go.
+        run = Run({**env, "IMAGEGEN_HEDGE_DELAY_S": "0.2", "IMAGEGEN_HEDGE_BUDGET": "1"}, provider_http, safe_fetcher)
         hf_router.fail_route("fal-ai", Reply.json(500, {"error": "slow and broken"}, delay=2))
 
         outcome = run.start(hedge=True)

@@ -157,6 +157,8 @@ def batch_stack(
             "SILICONFLOW_BASE_URL": siliconflow_double.base_url,
             "SILICONFLOW_MODELS": SCHNELL,
             "SILICONFLOW_TIMEOUT_S": "10",
+            # No rate limit of ours: these tests are about four generations at the provider at once.
+            "SILICONFLOW_RPM": "0",
             "IMAGEGEN_LOCAL_WORKER_CONCURRENCY": "4",
             # Longer than any hold below, so no message comes back while its job waits at the double.
             "IMAGEGEN_LOCAL_VISIBILITY_TIMEOUT": "20",

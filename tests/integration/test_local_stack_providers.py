@@ -12,12 +12,15 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from imagegen.keys.types import key_scope
 from imagegen.local import LocalStack
 from imagegen.media.imaging import dhash_bytes
+from pydantic import SecretStr
 
 from tests.doubles.horde import HordeDouble
 from tests.doubles.huggingface import HuggingFaceDouble
@@ -321,20 +324,32 @@ class TestBreakerAndHedging:
             ("siliconflow", KOLORS, "skipped", "breaker_open"),
             ("huggingface", DEV, "succeeded", None),
         ]
-        assert second["attempts"][0]["message"] == "skipped: circuit breaker open for siliconflow (deployment key)"
-        assert len(siliconflow_double.server.calls("POST")) == 1
         item = api.stack.client("dynamodb").get_item(
             TableName=api.stack.physical_id("Table"),
-            Key={"pk": {"S": "BREAKER#siliconflow#deployment"}, "sk": {"S": "BREAKER"}},
+            Key={
+                "pk": {"S": f"BREAKER#siliconflow#{key_scope('deployment', key=SecretStr(SF_KEY))}"},
+                "sk": {"S": "BREAKER"},
+            },
         )["Item"]
-        assert (item["state"]["S"], item["failures"]["N"]) == ("open", "1")
+        until = datetime.fromtimestamp(float(item["opened_at"]["N"]) + 600, UTC).isoformat(timespec="seconds")
+        assert second["attempts"][0]["message"] == (
+            f"skipped: circuit breaker open for siliconflow (deployment key) until {until}"
+        )
+        assert len(siliconflow_double.server.calls("POST")) == 1
+        assert item["state"]["S"] == "open"
 
     def test_given_hedging_and_a_slow_first_provider_when_a_job_runs_then_the_hedge_wins_and_the_loser_is_recorded(
         self, start_api: StartApi, siliconflow_double: SiliconFlowDouble
     ) -> None:
         # The slow answer comes well after the 0.2 s hedge delay and well inside the 5 s attempt timeout.
         siliconflow_double.server.enqueue(Reply.json(500, {"message": "late"}, delay=3))
-        api = start_api(SILICONFLOW_MODELS=KOLORS, SILICONFLOW_TIMEOUT_S="5", IMAGEGEN_HEDGE_DELAY_S="0.2")
+        # A fresh worker has made no calls yet: a budget of one hedge per call lets this first one go.
+        api = start_api(
+            SILICONFLOW_MODELS=KOLORS,
+            SILICONFLOW_TIMEOUT_S="5",
+            IMAGEGEN_HEDGE_DELAY_S="0.2",
+            IMAGEGEN_HEDGE_BUDGET="1",
+        )
 
         job = api.finished(api.create(hedge=True))
 

@@ -148,3 +148,17 @@ def test_given_a_body_that_is_not_json_when_posted_then_415(call_api, content_ty
 
     assert answer.status == 415
     assert answer.body["error"]["code"] == "unsupported_media_type"
+
+
+def test_given_jobs_and_providers_when_read_then_waiting_breakers_and_latencies_are_declared(spec):
+    schemas = spec["components"]["schemas"]
+    # Image and video jobs both say what a queued job waits for, and until when
+    for name in ("Job", "VideoJob"):
+        waiting = schemas[name]["properties"]["waiting"]
+        assert {"$ref": "#/components/schemas/Waiting"} in waiting["anyOf"], name
+    assert set(schemas["Waiting"]["required"]) == {"reason", "until"}
+    assert schemas["Waiting"]["properties"]["until"]["format"] == "date-time"
+    # /v1/providers: each breaker's state and until when it refuses calls, and p50/p95 of the observed latencies
+    assert set(schemas["BreakerState"]["properties"]["state"]["enum"]) == {"closed", "open", "half_open"}
+    assert "open_until" in schemas["BreakerState"]["properties"]
+    assert {"p50_ms", "p95_ms", "samples"} <= set(schemas["LatencyView"]["properties"])

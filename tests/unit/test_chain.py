@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 from aws_lambda_powertools import Metrics
-from imagegen.breaker import BreakerPolicy, InMemoryBreakerStore
+from imagegen.breaker import InMemoryBreakerStore
 from imagegen.catalogs import InMemoryRouteMapStore, RouteMaps, StoredCatalog
 from imagegen.chain import Chain, Link
 from imagegen.chain.report import mask_secrets
 from imagegen.generation import ChainFailed, ChainPending, ChainSucceeded, RunContext
-from imagegen.keys.types import KeyHealth
+from imagegen.keys.types import KeyHealth, key_scope
 from imagegen.models import ImageRequest
 from imagegen.providers import REGISTRY
 from imagegen.providers.base import MAX_MESSAGE, CatalogEntry, Refused
@@ -108,7 +108,13 @@ def make(
     metrics: Any = None,
     keys: MemoryKeyStore | None = None,
 ) -> Harness:
-    env = {"SILICONFLOW_API_KEY": SF_KEY, "HF_TOKEN": HF_KEY, "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors"}
+    # No rate limit of ours by default: the test clock stands still, so every job would come "at once".
+    env = {
+        "SILICONFLOW_API_KEY": SF_KEY,
+        "HF_TOKEN": HF_KEY,
+        "SILICONFLOW_MODELS": "Kwai-Kolors/Kolors",
+        "SILICONFLOW_RPM": "0",
+    }
     env.update(environ or {})
     hosts, clock, fetcher, store = Hosts(), Clock(), Fetcher(), keys or MemoryKeyStore()
     settings = ProvidersSettings.from_environ(env)
@@ -372,14 +378,20 @@ class TestRefusal:
         assert "served by the offline placeholder provider, not an image model" in outcome.warnings
 
 
+SF_SCOPE = key_scope("deployment", key=SecretStr(SF_KEY))
+
+
 class TestBreaker:
     def test_given_repeated_5xx_when_runs_continue_then_it_opens_skips_probes_once_and_closes(self) -> None:
-        store = InMemoryBreakerStore(BreakerPolicy(threshold=2, cooldown_s=30, probe_lease_s=60))
-        h = make(breaker=store)
+        # Given a breaker that opens after 2 failures in a row and cools down for 30 s
+        store = InMemoryBreakerStore()
+        h = make({"IMAGEGEN_BREAKER_THRESHOLD": "2", "IMAGEGEN_BREAKER_COOLDOWN_S": "30"}, breaker=store)
         h.hosts.on(SF, status(500, {"message": "boom"}), status(500, {"message": "boom"}))
+        # When two runs meet a 500 each
         for _ in range(2):
             h.chain.start(req(providers=["siliconflow", "placeholder"]), ctx(h.clock))
-        assert store.state("siliconflow", "deployment", h.clock.now) == "open"
+        # Then the deployment key's breaker is open (one write: the state change), and the next run skips it
+        assert (store.read("siliconflow", SF_SCOPE).state, store.writes) == ("open", 1)
         skipped = h.chain.start(req(providers=["siliconflow", "placeholder"]), ctx(h.clock))
         assert isinstance(skipped, ChainSucceeded)
         assert [(a.provider, a.outcome, a.error_class) for a in skipped.attempts] == [
@@ -391,15 +403,15 @@ class TestBreaker:
         h.hosts.on(SF, sf_ok)
         probed = h.chain.start(req(providers=["siliconflow"]), ctx(h.clock))
         assert isinstance(probed, ChainSucceeded)
-        assert store.state("siliconflow", "deployment", h.clock.now) == "closed"
+        assert store.read("siliconflow", SF_SCOPE).state == "closed"
 
     def test_given_400s_when_repeated_then_the_breaker_stays_closed(self) -> None:
-        store = InMemoryBreakerStore(BreakerPolicy(threshold=1))
-        h = make(breaker=store)
+        store = InMemoryBreakerStore()
+        h = make({"IMAGEGEN_BREAKER_THRESHOLD": "1"}, breaker=store)
         h.hosts.on(SF, status(400, {"code": 20012, "message": "bad"}), status(400, {"code": 20012, "message": "bad"}))
         for _ in range(2):
             h.chain.start(req(providers=["siliconflow"]), ctx(h.clock))
-        assert store.state("siliconflow", "deployment", h.clock.now) == "closed"
+        assert (store.read("siliconflow", SF_SCOPE).state, store.writes) == ("closed", 0)
 
 
 class TestHordeAsync:

@@ -102,6 +102,8 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "JOB_MAX_RECEIVE_COUNT": {"Ref": "JobMaxReceiveCount"},
         "JOB_LEASE_SECONDS": {"Ref": "JobLeaseSeconds"},
         "WORKER_DEADLINE_SECONDS": {"Ref": "WorkerDeadlineSeconds"},
+        "WORKER_MAX_CONCURRENCY": {"Ref": "WorkerMaxConcurrency"},
+        "JOB_MAX_AGE_SECONDS": {"Ref": "JobMaxAgeSeconds"},
         "IMAGEGEN_PROVIDERS": {"Ref": "DefaultProviders"},
         "MEDIA_ALLOWED_HOSTS": {"Ref": "MediaAllowedHosts"},
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
@@ -166,7 +168,7 @@ def test_given_the_lease_and_deadline_when_read_then_they_fit_between_timeout_an
     assert deadline["MaxValue"] < timeout
 
 
-def test_given_the_worker_when_read_then_it_reports_partial_batch_failures(template):
+def test_given_the_worker_when_read_then_it_reports_partial_batch_failures_within_its_concurrency(template):
     events = _props(template, "WorkerFunction")["Events"]
 
     assert events == {
@@ -175,10 +177,14 @@ def test_given_the_worker_when_read_then_it_reports_partial_batch_failures(templ
             "Properties": {
                 "Queue": {"Fn::GetAtt": ["JobsQueue", "Arn"]},
                 "BatchSize": 1,
+                "ScalingConfig": {"MaximumConcurrency": {"Ref": "WorkerMaxConcurrency"}},
                 "FunctionResponseTypes": ["ReportBatchItemFailures"],
             },
         }
     }
+    parameter = template["Parameters"]["WorkerMaxConcurrency"]
+    # SQS event sources take 2-1000; the default is 20.
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (20, 2, 1000)
 
 
 def _stack_reference(value: Any, resources: set[str]) -> bool:

@@ -58,16 +58,32 @@ class ChainFailed:
     attempts: list[Attempt]
 
 
-ChainOutcome = ChainSucceeded | ChainPending | ChainFailed
+@dataclass(frozen=True)
+class ChainWaiting:
+    """Every link left is cooling down or rate-limited, and the job has time: run it again at `until` (epoch s)."""
+
+    reason: str
+    until: float
+    attempts: list[Attempt]
+    warnings: list[str] = field(default_factory=list)
+
+
+ChainOutcome = ChainSucceeded | ChainPending | ChainFailed | ChainWaiting
 
 
 @dataclass(frozen=True)
 class RunContext:
-    """Who the run is for and how long it may take (monotonic deadline, seconds)."""
+    """Who the run is for and how long it may take (monotonic deadline, seconds).
+
+    `latest_start` (epoch s): the last moment a new run of the job can still finish before the job's own deadline;
+    None: the run may not wait (it fails when every link is cooling down). `earlier` are the attempts of the job's
+    earlier runs (before it waited), kept in front of this run's."""
 
     job_id: str
     user_id: str
     deadline: float
+    latest_start: float | None = None
+    earlier: tuple[Attempt, ...] = ()
 
 
 class Generator(Protocol):

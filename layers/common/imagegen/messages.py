@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+)
 
 
 class _Message(BaseModel):
@@ -22,9 +31,19 @@ class _JobMessage(_Message):
 
 
 class GenerateMessage(_JobMessage):
-    """Run the chain for a queued job."""
+    """Run the chain for a queued job; one that waits for a provider not before `not_before` (epoch seconds; SQS
+    delays a message 15 minutes at most, so a longer wait is sent on again)."""
 
     kind: Literal["generate"] = "generate"
+    not_before: float | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_wait(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A message that does not wait is the same message it always was.
+        data: dict[str, Any] = handler(self)
+        if data.get("not_before") is None:
+            data.pop("not_before", None)
+        return data
 
 
 class CheckMessage(_JobMessage):
@@ -38,6 +57,16 @@ class CancelMessage(_JobMessage):
     """Cancel the remote request a canceled job left at an async provider (best effort)."""
 
     kind: Literal["cancel"] = "cancel"
+
+
+class KeyCheckMessage(_Message):
+    """Check one key now: a call marked it out of credit (imagegen.keys.credit), and the mark should not wait for the
+    schedule. The key itself is read again by the worker; the message names whose key it is."""
+
+    kind: Literal["keycheck"] = "keycheck"
+    user_id: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    source: Literal["user", "deployment"]
 
 
 class WebhookMessage(_Message):
@@ -55,8 +84,8 @@ class WebhookMessage(_Message):
     body: str | None = Field(default=None, min_length=1)
 
 
-JobMessage = Annotated[GenerateMessage | CheckMessage | CancelMessage, Field(discriminator="kind")]
-QueueMessage = GenerateMessage | CheckMessage | CancelMessage | WebhookMessage
+JobMessage = Annotated[GenerateMessage | CheckMessage | CancelMessage | KeyCheckMessage, Field(discriminator="kind")]
+QueueMessage = GenerateMessage | CheckMessage | CancelMessage | KeyCheckMessage | WebhookMessage
 
 
 class Queue(Protocol):
@@ -99,13 +128,15 @@ _JOB = TypeAdapter(JobMessage)
 _WEBHOOK = TypeAdapter(WebhookMessage)
 
 # The `body` of an SQS record on each queue (Powertools' BatchProcessor parses records with these, see the handlers).
-JobBody = Annotated[GenerateMessage | CheckMessage | CancelMessage | Unreadable, BeforeValidator(_reader(_JOB))]
+JobBody = Annotated[
+    GenerateMessage | CheckMessage | CancelMessage | KeyCheckMessage | Unreadable, BeforeValidator(_reader(_JOB))
+]
 WebhookBody = Annotated[WebhookMessage | Unreadable, BeforeValidator(_reader(_WEBHOOK))]
 
 
-def read_job_message(raw: str) -> GenerateMessage | CheckMessage | CancelMessage | Unreadable:
+def read_job_message(raw: str) -> GenerateMessage | CheckMessage | CancelMessage | KeyCheckMessage | Unreadable:
     """A jobs-queue body as the worker's record model reads it."""
-    result: GenerateMessage | CheckMessage | CancelMessage | Unreadable = _reader(_JOB)(raw)
+    result: GenerateMessage | CheckMessage | CancelMessage | KeyCheckMessage | Unreadable = _reader(_JOB)(raw)
     return result
 
 

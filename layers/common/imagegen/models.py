@@ -326,6 +326,14 @@ class ImageInfo(BaseModel):
     source_height: int | None = None
 
 
+class Waiting(BaseModel):
+    """Why a queued job is not running yet, and when it runs again: every provider left is cooling down after errors
+    (`breaker_open`) or at its rate limit (`rate_limited`), and the job still has time before its deadline."""
+
+    reason: str
+    until: datetime
+
+
 class VideoInfo(BaseModel):
     """The stored video, as the container check read it while it streamed into storage."""
 
@@ -350,6 +358,8 @@ class JobFields(BaseModel):
     attempts: list[Attempt] = []
     error: ErrorInfo | None = None
     warnings: list[str] = []
+    # Set only while the job is queued waiting for a provider to reopen (null otherwise).
+    waiting: Waiting | None = None
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -357,6 +367,13 @@ class JobFields(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @model_validator(mode="after")
+    def _waiting_while_queued(self) -> JobFields:
+        # A job claimed, canceled or ended since it began to wait waits no more, whatever its stored record says.
+        if self.waiting is not None and self.status != "queued":
+            self.waiting = None
+        return self
 
 
 class Job(JobFields):

@@ -132,6 +132,11 @@ class WorkerSettings(JobSettings, FetchSettings, WebhookSettings, KeySettings, V
     job_lease_seconds: int = Field(150, ge=1)
     worker_deadline_seconds: int = Field(100, ge=1)
     job_max_receive_count: int = Field(4, ge=1)
+    # The sweeper's bound on a job's life (ScheduledSettings): a job may wait for a cooling provider within it.
+    job_max_age_seconds: int = Field(3600, ge=60)
+    # Worker invocations at once (the event source's MaximumConcurrency): in one process (the local stack) they share
+    # the provider client, whose pool holds a connection for each and one for its hedge.
+    worker_max_concurrency: int = Field(20, ge=1, le=1000)
     # Web grounding (grounding: "web", Tavily's key and base URL in `providers`). Without a key the search is
     # skipped with a warning on the job.
     grounding_timeout_seconds: float = Field(8.0, gt=0, le=60)

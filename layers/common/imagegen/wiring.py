@@ -6,6 +6,7 @@ for the modules its own path uses (the authorizer loads neither httpx nor the pr
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from imagegen.adapters.queue import SqsQueue
     from imagegen.adapters.tokens import TokenStore
     from imagegen.authorizer_settings import AuthorizerSettings
+    from imagegen.breaker import Breakers
     from imagegen.catalogs import RouteMaps
     from imagegen.generation import Generator
     from imagegen.grounding import WebSearch
@@ -44,7 +46,8 @@ if TYPE_CHECKING:
     from imagegen.jobs.video_chain import VideoChains
     from imagegen.jobs.work import Worker
     from imagegen.keys.chain_keys import ChainKeys
-    from imagegen.keys.health import HealthService
+    from imagegen.keys.credit import Recheck
+    from imagegen.keys.health import HealthService, KeyRechecks
     from imagegen.keys.resolver import KeyResolver
     from imagegen.keys.status import ChainStatus
     from imagegen.keys.types import DeploymentKeys
@@ -186,11 +189,14 @@ def key_resolver(settings: KeySettings) -> KeyResolver:
     return KeyResolver(store, deployment_keys(settings), store)
 
 
-def chain_keys(settings: KeySettings) -> ChainKeys:
-    """The chain's key port; the worker calls its begin_invocation() once per invocation."""
+def chain_keys(settings: KeySettings, recheck: Recheck | None = None) -> ChainKeys:
+    """The chain's key port; the worker calls its begin_invocation() once per invocation. Refusals for credit are
+    counted in the table; `recheck` asks for a key check when they mark a key."""
+    from imagegen.adapters.credit_evidence import DynamoCreditEvidence
     from imagegen.keys.chain_keys import ChainKeys
 
-    return ChainKeys(lambda: key_resolver(settings))
+    credit = DynamoCreditEvidence(settings.table_name, dynamodb(settings))
+    return ChainKeys(lambda: key_resolver(settings), credit=credit, recheck=recheck)
 
 
 def health_service(settings: KeySettings, *, clock: Callable[[], datetime] | None = None) -> HealthService:
@@ -220,27 +226,40 @@ def user_key_service() -> UserKeyService:
 
 
 def breaker_store(settings: KeySettings) -> DynamoBreakerStore:
-    """The breakers as the chain writes them and GET /v1/providers reads them: one store, one policy."""
+    """The breaker items as the chain writes them and GET /v1/providers reads them."""
     from imagegen.adapters.breaker_store import DynamoBreakerStore
-    from imagegen.breaker import BreakerPolicy
 
-    chain = settings.providers.chain
-    policy = BreakerPolicy(threshold=chain.breaker_threshold, cooldown_s=chain.breaker_cooldown_s)
-    return DynamoBreakerStore(settings.table_name, dynamodb(settings), policy)
+    return DynamoBreakerStore(settings.table_name, dynamodb(settings))
+
+
+def breakers(settings: KeySettings) -> Breakers:
+    """The breakers as a reader sees them, with the chain's policy (one reading of a record for every reader)."""
+    from imagegen.breaker import Breakers
+    from imagegen.chain.shared import breaker_policy
+
+    return Breakers(breaker_store(settings), breaker_policy(settings.providers))
 
 
 @cached
 def chain_status() -> ChainStatus:
+    from imagegen.adapters.latency_store import DynamoLatencyStore
     from imagegen.adapters.route_maps import DynamoRouteMapStore
+    from imagegen.chain.latency import LatencyBook
+    from imagegen.chain.shared import latency_policy
     from imagegen.keys.status import ChainStatus, RouteView
     from imagegen.providers import REGISTRY
 
     settings = api_settings()
     order = list(settings.providers.chain.default_chain)
-    breakers = breaker_store(settings)
+    readers = breakers(settings)
+    latency = LatencyBook(
+        DynamoLatencyStore(settings.table_name, dynamodb(settings)), latency_policy(settings.providers)
+    )
     store = DynamoRouteMapStore(settings.table_name, dynamodb(settings))
-    routes = RouteView(settings.providers, store, breakers, REGISTRY)
-    return ChainStatus(lambda: key_resolver(settings), breakers, order, routes=routes)
+    routes = RouteView(settings.providers, store, readers, REGISTRY, latency=latency)
+    return ChainStatus(
+        lambda: key_resolver(settings), readers, order, routes=routes, latency=latency, settings=settings.providers
+    )
 
 
 # --- jobs ----------------------------------------------------------------------------------------------------------
@@ -465,8 +484,22 @@ def metrics() -> Metrics:
 
 @cached
 def worker_keys() -> ChainKeys:
-    """The worker's key port for the chain; the worker handler begins an invocation on it each time."""
-    return chain_keys(worker_settings())
+    """The worker's key port for the chain; the worker handler begins an invocation on it each time. A key that
+    calls mark out of credit is checked again by a delayed `keycheck` message to the worker itself."""
+    from imagegen.messages import KeyCheckMessage
+
+    settings = worker_settings()
+    queue = _queue(settings.queue_url, settings)
+
+    def recheck(user_id: str, provider: str, source: str, delay: int) -> None:
+        if source not in ("user", "deployment"):
+            return
+        try:
+            queue.send(KeyCheckMessage(user_id=user_id, provider=provider, source=source), delay_seconds=delay)
+        except Exception:
+            logging.getLogger(__name__).exception("could not ask for a key re-check")
+
+    return chain_keys(settings, recheck)
 
 
 def route_maps(settings: KeySettings, http: Any) -> RouteMaps:
@@ -481,22 +514,27 @@ def route_maps(settings: KeySettings, http: Any) -> RouteMaps:
 
 
 @cached
-def _provider_http() -> Any:
-    """The one client for provider APIs in this container: image and video chains share its connections."""
+def _provider_http(concurrency: int) -> Any:
+    """The one client for provider APIs in this container: image and video chains share its connections, sized for
+    `concurrency` runs at once (WORKER_MAX_CONCURRENCY)."""
     from imagegen.chain.wiring import provider_client
 
-    return provider_client()
+    return provider_client(concurrency)
 
 
 def generator(settings: WorkerSettings) -> Generator:
+    from imagegen.adapters.latency_store import DynamoLatencyStore
+    from imagegen.adapters.rate_store import DynamoRateStore
     from imagegen.chain.wiring import build_chain
 
-    http = _provider_http()
+    http = _provider_http(settings.worker_max_concurrency)
     return build_chain(
         settings.providers,
         keys=worker_keys(),
         fetcher=_fetcher(settings),
         breaker=breaker_store(settings),
+        rates=DynamoRateStore(settings.table_name, dynamodb(settings)),
+        latencies=DynamoLatencyStore(settings.table_name, dynamodb(settings)),
         metrics=metrics(),
         http=http,
         catalog=route_maps(settings, http),
@@ -531,7 +569,9 @@ def _video_fetcher(settings: WorkerSettings) -> Callable[[float], SafeFetcher]:
 
 def video_generator(settings: WorkerSettings) -> VideoChains:
     """The video chains on the worker's provider client, keys and breakers; results into the jobs bucket."""
+    from imagegen.adapters.latency_store import DynamoLatencyStore
     from imagegen.adapters.media_cache import MediaCache
+    from imagegen.adapters.rate_store import DynamoRateStore
     from imagegen.jobs.video_chain import build_video_chains
     from imagegen.media.video_results import VideoResults
     from imagegen.providers import REGISTRY
@@ -540,12 +580,14 @@ def video_generator(settings: WorkerSettings) -> VideoChains:
         settings.providers,
         REGISTRY,
         settings.video_chain(),
-        http=_provider_http(),
+        http=_provider_http(settings.worker_max_concurrency),
         fetcher=_fetcher(settings),
         keys=worker_keys(),
         breaker=breaker_store(settings),
         results=VideoResults(MediaCache(settings.bucket_name, _s3(settings)), _video_fetcher(settings)),
         metrics=metrics(),
+        rates=DynamoRateStore(settings.table_name, dynamodb(settings)),
+        latencies=DynamoLatencyStore(settings.table_name, dynamodb(settings)),
     )
 
 
@@ -574,6 +616,7 @@ def worker() -> Worker:
         lease_seconds=settings.job_lease_seconds,
         deadline_seconds=settings.worker_deadline_seconds,
         max_receive_count=settings.job_max_receive_count,
+        max_age_seconds=settings.job_max_age_seconds,
     )
     return Worker(
         store,
@@ -583,8 +626,19 @@ def worker() -> Worker:
         config,
         outbox=_outbox(settings, store),
         grounder=partial(ground, search=web_search(settings)),
+        rechecks=lambda message: key_rechecks()(message),
         videos=video_generator(settings),
     )
+
+
+@cached
+def key_rechecks() -> KeyRechecks:
+    """Built on the first `keycheck` message only: most worker containers never check a key."""
+    from imagegen.keys.health import KeyRechecks
+
+    settings = worker_settings()
+    store = key_store(settings)
+    return KeyRechecks(health_service(settings), store, deployment_keys(settings))
 
 
 # --- the other functions -------------------------------------------------------------------------------------------

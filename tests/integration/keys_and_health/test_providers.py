@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from imagegen.adapters.breaker_store import DynamoBreakerStore
-from imagegen.breaker import BreakerPolicy
+from imagegen.keys.types import key_scope
 from imagegen.models import utcnow
+from pydantic import SecretStr
 
 from tests.integration.keys_and_health.conftest import KeysEnv
 from tests.integration.keys_and_health.test_scheduled import _run_scheduled
@@ -77,11 +78,12 @@ def test_given_user_and_deployment_keys_with_health_and_breakers_when_listed_the
     keys_env.double.respond("out_of_credit", key=USER_SF)
     call_api("PUT", "/v1/keys/siliconflow", body={"api_key": USER_SF})
     opened = time.time()
-    store = DynamoBreakerStore(keys_env.aws.table, keys_env.aws.client("dynamodb"), BreakerPolicy(threshold=1))
-    store.record_failure("horde", "keyless", opened)  # the chain's own breaker store opens it
+    store = DynamoBreakerStore(keys_env.aws.table, keys_env.aws.client("dynamodb"))
+    store.open("horde", "keyless", opened, expected="closed")  # the chain's own breaker store opens it
     until = datetime.fromtimestamp(opened + 60, UTC)
-    # Pollinations' breaker opened 65 s ago: its 60 s cool-down is over, so the next call is a trial.
-    store.record_failure("pollinations", "keyless", opened - 65)
+    # Pollinations' breaker opened 65 s ago: its 60 s cool-down is over, so it reads half-open and the next call is
+    # a trial (no call has claimed it yet).
+    store.open("pollinations", "keyless", opened - 65, expected="closed")
 
     answer = call_api("GET", "/v1/providers")
 
@@ -94,12 +96,13 @@ def test_given_user_and_deployment_keys_with_health_and_breakers_when_listed_the
             "pollinations",
             "keyless",
             True,
-            "no key needed (anonymous / keyless access); circuit breaker open: the next call is a trial",
+            "no key needed (anonymous / keyless access); circuit breaker half-open: the next call is a trial",
         ),
         ("placeholder", "keyless", True, "offline placeholder image (needs no key)"),
     ]
     assert items["siliconflow"]["health"]["detail"] == "balance -0.50"
     assert items["horde"]["breaker"]["state"] == "open"
+    assert items["pollinations"]["breaker"] == {"state": "half_open", "open_until": None}
     assert answer.body["hint"] is None
     assert USER_SF not in json.dumps(answer.body) and DEPLOY_HF not in json.dumps(answer.body)
 
@@ -153,7 +156,6 @@ def test_given_stored_mappings_and_a_listing_when_providers_listed_then_routes_a
     from imagegen.catalogs import StoredCatalog
     from imagegen.keys.types import KeyHealth
     from imagegen.providers.base import CatalogEntry
-    from pydantic import SecretStr
 
     deploy_sf = "sk-DeploymentProvidersKey01"
     keys_env.set(HF_TOKEN=DEPLOY_HF, SILICONFLOW_API_KEY=deploy_sf, IMAGEGEN_PROVIDERS="siliconflow,huggingface")
@@ -176,8 +178,8 @@ def test_given_stored_mappings_and_a_listing_when_providers_listed_then_routes_a
     KeyStore(keys_env.aws.table, ddb, keys_env.aws.client("kms"), None).record_deployment_health(
         "siliconflow", SecretStr(deploy_sf), listing
     )
-    DynamoBreakerStore(keys_env.aws.table, ddb, BreakerPolicy(threshold=1)).record_failure(
-        "huggingface/fal-ai", "deployment", time.time()
+    DynamoBreakerStore(keys_env.aws.table, ddb).open(
+        "huggingface/fal-ai", key_scope("deployment", key=SecretStr(DEPLOY_HF)) or "", time.time(), expected="closed"
     )
 
     answer = call_api("GET", "/v1/providers")
@@ -197,3 +199,24 @@ def test_given_stored_mappings_and_a_listing_when_providers_listed_then_routes_a
     assert hf["routes"][0]["reason"] == "live in the mapping read at 2023-11-14T22:13:20+00:00"
     assert "not been read yet" in hf["routes"][2]["reason"]
     assert hf["live_models"] is None
+
+
+def test_given_alice_own_key_breaker_open_when_each_lists_providers_then_only_alice_sees_it(
+    call_api, keys_env: KeysEnv
+):
+    # Given alice's own SiliconFlow key, whose breaker is open, and bob on the deployment's key
+    keys_env.set(SILICONFLOW_API_KEY="sk-DeploymentProvidersKey01")
+    call_api("PUT", "/v1/keys/siliconflow", body={"api_key": USER_SF})
+    version = keys_env.aws.client("dynamodb").get_item(
+        TableName=keys_env.aws.table, Key={"pk": {"S": "USER#alice"}, "sk": {"S": "KEY#siliconflow"}}
+    )["Item"]["version"]["S"]
+    store = DynamoBreakerStore(keys_env.aws.table, keys_env.aws.client("dynamodb"))
+    store.open("siliconflow", f"user:alice:{version}", time.time(), expected="closed")
+
+    # When both list the chain
+    alice = call_api("GET", "/v1/providers").body["items"][0]
+    bob = call_api("GET", "/v1/providers", user="bob").body["items"][0]
+
+    # Then alice's own breaker governs her chain only; bob's deployment key is not cooling down
+    assert (alice["key_source"], alice["breaker"]["state"], alice["would_try"]) == ("user", "open", False)
+    assert (bob["key_source"], bob["breaker"]["state"], bob["would_try"]) == ("deployment", "closed", True)

@@ -1,144 +1,107 @@
-"""DynamoDB circuit-breaker store: one item per provider + key source, changed only by conditional writes."""
+"""DynamoDB circuit-breaker items: one per provider (+ route) and key scope, changed only by conditional writes, and
+only when a breaker changes state (a healthy breaker costs no write at all)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imagegen.adapters.dynamo import update_if
-from imagegen.breaker import (
-    BreakerDecision,
-    BreakerPolicy,
-    BreakerStateName,
-    BreakerStatus,
-    BreakerUnavailable,
-    breaker_status,
-)
+from imagegen.breaker import BreakerRecord, BreakerUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SK = "BREAKER"
+# A breaker nobody changed for this long is dropped by DynamoDB's TTL (a rotated key's, a deleted user's).
+TTL_S = 30 * 86400
 
 
 def _n(value: float) -> dict[str, str]:
     return {"N": repr(float(value))}
 
 
-def _float(attribute: dict[str, str] | None) -> float | None:
+def _float(attribute: Mapping[str, Any] | None) -> float | None:
     return float(attribute["N"]) if attribute and "N" in attribute else None
 
 
-class DynamoBreakerStore:
-    """Item: pk=BREAKER#{provider}#{key_source}, sk=BREAKER; state, failures, opened_at, probe_until."""
+def breaker_key(name: str, scope: str) -> dict[str, Any]:
+    return {"pk": {"S": f"BREAKER#{name}#{scope}"}, "sk": {"S": SK}}
 
-    def __init__(self, table_name: str, dynamodb_client: DynamoDBClient, policy: BreakerPolicy | None = None) -> None:
+
+class DynamoBreakerStore:
+    """Item: pk=BREAKER#{provider[/route]}#{scope}, sk=BREAKER; state, opened_at, probe_until, updated_at."""
+
+    def __init__(self, table_name: str, dynamodb_client: DynamoDBClient) -> None:
         self.table_name = table_name
         self.client = dynamodb_client
-        self.policy = policy or BreakerPolicy()
 
-    @staticmethod
-    def _key(provider: str, key_source: str) -> dict[str, Any]:
-        return {"pk": {"S": f"BREAKER#{provider}#{key_source}"}, "sk": {"S": SK}}
-
-    def _get(self, provider: str, key_source: str) -> dict[str, Any]:
+    def read(self, name: str, scope: str) -> BreakerRecord:
         try:
-            answer = self.client.get_item(
-                TableName=self.table_name, Key=self._key(provider, key_source), ConsistentRead=True
-            )
+            answer = self.client.get_item(TableName=self.table_name, Key=breaker_key(name, scope), ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:
             raise BreakerUnavailable(type(exc).__name__) from exc
-        return dict(answer.get("Item") or {})
+        item = answer.get("Item") or {}
+        return BreakerRecord(
+            state=item.get("state", {}).get("S", "closed"),
+            opened_at=_float(item.get("opened_at")),
+            probe_until=_float(item.get("probe_until")),
+        )
 
-    def _update(self, provider: str, key_source: str, **kwargs: Any) -> dict[str, Any] | None:
-        """Conditional update; None when the condition did not hold (someone else changed the breaker)."""
+    def _update(self, name: str, scope: str, now: float, **kwargs: Any) -> bool:
+        """Conditional update; False when the condition did not hold (someone else changed the breaker first)."""
+        kwargs["UpdateExpression"] = kwargs["UpdateExpression"].replace(
+            "SET ", "SET updated_at = :now, expires_at = :ttl, ", 1
+        )
+        values = kwargs.setdefault("ExpressionAttributeValues", {})
+        values.update({":now": _n(now), ":ttl": {"N": str(int(now) + TTL_S)}})
+        kwargs.setdefault("ExpressionAttributeNames", {})["#s"] = "state"
         try:
-            return update_if(self.client, TableName=self.table_name, Key=self._key(provider, key_source), **kwargs)
+            changed = update_if(self.client, TableName=self.table_name, Key=breaker_key(name, scope), **kwargs)
         except (ClientError, BotoCoreError) as exc:
             raise BreakerUnavailable(type(exc).__name__) from exc
+        return changed is not None
 
-    def state(self, provider: str, key_source: str, now: float) -> BreakerStateName:
-        return self.status(provider, key_source).state
-
-    def status(self, provider: str, key_source: str) -> BreakerStatus:
-        item = self._get(provider, key_source)
-        return breaker_status(
-            item.get("state", {}).get("S", "closed"),
-            _float(item.get("opened_at")),
-            _float(item.get("probe_until")),
-            self.policy,
-        )
-
-    def acquire(self, provider: str, key_source: str, now: float) -> BreakerDecision:
-        item = self._get(provider, key_source)
-        state = item.get("state", {}).get("S", "closed")
-        if state == "open":
-            opened_at = item["opened_at"]["N"]
-            if now < float(opened_at) + self.policy.cooldown_s:
-                return BreakerDecision(False, "open")
-            condition, values = "#s = :open AND opened_at = :seen", {":open": {"S": "open"}, ":seen": {"N": opened_at}}
-        elif state == "half_open":
-            probe_until = item["probe_until"]["N"]
-            if now < float(probe_until):
-                return BreakerDecision(False, "half_open")
-            # The last probe never reported back: its lease is over, so claim a new one.
-            condition, values = "#s = :half AND probe_until = :seen", {":seen": {"N": probe_until}}
-        else:
-            return BreakerDecision(True, "closed")
-        claimed = self._update(
-            provider,
-            key_source,
-            UpdateExpression="SET #s = :half, probe_until = :lease, updated_at = :now",
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={
-                **values,
-                ":half": {"S": "half_open"},
-                ":lease": _n(now + self.policy.probe_lease_s),
-                ":now": _n(now),
-            },
-        )
-        if claimed is None:
-            return BreakerDecision(False, "half_open")
-        return BreakerDecision(True, "half_open", probe=True)
-
-    def record_success(self, provider: str, key_source: str, now: float) -> None:
-        # Conditional so a healthy, already-closed breaker costs no write.
-        self._update(
-            provider,
-            key_source,
-            UpdateExpression="SET #s = :closed, failures = :zero, updated_at = :now REMOVE opened_at, probe_until",
-            ConditionExpression="attribute_exists(pk) AND (#s <> :closed OR failures > :zero)",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":closed": {"S": "closed"}, ":zero": {"N": "0"}, ":now": _n(now)},
-        )
-
-    def record_failure(self, provider: str, key_source: str, now: float) -> None:
-        item = self._update(
-            provider,
-            key_source,
-            UpdateExpression="ADD failures :one SET #s = if_not_exists(#s, :closed), updated_at = :now",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":closed": {"S": "closed"}, ":now": _n(now)},
-            ReturnValues="ALL_NEW",
-        )
-        if item is None:
-            return
-        state = item.get("state", {}).get("S", "closed")
-        failures = int(item.get("failures", {}).get("N", "0"))
-        if state == "half_open":
-            expected = "half_open"
-        elif state == "closed" and failures >= self.policy.threshold:
-            expected = "closed"
-        else:
-            return
-        # Conditional: of several containers failing at once, one opens it and the rest see it open.
-        self._update(
-            provider,
-            key_source,
+    def open(self, name: str, scope: str, now: float, *, expected: str) -> bool:
+        # Of several containers that see the same streak, one opens it and the rest find it open.
+        condition = "attribute_not_exists(pk) OR #s = :expected" if expected == "closed" else "#s = :expected"
+        return self._update(
+            name,
+            scope,
+            now,
             UpdateExpression="SET #s = :open, opened_at = :now REMOVE probe_until",
-            ConditionExpression="#s = :expected",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":open": {"S": "open"}, ":now": _n(now), ":expected": {"S": expected}},
+            ConditionExpression=condition,
+            ExpressionAttributeValues={":open": {"S": "open"}, ":expected": {"S": expected}},
+        )
+
+    def claim_probe(self, name: str, scope: str, now: float, lease_s: float, *, seen: BreakerRecord) -> bool:
+        if seen.state == "open" and seen.opened_at is not None:
+            condition, values = (
+                "#s = :open AND opened_at = :seen",
+                {":open": {"S": "open"}, ":seen": _n(seen.opened_at)},
+            )
+        elif seen.state == "half_open" and seen.probe_until is not None:
+            # The last probe never reported back: its lease is over, so claim a new one.
+            condition, values = "#s = :half AND probe_until = :seen", {":seen": _n(seen.probe_until)}
+        else:
+            return False
+        return self._update(
+            name,
+            scope,
+            now,
+            UpdateExpression="SET #s = :half, probe_until = :lease",
+            ConditionExpression=condition,
+            ExpressionAttributeValues={**values, ":half": {"S": "half_open"}, ":lease": _n(now + lease_s)},
+        )
+
+    def close(self, name: str, scope: str, now: float) -> bool:
+        return self._update(
+            name,
+            scope,
+            now,
+            UpdateExpression="SET #s = :closed REMOVE opened_at, probe_until",
+            ConditionExpression="#s = :half",
+            ExpressionAttributeValues={":closed": {"S": "closed"}, ":half": {"S": "half_open"}},
         )

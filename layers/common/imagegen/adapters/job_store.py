@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 # Nested fields are stored as JSON strings: they are only ever read whole, and it keeps floats out of DynamoDB.
-_JSON_FIELDS = ("request", "attempts", "image", "video", "error", "warnings", "chain_state", "grounding")
+_JSON_FIELDS = ("request", "attempts", "image", "video", "error", "warnings", "chain_state", "grounding", "waiting")
 _TIME_FIELDS = ("created_at", "started_at", "completed_at", "lease_until")
 _PLAIN_FIELDS = (
     "id",

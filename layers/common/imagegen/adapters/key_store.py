@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pydantic import SecretStr
 from imagegen.adapters.dynamo import update_if
 from imagegen.errors import ServiceUnavailable
 from imagegen.keys.formats import key_provider, last4
-from imagegen.keys.types import ANSWERED, KeyHealth, UserKey
+from imagegen.keys.types import ANSWERED, KeyHealth, UserKey, key_fingerprint
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -34,11 +33,6 @@ _HEALTH_FIELDS = (
     "health_models",
     "health_gone",
 )
-
-
-def key_fingerprint(key: SecretStr) -> str:
-    """Tells a rotated deployment key from the one a health record was made for; not reversible to the key."""
-    return hashlib.sha256(key.get_secret_value().encode()).hexdigest()[:16]
 
 
 def _user_key_item_key(user_id: str, provider: str) -> dict[str, Any]:

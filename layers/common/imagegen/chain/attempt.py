@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from imagegen.breaker import BreakerDecision, BreakerUnavailable
+from imagegen.breaker import CLOSED, BreakerDecision
+from imagegen.chain.gates import Gates
 from imagegen.chain.links import Link, Run, Skip, earlier_skip, listing_skip
 from imagegen.errors import ImagegenError
 from imagegen.generation import Generated, GeneratedImage, RunContext
@@ -41,8 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SQS_MAX_DELAY_S = 900
-# A breaker decision that lets a call through without being a probe (retries, async checks).
-CLOSED = BreakerDecision(True, "closed")
+__all__ = ["CLOSED", "LinkCall", "LinkResult", "LinkRunner", "Pending", "plan_for", "set_timeout"]
 
 
 @dataclass
@@ -63,6 +63,8 @@ class LinkResult:
     warnings: list[str] = field(default_factory=list)
     # False when the link was skipped without a call (a skip is no fallback).
     started: bool = False
+    # Skipped as "not yet" (cooling down, rate-limited): why, and until when (epoch s).
+    not_yet: tuple[str, float] | None = None
 
 
 @dataclass
@@ -74,6 +76,8 @@ class LinkCall:
     settings: ProviderSettings
     plan: ProviderPlan
     key_source: str
+    # Whose key it is (ResolvedKey.scope): the breaker and the rate limit this call counts against.
+    scope: str
     decision: BreakerDecision
     # Request fields the provider does not take, as recorded on every attempt of this link.
     dropped: list[str]
@@ -88,6 +92,7 @@ class LinkRunner:
 
     def __init__(self, deps: ChainDeps) -> None:
         self.deps = deps
+        self.gates = Gates(deps)
 
     # --- preflight --------------------------------------------------------------------------------------------
 
@@ -109,25 +114,15 @@ class LinkRunner:
         if self.remaining(run) < base.min_attempt_s:
             return Skip("deadline", "skipped: not enough time left before the job deadline")
         assert key.source is not None
-        decision = self.acquire(link, key.source, spec)
-        if not decision.allowed:
-            message = f"skipped: circuit breaker {decision.state} for {link.breaker_name} ({key.source} key)"
-            return Skip("breaker_open", message)
+        decision = self.gates.admit(link, key, spec, base.rpm)
+        if isinstance(decision, Skip):
+            return decision
         settings = base.with_key(key.key)
         plan = plan_for(spec, run, link, settings)
+        # The attempt's timeout follows the link's observed latencies (its configured one until they are known).
+        settings = settings.model_copy(update={"timeout_s": self.gates.timeout(link, link.model, base, spec)})
         dropped = [*plan.dropped_params, *(["model"] if link.model_dropped else [])]
-        return LinkCall(link, spec, settings, plan, key.source, decision, dropped)
-
-    def acquire(self, link: Link, key_source: str, spec: ProviderSpec[Any]) -> BreakerDecision:
-        if spec.offline:
-            return CLOSED
-        try:
-            return self.deps.breaker.acquire(link.breaker_name, key_source, self.deps.wall_clock())
-        except BreakerUnavailable as exc:
-            # A breaker we cannot read must not fail the job: behave as closed, and say so in the log.
-            extra = {"provider": link.breaker_name, "error": str(exc)}
-            logger.warning("breaker unavailable; treating as closed", extra=extra)
-            return CLOSED
+        return LinkCall(link, spec, settings, plan, key.source, key.breaker_scope, decision, dropped)
 
     # --- the attempt loop -------------------------------------------------------------------------------------
 
@@ -135,19 +130,24 @@ class LinkRunner:
         link = run.links[index]
         call = self._preflight(run, link)
         if isinstance(call, Skip):
-            return LinkResult([call.attempt(link)])
+            not_yet = (call.reason, call.until) if call.until is not None else None
+            return LinkResult([call.attempt(link)], not_yet=not_yet)
         result = LinkResult(attempts=[], started=True)
         retries = 0
         while True:
             started = self.deps.clock()
-            outcome = self.call(call.spec, call.plan, call.settings, run)
+            if not call.spec.offline:
+                self.deps.hedge_budget.called()
+            outcome = self.call(call.spec, call.plan, call.settings, run, call)
+            call_s = self.deps.clock() - started
             if isinstance(outcome, AsyncSubmitted):
                 return self._submitted(call, result, outcome, self._since(started))
             image = outcome if isinstance(outcome, ProviderError) else self.materialize(outcome, call, cancel, run.ctx)
             latency = self._since(started)
             if not isinstance(image, ProviderError):
+                self.gates.answered(link, call.scope, call.link.model, None, call.decision, call_s)
                 return self._succeeded(call, result, image, latency)
-            self.breaker_result(link, call.key_source, image, call.decision)
+            self.gates.answered(link, call.scope, call.link.model, image, call.decision)
             self.deps.metrics.attempt(link.provider, "failed", image.error_class, latency)
             wait_s = self._retry_wait(image, call.settings, retries, run, cancel)
             if wait_s is None:
@@ -161,7 +161,7 @@ class LinkRunner:
         return int((self.deps.clock() - started) * 1000)
 
     def _submitted(self, call: LinkCall, result: LinkResult, outcome: AsyncSubmitted, latency: int) -> LinkResult:
-        self.breaker_result(call.link, call.key_source, None, call.decision)
+        self.gates.answered(call.link, call.scope, call.link.model, None, call.decision)
         delay = self.delay(outcome.wait_time, call.spec)
         message = f"queued at {call.link.provider}; checking again in {delay} s"
         result.attempts.append(self._pending(call, latency, message))
@@ -184,7 +184,6 @@ class LinkRunner:
 
     def _succeeded(self, call: LinkCall, result: LinkResult, image: Generated, latency: int) -> LinkResult:
         provider = call.link.provider
-        self.breaker_result(call.link, call.key_source, None, call.decision)
         notes = call.notes()
         result.attempts.append(
             Attempt(
@@ -261,26 +260,11 @@ class LinkRunner:
 
     # --- calls and their bookkeeping --------------------------------------------------------------------------
 
-    def breaker_result(
-        self, link: Link, key_source: str, error: ProviderError | None, decision: BreakerDecision
-    ) -> None:
-        if self.deps.registry[link.provider].offline:
-            return
-        now, name = self.deps.wall_clock(), link.breaker_name
-        try:
-            if error is not None and error.trips_breaker:
-                self.deps.breaker.record_failure(name, key_source, now)
-            elif error is None or decision.probe:
-                # Any answer that is not a breaker-class failure shows the provider is up.
-                self.deps.breaker.record_success(name, key_source, now)
-        except BreakerUnavailable as exc:
-            logger.warning("breaker update failed", extra={"provider": name, "error": str(exc)})
-
     def budget(self, settings: ProviderSettings, run: Run) -> float:
         return max(0.1, min(settings.timeout_s, self.remaining(run)))
 
     def call(
-        self, spec: ProviderSpec[Any], plan: ProviderPlan, settings: ProviderSettings, run: Run
+        self, spec: ProviderSpec[Any], plan: ProviderPlan, settings: ProviderSettings, run: Run, call: LinkCall
     ) -> ProviderResult | ProviderError:
         if spec.render is not None:
             return spec.render(plan)
@@ -290,7 +274,12 @@ class LinkRunner:
         # The request is built with this attempt's budget as timeout_s (a route that asks the provider to wait, as
         # Replicate's `Prefer: wait=N`, waits within it).
         built = build(plan, settings.model_copy(update={"timeout_s": budget}))
-        return self.send(built, settings, budget, lambda answer: parse(answer, plan))
+
+        def read(answer: httpx.Response) -> ProviderResult | ProviderError:
+            self.gates.headers(call.link, call.scope, answer.headers)
+            return parse(answer, plan)
+
+        return self.send(built, settings, budget, read)
 
     def send(
         self,

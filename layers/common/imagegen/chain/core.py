@@ -9,12 +9,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from imagegen.breaker import BreakerPolicy, BreakerStore, InMemoryBreakerStore
+from imagegen.breaker import Breakers, BreakerStore, InMemoryBreakerStore
 from imagegen.catalogs import InMemoryRouteMapStore, RouteMaps
 from imagegen.chain import report
 from imagegen.chain.attempt import LinkResult, LinkRunner
+from imagegen.chain.gates import HANG_CLASSES
 from imagegen.chain.hedging import Hedge
-from imagegen.chain.links import Link, Run, Skip, link_is_async, links_for, new_run
+from imagegen.chain.latency import LatencyBook, LatencyStore
+from imagegen.chain.limits import RateLimits, RateStore
+from imagegen.chain.links import Link, Run, Skip, demote, link_is_async, links_for, new_run
+from imagegen.chain.memory import HedgeBudget, Suspects
 from imagegen.chain.pending import AsyncLinks
 from imagegen.chain.ports import (
     ChainDeps,
@@ -25,9 +29,10 @@ from imagegen.chain.ports import (
     RouteCatalog,
     VideoResults,
 )
+from imagegen.chain.shared import breaker_policy, latency_policy
 from imagegen.chain.state import BadChainState, PendingState
 from imagegen.errors import ImagegenError
-from imagegen.generation import ChainOutcome, ChainSucceeded, RunContext
+from imagegen.generation import ChainOutcome, ChainSucceeded, ChainWaiting, RunContext
 from imagegen.keys.types import HealthStatus, ResolvedKey
 from imagegen.models import ImageRequest
 from imagegen.providers import REGISTRY
@@ -41,8 +46,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# What a provider's refusal of a key says about it, for the key-health record (see KeyPort.report).
-KEY_VERDICTS: dict[str, HealthStatus] = {"unauthorized": "invalid", "payment_required": "out_of_credit"}
+# What a provider's refusal of a key says about the whole key, for the key-health record (see KeyPort.report). A
+# refusal for credit is not here: it may be about one expensive request (KeyPort.payment_refused counts it instead).
+KEY_VERDICTS: dict[str, HealthStatus] = {"unauthorized": "invalid"}
+PAYMENT_REFUSED = "payment_required"
 # A route that answers these does not serve the model (any more): the catalog that named it is read again.
 ROUTE_GONE = frozenset({"model_unavailable", "expired"})
 
@@ -58,6 +65,8 @@ class Chain:
         *,
         keys: KeyPort,
         breaker: BreakerStore | None = None,
+        rates: RateStore | None = None,
+        latencies: LatencyStore | None = None,
         metrics: MetricsSink | None = None,
         catalog: RouteCatalog | None = None,
         registry: Mapping[str, ProviderSpec[Any]] = REGISTRY,
@@ -68,14 +77,18 @@ class Chain:
         videos: VideoResults | None = None,
     ) -> None:
         chain = settings.chain
-        policy = BreakerPolicy(threshold=chain.breaker_threshold, cooldown_s=chain.breaker_cooldown_s)
         self.deps = ChainDeps(
             settings=settings,
             registry=registry,
             http=http,
             fetcher=fetcher,
             keys=keys,
-            breaker=breaker or InMemoryBreakerStore(policy),
+            # Per-container views of the shared items (in memory without a table: unit tests, tools).
+            breakers=Breakers(breaker or InMemoryBreakerStore(), breaker_policy(settings), monotonic=clock),
+            limits=RateLimits(rates, cache_s=chain.shared_cache_s, wall_clock=wall_clock, monotonic=clock),
+            latency=LatencyBook(latencies, latency_policy(settings), wall_clock=wall_clock, monotonic=clock),
+            suspects=Suspects(chain.suspect_s, monotonic=clock),
+            hedge_budget=HedgeBudget(chain.hedge_budget, monotonic=clock),
             metrics=ChainMetrics(metrics),
             # Without a table (unit tests, tools): catalogs fetched with the deployment's keys, kept in memory.
             catalog=catalog
@@ -143,7 +156,10 @@ class Chain:
         return links_for(request, self.deps.settings, self.deps.registry)
 
     def _new_run(self, request: ImageRequest, ctx: RunContext, links: list[Link]) -> Run:
-        return new_run(request, ctx, links, self.deps.keys, self.deps.settings, self.deps.registry)
+        run = new_run(request, ctx, links, self.deps.keys, self.deps.settings, self.deps.registry)
+        # Providers that just hung in this container go last, not first.
+        demote(run.links, 0, self.deps.suspects.current())
+        return run
 
     def _hedging(self, request: ImageRequest) -> bool:
         return request.hedge if request.hedge is not None else self.deps.settings.chain.hedge
@@ -158,6 +174,7 @@ class Chain:
                 if outcome is not None:
                     return outcome
                 continue
+            run.cursor = index + 1
             result = self.runner.try_link(run, index, None)
             if result.pending is not None:
                 return self.async_links.park(run, index, result, None)
@@ -165,13 +182,25 @@ class Chain:
             if outcome is not None:
                 return outcome
             index += 1
-        return report.all_failed(run)
+        return self._end(run)
+
+    def _end(self, run: Run) -> ChainOutcome:
+        """Nothing served: wait for the first link that is only "not yet", if the job's deadline allows; else fail."""
+        latest = run.ctx.latest_start
+        if not run.not_yet:
+            return report.all_failed(run)
+        reason, until = min(run.not_yet, key=lambda item: item[1])
+        if latest is None or until > latest:
+            return report.all_failed(run, waited_past=until if latest is not None else None)
+        return ChainWaiting(reason=reason, until=until, attempts=run.attempts, warnings=run.warnings)
 
     def _absorb(self, run: Run, index: int, result: LinkResult) -> ChainOutcome | None:
         """Fold one link's result into the run; a final outcome when the chain must stop here."""
         link = run.links[index]
         run.attempts.extend(report.scrub_attempt(run, a) for a in result.attempts)
         run.warnings.extend(report.scrub(run, w) for w in result.warnings)
+        if result.not_yet is not None:
+            run.not_yet.append(result.not_yet)
         if result.image is not None:
             return ChainSucceeded(image=result.image, attempts=run.attempts, warnings=run.warnings)
         error = result.error
@@ -192,6 +221,9 @@ class Chain:
         if error.hint and error.hint not in run.hints:
             run.hints.append(error.hint)
             run.warnings.append(error.hint)
+        if error.error_class in HANG_CLASSES:
+            # A provider that hangs hangs for its other models too: they go after the other providers' links.
+            demote(run.links, run.cursor, {link.breaker_name})
         if error.scope == "provider":
             self._provider_failed(run, link.provider, error)
         elif error.scope == "route" and link.route is not None:
@@ -230,7 +262,9 @@ class Chain:
             message = f"no route for {link.model}: {offered.reason}"
             run.links[index] = replace(link, skip=Skip("model_not_listed", message))
             return
-        run.links[index : index + 1] = [replace(link, route=route, note=offered.note) for route in offered.routes]
+        routed = [replace(link, route=route, note=offered.note) for route in offered.routes]
+        demote(routed, 0, self.deps.suspects.current())
+        run.links[index : index + 1] = routed
 
     def _provider_failed(self, run: Run, provider: str, error: ProviderError) -> None:
         """No other model of this provider can do better; a key the provider refused is reported once."""
@@ -238,11 +272,14 @@ class Chain:
         run.failed_providers[provider] = error
         verdict = KEY_VERDICTS.get(error.error_class)
         key = run.keys.get(provider)
-        if not first or verdict is None or isinstance(key, Skip) or key is None or key.source in (None, "keyless"):
+        if not first or isinstance(key, Skip) or key is None or key.source in (None, "keyless"):
             return
         detail = f"{provider} answered {error.status_code}"
         try:
-            self.deps.keys.report(run.ctx.user_id, provider, key.source, verdict, detail)
+            if verdict is not None:
+                self.deps.keys.report(run.ctx.user_id, provider, key.source, verdict, detail)
+            elif error.error_class == PAYMENT_REFUSED:
+                self.deps.keys.payment_refused(run.ctx.user_id, provider, key.source, run.ctx.job_id, detail)
         except ImagegenError as exc:
             # Recording the verdict is a courtesy to later runs; this run has already moved on.
             logger.warning("could not record key health", extra={"provider": provider, "error": exc.code})

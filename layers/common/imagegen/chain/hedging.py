@@ -1,4 +1,5 @@
-"""Hedged requests: when a link stays silent past its hedge delay, the next link starts beside it (two at most)."""
+"""Hedged requests: when a link stays silent past its observed p90, a link of another provider starts beside it (two at
+most), within the hedge budget; the first valid image wins and the other call is abandoned, its result discarded."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from imagegen.chain.attempt import LinkResult, LinkRunner
-from imagegen.chain.links import Run, link_is_async
+from imagegen.chain.links import Run, Skip, earlier_skip, link_is_async
 from imagegen.models import Attempt
 from imagegen.providers.base import ProviderError, Refused
 
@@ -38,6 +39,8 @@ class _Round:
     next_index: int
     running: dict[Future[LinkResult], _InFlight] = field(default_factory=dict)
     results: dict[int, LinkResult] = field(default_factory=dict)
+    # No hedge for the link in flight (no other provider left to start, or no budget): wait for its answer.
+    held: bool = False
 
 
 class Hedge:
@@ -58,8 +61,11 @@ class Hedge:
                     self._launch(executor, run, state)
                 done, _ = wait(state.running, timeout=self._hedge_timeout(run, state), return_when=FIRST_COMPLETED)
                 if not done:
-                    self.deps.metrics.count("ProviderHedges")
-                    self._launch(executor, run, state)
+                    if self._hedge_target(run, state):
+                        self.deps.metrics.count("ProviderHedges")
+                        self._launch(executor, run, state)
+                    else:
+                        state.held = True
                     continue
                 self._collect(run, state, done)
                 outcome = self._settle_if_decided(run, state)
@@ -86,14 +92,40 @@ class Hedge:
         future = executor.submit(self.runner.try_link, run, state.next_index, stop)
         state.running[future] = _InFlight(state.next_index, self.deps.clock(), stop)
         state.next_index += 1
+        state.held = False
+        run.cursor = state.next_index
 
     def _hedge_timeout(self, run: Run, state: _Round) -> float | None:
-        """How long to wait for an answer before the next link starts beside the oldest one (None: no hedge)."""
-        if not self._can_launch(run, state):
+        """How long to wait for an answer before a hedge starts beside the link in flight (None: no hedge)."""
+        if state.held or len(state.running) != 1:
             return None
-        first = min(state.running.values(), key=lambda flight: flight.started)
-        delay = self.deps.settings.image_provider(run.links[first.index].provider).hedge_delay_s
+        (first,) = state.running.values()
+        link = run.links[first.index]
+        delay = self.runner.gates.hedge_delay(link, link.model)
         return max(0.0, first.started + delay - self.deps.clock())
+
+    def _hedge_target(self, run: Run, state: _Round) -> bool:
+        """Bring the first link of another provider (or route) that could be tried now to the front, if the budget
+        allows a hedge: never the same provider's next model, never a link that would queue or be skipped."""
+        busy = {run.links[flight.index].breaker_name for flight in state.running.values()}
+        index = state.next_index
+        while index < len(run.links):
+            if run.links[index].breaker_name not in busy:
+                self.expand(run, index)
+                if self._could_start(run, index, busy):
+                    if not self.deps.hedge_budget.try_spend():
+                        return False
+                    run.links.insert(state.next_index, run.links.pop(index))
+                    return True
+            index += 1
+        return False
+
+    def _could_start(self, run: Run, index: int, busy: set[str]) -> bool:
+        link = run.links[index]
+        key = run.keys.get(link.provider)
+        if link.breaker_name in busy or self._is_async(run, index) or earlier_skip(run, link) is not None:
+            return False
+        return key is not None and not isinstance(key, Skip) and self.runner.gates.looks_open(link, key)
 
     def _collect(self, run: Run, state: _Round, done: set[Future[LinkResult]]) -> None:
         for future in done:
@@ -107,6 +139,7 @@ class Hedge:
         """A winner (the first valid image) or a refusal ends the stretch: the links still in flight are stopped."""
         winner = next((i for i in sorted(state.results) if state.results[i].image is not None), None)
         if winner is not None:
+            self._note_overdue(run, state)
             lost = f"hedged; {run.links[winner].provider} answered first, this result is discarded"
             self._stop_others(run, state, "hedge_lost", lost)
             return self._absorb_all(run, state)
@@ -115,6 +148,14 @@ class Hedge:
             self._stop_others(run, state, "refusal_stop", "stopped: an earlier link refused")
             return self._absorb_all(run, state)
         return None
+
+    def _note_overdue(self, run: Run, state: _Round) -> None:
+        """A loser silent half again past its p99 is hanging: later runs in this container try it last for a while."""
+        now = self.deps.clock()
+        for flight in state.running.values():
+            link = run.links[flight.index]
+            if self.runner.gates.overdue(link, link.model, now - flight.started):
+                self.deps.suspects.suspect(link.breaker_name)
 
     def _stop_others(self, run: Run, state: _Round, error_class: str, message: str) -> None:
         """Tell every link still in flight to stop, and record it as canceled with why."""

@@ -47,12 +47,14 @@ class Link:
 class Skip:
     """Why a link is not tried, recorded as a `skipped` attempt.
 
-    `reason` is the attempt's error_class: no_key, key_invalid, key_out_of_credit, breaker_open, deadline, or the
-    class of an earlier answer that disqualified the whole provider (unauthorized, payment_required, ...).
+    `reason` is the attempt's error_class: no_key, key_invalid, key_out_of_credit, breaker_open, rate_limited, deadline,
+    or the class of an earlier answer that disqualified the whole provider (unauthorized, payment_required, ...).
     """
 
     reason: str
     message: str
+    # A "not yet" skip (cooling down, rate-limited): when the link may be tried again (epoch seconds).
+    until: float | None = None
 
     def attempt(self, link: Link) -> Attempt:
         logger.info("link skipped", extra={"provider": link.provider, "model": link.model, "reason": self.reason})
@@ -83,6 +85,10 @@ class Run:
     hints: list[str] = field(default_factory=list)
     # (provider, model) pairs whose catalog was refreshed or marked gone in this run: once each is enough.
     reported: set[tuple[str, str | None]] = field(default_factory=set)
+    # Links skipped as "not yet" (reason, until): if nothing else serves, the job waits for the first to reopen.
+    not_yet: list[tuple[str, float]] = field(default_factory=list)
+    # The first link not started yet: links from here on may still be reordered.
+    cursor: int = 0
     # Every key this run may have seen, longest first: scrubbed from anything stored.
     secrets: tuple[str, ...] = ()
 
@@ -104,6 +110,14 @@ def links_for(
             dropped = request.model is not None
         links.extend(Link(name, model, dropped) for model in models)
     return links
+
+
+def demote(links: list[Link], start: int, names: frozenset[str] | set[str]) -> None:
+    """Links from `start` on whose provider (or route) is in `names` go after the others, each group in its order."""
+    rest = links[start:]
+    links[start:] = [link for link in rest if link.breaker_name not in names] + [
+        link for link in rest if link.breaker_name in names
+    ]
 
 
 def link_is_async(spec: ProviderSpec[Any], link: Link) -> bool:
@@ -169,4 +183,4 @@ def new_run(
     # Longest first, so a key that contains another is scrubbed whole.
     ordered = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
     decided = {name: key_or_skip(name, key, registry[name]) for name, key in resolved.items()}
-    return Run(request=request, ctx=ctx, links=links, keys=decided, secrets=ordered)
+    return Run(request=request, ctx=ctx, links=links, keys=decided, secrets=ordered, attempts=list(ctx.earlier))

@@ -70,7 +70,7 @@ class AsyncLinks:
             return LinkResult([], pending=Pending(state.remote, 0, state.key_source))
         plan = plan_for(spec, run, link, settings)
         assert key.source is not None
-        call = LinkCall(link, spec, settings, plan, key.source, CLOSED, [])
+        call = LinkCall(link, spec, settings, plan, key.source, key.breaker_scope, CLOSED, [])
         try:
             asked = spec.async_.build_check(state.remote, settings)
         except ValueError:
@@ -86,7 +86,7 @@ class AsyncLinks:
 
     def _not_done(self, state: PendingState, call: LinkCall, checked: Any, async_: AsyncSpec[Any]) -> LinkResult:
         if isinstance(checked, ProviderError):
-            self.runner.breaker_result(call.link, call.key_source, checked, CLOSED)
+            self.runner.gates.answered(call.link, call.scope, call.link.model, checked, CLOSED)
             if checked.error_class not in RECHECK_CLASSES:
                 return self._failed(call.link, state, checked)
             wait_time = getattr(checked, "retry_after", 0.0)
@@ -115,7 +115,7 @@ class AsyncLinks:
         """A collected answer: the image, a transient error worth another check, or the link's failure."""
         provider = call.link.provider
         if isinstance(collected, ProviderError):
-            self.runner.breaker_result(call.link, call.key_source, collected, CLOSED)
+            self.runner.gates.answered(call.link, call.scope, call.link.model, collected, CLOSED)
             queued_for = self.deps.wall_clock() - state.submitted_at
             if collected.error_class in RECHECK_CLASSES and queued_for < async_.max_queue_s:
                 return LinkResult(
@@ -126,7 +126,7 @@ class AsyncLinks:
         if isinstance(image, ProviderError):
             return self._failed(call.link, state, image)
         latency = self._latency(state)
-        self.runner.breaker_result(call.link, call.key_source, None, CLOSED)
+        self.runner.gates.answered(call.link, call.scope, call.link.model, None, CLOSED)
         self.deps.metrics.attempt(provider, "succeeded", None, latency)
         attempt = Attempt(
             provider=provider,

@@ -8,7 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from imagegen.breaker import BreakerStore
+from imagegen.breaker import Breakers
+from imagegen.chain.latency import LatencyBook
+from imagegen.chain.limits import RateLimits
+from imagegen.chain.memory import HedgeBudget, Suspects
 from imagegen.keys.types import HealthStatus, ResolvedKey
 from imagegen.providers.base import CatalogEntry
 from imagegen.providers.settings import ProvidersSettings
@@ -52,7 +55,12 @@ class KeyPort(Protocol):
         ...
 
     def report(self, user_id: str, provider: str, key_source: str, status: HealthStatus, detail: str) -> None:
-        """What a real call learned about the key (a 401: invalid; a 402: out_of_credit), so later runs skip it."""
+        """What a real call learned about the whole key (a 401: invalid), so later runs skip it."""
+        ...
+
+    def payment_refused(self, user_id: str, provider: str, key_source: str, job_id: str, detail: str) -> None:
+        """One request was refused for credit (a 402, Horde's KudosUpfront): evidence, not a verdict on the key. Enough
+        of it from different jobs marks the key out of credit until a key check, which it asks for soon."""
         ...
 
     def model_gone(self, user_id: str, provider: str, key_source: str, model: str) -> None:
@@ -119,7 +127,11 @@ class ChainDeps:
     http: httpx.Client
     fetcher: ResultFetcher
     keys: KeyPort
-    breaker: BreakerStore
+    breakers: Breakers
+    limits: RateLimits
+    latency: LatencyBook
+    suspects: Suspects
+    hedge_budget: HedgeBudget
     metrics: ChainMetrics
     catalog: RouteCatalog
     clock: Callable[[], float]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from imagegen.chain.links import Link, Run, Skip
@@ -13,6 +14,10 @@ from imagegen.providers.base import short
 if TYPE_CHECKING:
     from imagegen.providers.base import ProviderError
     from imagegen.providers.spec import ProviderSpec
+
+
+# Skips that mean "not yet" rather than "no": the link reopens by itself.
+NOT_YET = frozenset({"breaker_open", "rate_limited"})
 
 
 def describe(attempt: Attempt) -> str:
@@ -91,17 +96,22 @@ def content_refused(run: Run, link: Link, error: ProviderError) -> ChainFailed:
     return ChainFailed(error=info, attempts=run.attempts)
 
 
-def all_failed(run: Run) -> ChainFailed:
+def all_failed(run: Run, *, waited_past: float | None = None) -> ChainFailed:
+    """Every link failed or was skipped. `waited_past`: the first "not yet" link reopens only then, after the job's
+    deadline (the job could not wait for it)."""
     tried = [a for a in run.attempts if a.outcome in ("failed", "skipped", "canceled")]
-    breaker_only = (
+    cooling_only = (
         tried
-        and all(a.error_class == "breaker_open" for a in tried if a.outcome == "skipped")
+        and all(a.error_class in NOT_YET for a in tried if a.outcome == "skipped")
         and not any(a.outcome == "failed" for a in tried)
     )
     if run.hints:
         # What a provider said the caller can do (a token permission to add) beats the general advice.
         hint = " ".join(run.hints)
-    elif breaker_only:
+    elif waited_past is not None:
+        reopens = datetime.fromtimestamp(waited_past, UTC).isoformat(timespec="seconds")
+        hint = f"The first provider left reopens at {reopens}, after this job's deadline; retry the job later."
+    elif cooling_only:
         hint = "Every provider is cooling down after repeated failures; retry in a minute."
     else:
         hint = "Retry later, add another provider to the chain, or check the keys named above."

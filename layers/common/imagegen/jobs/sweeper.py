@@ -70,6 +70,11 @@ class Sweeper:
                 self._fail(job, self._too_old(job, now), now, report, even_if_leased=True)
         return report
 
+    def _waiting(self, job: JobRecord, now: datetime) -> bool:
+        """A job waiting for a provider to reopen is not stuck while its delayed message can still come."""
+        grace = timedelta(seconds=self._config.queued_requeue_seconds)
+        return job.waiting is not None and now < job.waiting.until + grace
+
     @staticmethod
     def _too_old(job: JobRecord, now: datetime) -> str:
         return f"it was still {job.status} {int((now - job.created_at).total_seconds())} s after it was created"
@@ -83,7 +88,7 @@ class Sweeper:
         if job.status == "queued":
             if too_old:
                 return old
-            if age < timedelta(seconds=self._config.queued_requeue_seconds):
+            if age < timedelta(seconds=self._config.queued_requeue_seconds) or self._waiting(job, now):
                 return "wait"
             if job.requeues >= limit:
                 return f"it stayed queued; it was re-queued {job.requeues} times and no worker took it"

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     from imagegen.breaker import BreakerStore
     from imagegen.chain.core import Chain
+    from imagegen.chain.latency import LatencyStore
+    from imagegen.chain.limits import RateStore
     from imagegen.chain.ports import KeyPort, MetricsSink, ResultFetcher, VideoResults
     from imagegen.keys.types import HealthStatus, ResolvedKey
     from imagegen.providers.settings import ProvidersSettings
@@ -47,6 +49,9 @@ class VideoKeys:
 
     def report(self, user_id: str, provider: str, key_source: str, status: HealthStatus, detail: str) -> None:
         self._keys.report(user_id, provider, key_source, status, detail)
+
+    def payment_refused(self, user_id: str, provider: str, key_source: str, job_id: str, detail: str) -> None:
+        self._keys.payment_refused(user_id, provider, key_source, job_id, detail)
 
     def model_gone(self, user_id: str, provider: str, key_source: str, model: str) -> None:
         self._keys.model_gone(user_id, provider, key_source, model)
@@ -141,6 +146,8 @@ def build_video_chains(
     breaker: BreakerStore,
     results: VideoResults,
     metrics: MetricsSink | None = None,
+    rates: RateStore | None = None,
+    latencies: LatencyStore | None = None,
 ) -> VideoChains:
     """The video chains on the worker's clients: `order` is the video chain (VIDEO_PROVIDERS)."""
     from imagegen.chain.core import Chain
@@ -152,6 +159,8 @@ def build_video_chains(
             fetcher,
             keys=VideoKeys(keys),
             breaker=breaker,
+            rates=rates,
+            latencies=latencies,
             metrics=metrics,
             registry=video_registry(registry, mode),
             videos=results,

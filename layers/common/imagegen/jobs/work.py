@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from imagegen.adapters.job_store import ClaimRefused, JobStore, LeaseLost
@@ -16,6 +17,7 @@ from imagegen.generation import (
     ChainOutcome,
     ChainPending,
     ChainSucceeded,
+    ChainWaiting,
     GeneratedImage,
     GeneratedVideo,
     Generator,
@@ -25,8 +27,8 @@ from imagegen.grounding import GroundingResult, apply, ground
 from imagegen.jobs.ending import has_side_effects
 from imagegen.jobs.outbox import Outbox, OutboxItem
 from imagegen.media.imaging import fit_to_size
-from imagegen.messages import CancelMessage, CheckMessage, GenerateMessage, Queue, Unreadable
-from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, VideoInfo, VideoRequest, utcnow
+from imagegen.messages import CancelMessage, CheckMessage, GenerateMessage, KeyCheckMessage, Queue, Unreadable
+from imagegen.models import ErrorInfo, ImageInfo, ImageRequest, JobRecord, VideoInfo, VideoRequest, Waiting, utcnow
 
 if TYPE_CHECKING:
     from imagegen.jobs.video_chain import VideoChains
@@ -58,6 +60,17 @@ class WorkerConfig:
     lease_seconds: int
     deadline_seconds: int
     max_receive_count: int
+    # A job not finished this long after it was created is failed by the sweeper: a job may wait for a cooling
+    # provider until a run started then could still end in time. None: jobs never wait (they fail as before).
+    max_age_seconds: int | None = None
+
+
+# What a run needs besides its own deadline: the delayed message's arrival, the claim, storing the image.
+WAIT_SLACK_S = 30
+# SQS holds a message 15 minutes at most: a longer wait is sent on again when it comes back early.
+SQS_MAX_DELAY_S = 900
+# Attempts kept from the runs before a wait (a long wait through many cool-downs must not grow the job without end).
+EARLIER_ATTEMPTS = 40
 
 
 class Worker:
@@ -71,6 +84,7 @@ class Worker:
         *,
         outbox: Outbox | None = None,
         grounder: Grounder = _ungrounded,
+        rechecks: Callable[[KeyCheckMessage], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         videos: VideoChains | None = None,
@@ -82,6 +96,7 @@ class Worker:
         self._config = config
         self._outbox = outbox
         self._grounder = grounder
+        self._rechecks = rechecks
         self._clock = clock
         self._monotonic = monotonic
         # The chain over the providers' video parts (imagegen.jobs.video_chain), for video jobs.
@@ -89,7 +104,7 @@ class Worker:
 
     def handle(
         self,
-        message: GenerateMessage | CheckMessage | CancelMessage | Unreadable,
+        message: GenerateMessage | CheckMessage | CancelMessage | KeyCheckMessage | Unreadable,
         *,
         receive_count: int,
         remaining_seconds: float,
@@ -100,6 +115,12 @@ class Worker:
             return
         if isinstance(message, CancelMessage):
             self._cancel_remote(message.user_id, message.job_id)
+            return
+        if isinstance(message, KeyCheckMessage):
+            if self._rechecks is not None:
+                self._rechecks(message)
+            return
+        if isinstance(message, GenerateMessage) and self._still_waiting(message):
             return
         job = self._claim(message)
         if job is None:
@@ -124,7 +145,14 @@ class Worker:
 
     def _run(self, job: JobRecord, message: GenerateMessage | CheckMessage, remaining_seconds: float) -> ChainOutcome:
         budget = min(self._config.deadline_seconds, max(1.0, remaining_seconds - 10))
-        ctx = RunContext(job_id=job.id, user_id=job.user_id, deadline=self._monotonic() + budget)
+        ctx = RunContext(
+            job_id=job.id,
+            user_id=job.user_id,
+            deadline=self._monotonic() + budget,
+            latest_start=self._latest_start(job),
+            # Attempts a waiting job's earlier runs made (a resumed async run keeps its own in its state).
+            earlier=tuple(job.attempts[-EARLIER_ATTEMPTS:]) if not job.chain_state else (),
+        )
         generator, request = self._generator_for(job)
         # Saved progress at an async provider is resumed whichever message brought the job here: a generate message
         # redelivered because the check message could not be sent must not submit the remote job a second time.
@@ -186,6 +214,9 @@ class Worker:
         if isinstance(outcome, ChainPending):
             self._park(job, lease, outcome, now)
             return
+        if isinstance(outcome, ChainWaiting):
+            self._wait(job, lease, outcome)
+            return
         if isinstance(outcome, ChainSucceeded):
             done = job.model_copy(
                 update={
@@ -206,6 +237,46 @@ class Worker:
             if stored:
                 self._discard_image(done.user_id, done.id, stored)
             raise
+
+    # --- waiting for a provider to reopen (DESIGN.md "Wait, don't fail") ------------------------------------------
+
+    def _latest_start(self, job: JobRecord) -> float | None:
+        if self._config.max_age_seconds is None:
+            return None
+        needs = self._config.deadline_seconds + WAIT_SLACK_S
+        return job.created_at.timestamp() + self._config.max_age_seconds - needs
+
+    def _wait(self, job: JobRecord, lease: str, outcome: ChainWaiting) -> None:
+        """Back to `queued` with `waiting`, and a generate message for the moment the first provider reopens. The job
+        is due for the sweeper only after then (its active sort key is `until`), so it is not taken for stuck."""
+        until = datetime.fromtimestamp(outcome.until, UTC)
+        waiting = job.model_copy(
+            update={
+                "status": "queued",
+                "waiting": Waiting(reason=outcome.reason, until=until),
+                "attempts": outcome.attempts,
+                "warnings": list(dict.fromkeys([*job.warnings, *outcome.warnings])),
+                "chain_state": {},
+                "lease_token": None,
+                "lease_until": until,
+                # Each run of a waiting job is a delivery of its own: the sweeper counts vanished work afresh.
+                "deliveries": 0,
+            }
+        )
+        self._store.park(waiting, lease)
+        message = GenerateMessage(user_id=job.user_id, job_id=job.id, not_before=outcome.until)
+        self._queue.send(message, delay_seconds=self._delay_until(outcome.until))
+        logger.info("job %s waits until %s (%s)", job.id, until.isoformat(), outcome.reason)
+
+    def _delay_until(self, until: float) -> int:
+        return max(0, min(SQS_MAX_DELAY_S, math.ceil(until - self._clock().timestamp())))
+
+    def _still_waiting(self, message: GenerateMessage) -> bool:
+        """A wait longer than SQS's 15 minutes: the message came back early and goes out again for the rest."""
+        if message.not_before is None or self._delay_until(message.not_before) <= 1:
+            return False
+        self._queue.send(message, delay_seconds=self._delay_until(message.not_before))
+        return True
 
     def _result(self, job: JobRecord, result: GeneratedImage | GeneratedVideo) -> dict[str, object]:
         """The job's fields that say where its result is stored, and what it is."""

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import SecretStr
 
@@ -22,6 +22,9 @@ from imagegen.keys.types import (
 )
 from imagegen.models import utcnow
 from imagegen.providers import KEY_PROVIDERS
+
+if TYPE_CHECKING:
+    from imagegen.messages import KeyCheckMessage
 
 logger = logging.getLogger(__name__)
 
@@ -160,3 +163,28 @@ class HealthService:
             return previous.model_copy(update={"attempted_at": now})
         # Nothing known yet and the check was refused: say so without calling the key bad.
         return KeyHealth(status="unreachable", detail=result.detail, checked_at=now, attempted_at=now)
+
+
+class KeyRechecks:
+    """The worker's answer to a `keycheck` message: check that one key now (a call marked it out of credit)."""
+
+    def __init__(self, health: HealthService, user_keys: UserKeyStore, deployment_keys: DeploymentKeys) -> None:
+        self._health = health
+        self._user_keys = user_keys
+        self._deployment_keys = deployment_keys
+
+    def __call__(self, message: KeyCheckMessage) -> None:
+        try:
+            if message.source == "deployment":
+                secret = self._deployment_keys.get(message.provider)
+                if secret is not None:
+                    status = self._health.check_deployment_key(message.provider, secret, force=True).status
+                    logger.info("re-checked the deployment %s key: %s", message.provider, status)
+                return
+            found = self._user_keys.decrypt(message.user_id, message.provider)
+            if found is not None:  # deleted since: nothing to check
+                status = self._health.check_user_key(*found).status
+                logger.info("re-checked a user's %s key: %s", message.provider, status)
+        except ImagegenError as error:
+            # The schedule checks it later all the same; the mark stands until then.
+            logger.error("key re-check for %s failed: %s", message.provider, error.code)

@@ -12,6 +12,7 @@ from imagegen.keys.types import (
     KeyHealth,
     ResolvedKey,
     UserKeyStore,
+    key_scope,
 )
 
 
@@ -37,7 +38,8 @@ class KeyResolver:
         found = self._user_keys.decrypt(user_id, provider) if provider in providers.KEY_PROVIDERS else None
         if found is not None:
             stored, secret = found
-            resolved, version = ResolvedKey("user", secret, stored.health), stored.version
+            scope = key_scope("user", user_id=user_id, version=stored.version)
+            resolved, version = ResolvedKey("user", secret, stored.health, scope), stored.version
         else:
             resolved, version = self._without_user_key(provider), None
         self._resolved[(user_id, provider)] = (resolved, version)
@@ -47,9 +49,9 @@ class KeyResolver:
         """As `resolve`, but never decrypts: `key` is None. For showing the chain, not for calling it."""
         stored = self._user_keys.get(user_id, provider) if provider in providers.KEY_PROVIDERS else None
         if stored is not None:
-            return ResolvedKey("user", None, stored.health)
+            return ResolvedKey("user", None, stored.health, key_scope("user", user_id=user_id, version=stored.version))
         resolved = self._without_user_key(provider)
-        return ResolvedKey(resolved.source, None, resolved.health)
+        return ResolvedKey(resolved.source, None, resolved.health, resolved.scope)
 
     def mark(self, user_id: str, provider: str, status: HealthStatus, detail: str, *, at: datetime) -> None:
         """Record what a real call learned about the key `resolve` gave (a 401 → invalid, a 402 → out_of_credit),
@@ -72,7 +74,10 @@ class KeyResolver:
             self._deployment_health.record_deployment_health(provider, resolved.key, health)
         else:
             return
-        self._resolved[(user_id, provider)] = (ResolvedKey(resolved.source, resolved.key, health), version)
+        self._resolved[(user_id, provider)] = (
+            ResolvedKey(resolved.source, resolved.key, health, resolved.scope),
+            version,
+        )
 
     def mark_gone(self, user_id: str, provider: str, model: str, *, at: datetime) -> None:
         """Record that the provider said `model` does not exist for the key `resolve` gave: later runs skip it until
@@ -86,7 +91,10 @@ class KeyResolver:
         else:
             return
         health = resolved.health.with_gone(model) if resolved.health else KeyHealth.answered(at, (model,))
-        self._resolved[(user_id, provider)] = (ResolvedKey(resolved.source, resolved.key, health), version)
+        self._resolved[(user_id, provider)] = (
+            ResolvedKey(resolved.source, resolved.key, health, resolved.scope),
+            version,
+        )
 
     def clear(self) -> None:
         self._resolved.clear()
@@ -94,7 +102,8 @@ class KeyResolver:
     def _without_user_key(self, provider: str) -> ResolvedKey:
         key = self._deployment_keys.get(provider) if provider in providers.KEY_PROVIDERS else None
         if key is not None:
-            return ResolvedKey("deployment", key, self._deployment_health.deployment_health(provider, key))
+            health = self._deployment_health.deployment_health(provider, key)
+            return ResolvedKey("deployment", key, health, key_scope("deployment", key=key))
         if provider in providers.KEYLESS_PROVIDERS:
-            return ResolvedKey("keyless", None, None)
+            return ResolvedKey("keyless", None, None, "keyless")
         return ResolvedKey(None, None, None)

@@ -1,4 +1,5 @@
-"""The chain as one caller would get it: per provider its key source, health, breaker state and whether it is tried."""
+"""The chain as one caller would get it: per provider its key source, health, the breaker of the caller's own key,
+observed latencies, and whether it is tried."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pydantic import BaseModel, ConfigDict
 
 from imagegen import providers
 from imagegen.breaker import BreakerStateName, BreakerStatus, BreakerUnavailable
+from imagegen.chain.latency import LatencySummary
 from imagegen.clock import utcnow
 from imagegen.errors import ImagegenError
 from imagegen.keys.types import KeySource, ResolvedKey
 
 if TYPE_CHECKING:
     from imagegen.catalogs import RouteMapStore
+    from imagegen.chain.latency import LatencyBook
     from imagegen.keys.resolver import KeyResolver
     from imagegen.providers.settings import ProvidersSettings
 
@@ -28,6 +31,7 @@ class _View(BaseModel):
 class BreakerState(_View):
     state: BreakerStateName = "closed"
     # Calls are refused until then (open: the cool-down; half_open: a trial call is out); after it, one trial call.
+    # half_open without it: the cool-down is over and the next call is the trial.
     open_until: datetime | None = None
 
     @classmethod
@@ -37,9 +41,23 @@ class BreakerState(_View):
 
 
 class Breakers(Protocol):
-    """The chain's own breaker store (imagegen.breaker.BreakerStore): one writer, one format, one reader."""
+    """The chain's own breakers (imagegen.breaker.Breakers): one writer, one format, one reading."""
 
-    def status(self, provider: str, key_source: str) -> BreakerStatus: ...
+    def status(self, name: str, scope: str, now: float) -> BreakerStatus: ...
+
+
+class LatencyView(_View):
+    """Observed latencies of successful calls over the last half hour or so (recent ones weigh more)."""
+
+    p50_ms: int
+    p95_ms: int
+    samples: int
+
+    @classmethod
+    def of(cls, summary: LatencySummary | None) -> LatencyView | None:
+        if summary is None:
+            return None
+        return cls(p50_ms=round(summary.p50_s * 1000), p95_ms=round(summary.p95_s * 1000), samples=int(summary.samples))
 
 
 class HealthView(_View):
@@ -59,6 +77,7 @@ class RouteLink(_View):
     provider_model: str | None
     breaker: BreakerState
     reason: str
+    latency: LatencyView | None = None
 
 
 class ProviderLink(_View):
@@ -68,6 +87,8 @@ class ProviderLink(_View):
     breaker: BreakerState
     would_try: bool
     reason: str
+    # p50/p95 of this provider's successful calls (every configured model); null until enough are known.
+    latency: LatencyView | None = None
     # Where the key check lists models (SiliconFlow): what the last listing named, and those said gone since; the
     # chain tries the configured ones among them. None: no listing yet (every configured model is tried).
     live_models: list[str] | None = None
@@ -101,27 +122,35 @@ class ChainStatus:
         order: list[str],
         *,
         routes: RouteView | None = None,
+        latency: LatencyBook | None = None,
+        settings: ProvidersSettings | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._resolver = resolver
         self._breakers = breakers
         self._order = order
         self._routes = routes
+        self._latency = latency
+        self._settings = settings
         self._clock = clock
 
     def describe(self, user_id: str) -> ChainView:
         resolver, now = self._resolver(), self._clock()
-        items = [self._with_models(self._link(user_id, provider, resolver, now)) for provider in self._order]
+        items = []
+        for provider in self._order:
+            resolved = None if providers.REGISTRY[provider].offline else resolver.describe(user_id, provider)
+            items.append(self._with_models(self._link(provider, resolved, now), resolved))
         return ChainView(items=items, hint=None if any(item.would_try for item in items) else self._hint(items))
 
-    def _with_models(self, link: ProviderLink) -> ProviderLink:
-        if self._routes is None or link.key_source is None:
+    def _with_models(self, link: ProviderLink, resolved: ResolvedKey | None) -> ProviderLink:
+        if self._routes is None or resolved is None or resolved.source is None:
             return link
-        routes = self._routes.routes(link.provider, link.key_source)
+        # The breakers shown are those that govern this caller's calls: its own key's, or the deployment key's.
+        routes = self._routes.routes(link.provider, resolved.breaker_scope)
         return link.model_copy(update={"routes": routes}) if routes is not None else link
 
-    def _link(self, user_id: str, provider: str, resolver: KeyResolver, now: datetime) -> ProviderLink:
-        if providers.REGISTRY[provider].offline:
+    def _link(self, provider: str, resolved: ResolvedKey | None, now: datetime) -> ProviderLink:
+        if resolved is None:
             return ProviderLink(
                 provider=provider,
                 key_source="keyless",
@@ -130,8 +159,7 @@ class ChainStatus:
                 would_try=True,
                 reason=f"offline {provider} image (needs no key)",
             )
-        resolved = resolver.describe(user_id, provider)
-        breaker = self._breaker(provider, resolved.source) if resolved.source else BreakerState()
+        breaker = self._breaker(provider, resolved.breaker_scope, now) if resolved.source else BreakerState()
         health = resolved.health
         link = ProviderLink(
             provider=provider,
@@ -140,6 +168,7 @@ class ChainStatus:
             breaker=breaker,
             would_try=False,
             reason="",
+            latency=self._provider_latency(provider),
             live_models=list(health.models) if health is not None and health.models is not None else None,
             gone_models=list(health.gone) if health is not None else [],
         )
@@ -150,19 +179,24 @@ class ChainStatus:
             status = resolved.health.status if resolved.health else "unusable"
             reason = skip if resolved.source == "user" else f"deployment key {status}"
             return link.model_copy(update={"reason": reason})
-        refusing = breaker.open_until > now if breaker.open_until else breaker.state == "open"
-        if breaker.state != "closed" and refusing:
+        if breaker.state != "closed" and breaker.open_until is not None:
             until = f" until {breaker.open_until.isoformat()}" if breaker.open_until else ""
             what = "open" if breaker.state == "open" else "half-open, a trial call is out"
             return link.model_copy(update={"reason": f"circuit breaker {what}{until}"})
         return link.model_copy(update={"would_try": True, "reason": self._ready_reason(resolved, breaker)})
 
-    def _breaker(self, provider: str, key_source: str) -> BreakerState:
+    def _breaker(self, provider: str, scope: str, now: datetime) -> BreakerState:
         try:
-            return BreakerState.of(self._breakers.status(provider, key_source))
+            return BreakerState.of(self._breakers.status(provider, scope, now.timestamp()))
         except BreakerUnavailable:
             # As the chain does: a breaker that cannot be read is taken as closed.
             return BreakerState()
+
+    def _provider_latency(self, provider: str) -> LatencyView | None:
+        if self._latency is None or self._settings is None or providers.REGISTRY[provider].routing is not None:
+            return None  # a routing provider's latencies are per route (its `routes`)
+        models = self._settings.image_provider(provider).models or (None,)
+        return LatencyView.of(self._latency.summary([(provider, model) for model in models]))
 
     @staticmethod
     def _ready_reason(resolved: ResolvedKey, breaker: BreakerState) -> str:
@@ -175,7 +209,7 @@ class ChainStatus:
         else:
             text = f"{resolved.source} key, last check ok"
         if breaker.state != "closed":
-            text += f"; circuit breaker {breaker.state.replace('_', '-')}: the next call is a trial"
+            text += "; circuit breaker half-open: the next call is a trial"
         return text
 
     @staticmethod
@@ -199,23 +233,30 @@ class RouteView:
     catalog's host (the worker and the schedule do), so a model not read yet says so."""
 
     def __init__(
-        self, settings: ProvidersSettings, store: RouteMapStore, breakers: Breakers, registry: Mapping[str, Any]
+        self,
+        settings: ProvidersSettings,
+        store: RouteMapStore,
+        breakers: Breakers,
+        registry: Mapping[str, Any],
+        *,
+        latency: LatencyBook | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._settings = settings
         self._store = store
         self._breakers = breakers
         self._registry = registry
+        self._latency = latency
+        self._clock = clock
 
-    def routes(self, provider: str, key_source: str) -> list[RouteLink] | None:
+    def routes(self, provider: str, scope: str) -> list[RouteLink] | None:
         routing = self._registry[provider].routing
         if routing is None:
             return None
         settings = self._settings.image_provider(provider)
-        return [
-            link for model in settings.models for link in self._model(provider, model, key_source, routing, settings)
-        ]
+        return [link for model in settings.models for link in self._model(provider, model, scope, routing, settings)]
 
-    def _model(self, provider: str, model: str, key_source: str, routing: Any, settings: Any) -> list[RouteLink]:
+    def _model(self, provider: str, model: str, scope: str, routing: Any, settings: Any) -> list[RouteLink]:
         try:
             stored = self._store.get(provider, model)
         except ImagegenError:
@@ -231,17 +272,21 @@ class RouteView:
                 model=model,
                 route=route.name,
                 provider_model=route.provider_model,
-                breaker=self._breaker(f"{provider}/{route.name}", key_source),
+                breaker=self._breaker(f"{provider}/{route.name}", scope),
                 reason=f"live in the mapping read at {read}",
+                latency=self._route_latency(f"{provider}/{route.name}", model),
             )
             for route in offered.routes
         ]
 
-    def _breaker(self, name: str, key_source: str) -> BreakerState:
+    def _breaker(self, name: str, scope: str) -> BreakerState:
         try:
-            return BreakerState.of(self._breakers.status(name, key_source))
+            return BreakerState.of(self._breakers.status(name, scope, self._clock().timestamp()))
         except BreakerUnavailable:
             return BreakerState()
+
+    def _route_latency(self, name: str, model: str) -> LatencyView | None:
+        return LatencyView.of(self._latency.summary([(name, model)])) if self._latency is not None else None
 
     @staticmethod
     def _none(model: str, reason: str) -> RouteLink:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -50,17 +51,40 @@ class KeyHealth(BaseModel):
 ANSWERED = "the key works (a generation call was answered); not checked yet"
 
 
+def key_fingerprint(key: SecretStr) -> str:
+    """Tells one key from another (a rotated deployment key, whose breaker is a new one); not reversible to the key."""
+    return hashlib.sha256(key.get_secret_value().encode()).hexdigest()[:16]
+
+
+def key_scope(
+    source: KeySource | None, *, user_id: str = "", version: str | None = None, key: SecretStr | None = None
+) -> str | None:
+    """Whose key this is, for breakers and rate limits: one user's key (by user and key version, so a replaced key
+    starts afresh), the deployment's (by fingerprint, never the key), or keyless (the provider alone)."""
+    if source == "user" and version is not None:
+        return f"user:{user_id}:{version}"
+    if source == "deployment" and key is not None:
+        return f"deployment:{key_fingerprint(key)}"
+    return source
+
+
 @dataclass(frozen=True)
 class ResolvedKey:
     """The key the chain should use for one provider, where it came from, and its last known health.
 
     `source` None: no key and the provider needs one. `key` None with source "keyless": call without a key
-    (Horde's anonymous key, Pollinations' legacy host). `health` None: never checked (try it).
+    (Horde's anonymous key, Pollinations' legacy host). `health` None: never checked (try it). `scope`: whose key it
+    is (key_scope); the breakers and rate limits that govern calls with it are this scope's.
     """
 
     source: KeySource | None
     key: SecretStr | None = None
     health: KeyHealth | None = None
+    scope: str | None = None
+
+    @property
+    def breaker_scope(self) -> str:
+        return self.scope or str(self.source)
 
     @property
     def usable(self) -> bool:

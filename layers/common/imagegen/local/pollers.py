@@ -119,29 +119,44 @@ class QueuePoller:
 
     def _receive_loop(self) -> None:
         # One receiver, so that two receives never race inside the emulator for the same message; it only
-        # receives when an invocation slot is free, so no message waits in memory while its visibility runs.
+        # receives when an invocation slot is free, so no message waits in memory while its visibility runs. Like
+        # Lambda's pollers it asks for up to 10 messages at once (as many as free slots can take) and hands them
+        # out in batches of the source's BatchSize, so a burst of messages starts its invocations together.
         while not self._stop.is_set():
             if not self._slots.acquire(timeout=0.2):
                 continue
+            slots = 1 + self._more_slots(max(0, 10 // self.source.batch_size - 1))
             try:
                 messages = self._sqs.receive_message(
                     QueueUrl=self.source.queue_url,
-                    MaxNumberOfMessages=min(self.source.batch_size, 10),
+                    MaxNumberOfMessages=min(slots * self.source.batch_size, 10),
                     WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
                     MessageSystemAttributeNames=["All"],
                     MessageAttributeNames=["All"],
                 ).get("Messages", [])
             except Exception:
-                self._slots.release()
+                self._release(slots)
                 if self._stop.is_set():
                     break
                 log.exception("receiving from %s failed", self.source.queue_url)
                 self._stop.wait(1)
                 continue
-            if not messages:
-                self._slots.release()
-                continue
-            self._executor.submit(self._process, messages)
+            batches = [
+                messages[i : i + self.source.batch_size] for i in range(0, len(messages), self.source.batch_size)
+            ]
+            self._release(slots - len(batches))
+            for batch in batches:
+                self._executor.submit(self._process, batch)
+
+    def _more_slots(self, wanted: int) -> int:
+        taken = 0
+        while taken < wanted and self._slots.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
 
     def _process(self, messages: list[dict[str, Any]]) -> None:
         try:

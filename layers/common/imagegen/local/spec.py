@@ -86,6 +86,8 @@ class SqsSourceSpec:
     queue_url: str
     batch_size: int
     report_batch_item_failures: bool
+    # ScalingConfig.MaximumConcurrency: at most this many invocations at once (None: Lambda's own scaling).
+    max_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -340,7 +342,14 @@ def _sqs_source(
         queue_url=queue_url,
         batch_size=int(scalar_string(resolver.resolve(props.get("BatchSize", 10)))),
         report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        max_concurrency=_max_concurrency(props, resolver),
     )
+
+
+def _max_concurrency(props: Mapping[str, Any], resolver: Resolver) -> int | None:
+    scaling = props.get("ScalingConfig") or {}
+    value = scaling.get("MaximumConcurrency") if isinstance(scaling, Mapping) else None
+    return None if value is None else int(scalar_string(resolver.resolve(value)))
 
 
 def _schedule(function: str, event_name: str, kind: str, props: Mapping[str, Any], resolver: Resolver) -> ScheduleSpec:

@@ -195,11 +195,14 @@ class LocalStack:
             self._http = GatewayHttpServer((self.host, self.port), gateway)
             self._http.start()
         if self.run_workers:
-            concurrency = self._int_setting(CONCURRENCY_VAR, DEFAULT_CONCURRENCY) or 0
-            if concurrency < 1:
+            # Each event source runs as many invocations at once as its ScalingConfig allows (the worker's
+            # WorkerMaxConcurrency), unless IMAGEGEN_LOCAL_WORKER_CONCURRENCY says otherwise for all of them.
+            override = self._int_setting(CONCURRENCY_VAR, None)
+            if override is not None and override < 1:
                 raise LocalStackError(f"{CONCURRENCY_VAR} must be at least 1")
             sqs = self.clients.client("sqs")
             for source in self.spec.sqs_sources:
+                concurrency = override or source.max_concurrency or DEFAULT_CONCURRENCY
                 poller = QueuePoller(source, self.invoke, sqs, self.region, concurrency, self._stop)
                 self.pollers.append(poller)
                 poller.start()

@@ -293,6 +293,7 @@ SPEC = ProviderSpec(
         "timeout_s": "FAL_TIMEOUT_S",
         "video_models": "FAL_VIDEO_MODELS",
         "image_video_models": "FAL_I2V_MODELS",
+        "rpm": "FAL_RPM",
     },
     key=KeySpec(
         env="FAL_KEY",

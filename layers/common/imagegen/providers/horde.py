@@ -63,6 +63,8 @@ class HordeSettings(ProviderSettings):
     # The Horde blocks the default "unknown:0:unknown" agent on /generate/check: name:version:contact.
     client_agent: str = f"imagegen:{__version__}:unknown-contact"
     timeout_s: float = Field(default=20.0, gt=0)
+    # AI Horde allows 2 submits a second per key, but 90 a minute per IP binds first (its limiter_api.py).
+    rpm: float = Field(default=90.0, ge=0)
 
     @property
     def anonymous(self) -> bool:
@@ -239,6 +241,7 @@ SPEC = ProviderSpec(
         "client_agent": "HORDE_CLIENT_AGENT",
         "models": "HORDE_MODELS",
         "timeout_s": "HORDE_TIMEOUT_S",
+        "rpm": "HORDE_RPM",
     },
     key=KeySpec(
         env="HORDE_API_KEY",

@@ -62,6 +62,8 @@ class PollinationsSettings(ProviderSettings):
     gen_url: UrlStr = GEN_URL
     models: CsvTuple = ("flux",)
     timeout_s: float = Field(default=60.0, gt=0)
+    # Pollinations' anonymous tier takes one request per 5 s per IP; its secret keys have no limit (set 0).
+    rpm: float = Field(default=12.0, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +167,7 @@ SPEC = ProviderSpec(
         "gen_url": "POLLINATIONS_GEN_URL",
         "models": "POLLINATIONS_MODELS",
         "timeout_s": "POLLINATIONS_TIMEOUT_S",
+        "rpm": "POLLINATIONS_RPM",
     },
     key=KeySpec(
         env="POLLINATIONS_API_KEY",

@@ -87,6 +87,8 @@ class ReplicateSettings(ProviderSettings):
     models: CsvTuple = (FLUX_DEV_MODEL, FLUX_SCHNELL_MODEL)
     # One HTTP call; the create holds the connection up to prefer_wait_s of it.
     timeout_s: float = Field(default=20.0, gt=0)
+    # Replicate's published limit for creating predictions (replicate.com/docs/topics/predictions/rate-limits).
+    rpm: float = Field(default=600.0, ge=0)
     # `Prefer: wait=N` on the create: a prediction done within N seconds is used at once, anything slower becomes
     # delayed checks. Every second of it is Lambda time billed while the worker waits on the socket, so N is small.
     prefer_wait_s: int = Field(default=1, ge=1, le=60)
@@ -274,6 +276,7 @@ SPEC = ProviderSpec(
         "base_url": "REPLICATE_BASE_URL",
         "models": "REPLICATE_MODELS",
         "timeout_s": "REPLICATE_TIMEOUT_S",
+        "rpm": "REPLICATE_RPM",
         "prefer_wait_s": "REPLICATE_PREFER_WAIT_S",
         "video_models": "REPLICATE_VIDEO_MODELS",
         "image_video_models": "REPLICATE_I2V_MODELS",

@@ -76,8 +76,11 @@ class ProviderSettings(ServiceSettings):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     # An attempt is not started with less time than this left before the job deadline.
     min_attempt_s: float = Field(default=3.0, ge=0)
-    # With hedging on: how long this link may stay silent before the next link starts alongside it.
+    # With hedging on, until its latencies are known (then its observed p90): how long a link may stay silent before
+    # a link of another provider starts alongside it.
     hedge_delay_s: float = Field(default=20.0, ge=0)
+    # Calls a minute per key (and route) through the shared token bucket; 0: no limit of ours ({PROVIDER}_RPM).
+    rpm: float = Field(default=0.0, ge=0)
     # A 503 "model is loading" is retried on the same link only when its estimated_time is at most this.
     max_loading_wait_s: float = Field(default=20.0, ge=0)
 
@@ -103,14 +106,28 @@ def _default_chain() -> tuple[str, ...]:
 
 class ChainSettings(_Settings):
     default_chain: CsvTuple = Field(default_factory=_default_chain)
-    hedge: Flag = False
+    # On by default: a hedge goes to another provider, only after the running link's observed p90, and only within
+    # hedge_budget (the fraction of extra provider calls hedging may add).
+    hedge: Flag = True
+    hedge_budget: float = Field(default=0.05, ge=0, le=1)
     # Same-link retries (429 Retry-After, 503 estimated_time) per link, and the longest wait honoured.
     max_retries: int = Field(default=2, ge=0, le=5)
     max_retry_wait_s: float = Field(default=10.0, ge=0)
     # Keep this much of the job deadline for storing the image after the chain returns.
     deadline_margin_s: float = Field(default=1.0, ge=0)
-    breaker_threshold: int = Field(default=5, ge=1)
+    # Breaker-class failures in a row, seen by one container, that open a breaker (see imagegen.breaker).
+    breaker_threshold: int = Field(default=10, ge=1)
     breaker_cooldown_s: float = Field(default=60.0, gt=0)
+    # How long a container trusts its read of a shared item (breaker, rate-limit bucket).
+    shared_cache_s: float = Field(default=1.0, ge=0, le=10)
+    # Learned timeouts: this multiple of the observed p95, never below the floor nor above the provider's *_TIMEOUT_S,
+    # once latency_min_samples latencies are known.
+    timeout_multiplier: float = Field(default=3.0, ge=1)
+    timeout_floor_s: float = Field(default=5.0, gt=0)
+    latency_min_samples: int = Field(default=10, ge=1)
+    # A provider that hung (or was overtaken by a hedge long past its usual latency) goes last in this container for
+    # this long, or until it answers.
+    suspect_s: float = Field(default=30.0, ge=0)
     placeholder_hashes: CsvTuple = ()
 
     @field_validator("default_chain")
@@ -128,8 +145,14 @@ class ChainSettings(_Settings):
 CHAIN_ENV = {
     "default_chain": "IMAGEGEN_PROVIDERS",
     "hedge": "IMAGEGEN_HEDGE",
+    "hedge_budget": "IMAGEGEN_HEDGE_BUDGET",
     "breaker_threshold": "IMAGEGEN_BREAKER_THRESHOLD",
     "breaker_cooldown_s": "IMAGEGEN_BREAKER_COOLDOWN_S",
+    "shared_cache_s": "IMAGEGEN_SHARED_CACHE_S",
+    "timeout_multiplier": "IMAGEGEN_TIMEOUT_MULTIPLIER",
+    "timeout_floor_s": "IMAGEGEN_TIMEOUT_FLOOR_S",
+    "latency_min_samples": "IMAGEGEN_LATENCY_MIN_SAMPLES",
+    "suspect_s": "IMAGEGEN_SUSPECT_S",
     "placeholder_hashes": "IMAGEGEN_PLACEHOLDER_HASHES",
 }
 # One variable for every image provider's hedge_delay_s.

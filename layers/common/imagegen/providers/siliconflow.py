@@ -89,6 +89,10 @@ class SiliconFlowSettings(ProviderSettings):
     # Tried in order, those the key's last listing names (all of them while there is no listing).
     models: CsvTuple = tuple(model.name for model in (KOLORS, Z_IMAGE_TURBO, FLUX_SCHNELL, FLUX_DEV, QWEN_IMAGE))
     timeout_s: float = Field(default=60.0, gt=0)
+    # SiliconFlow counts images a minute (IPM) per account and model: at least 2 at the lowest tier, more as the
+    # account pays. 20 a key keeps a batch of 50 from becoming a 429 storm on common tiers (SiliconFlow's 429 has no
+    # Retry-After); set SILICONFLOW_RPM to your tier's IPM times the models you use.
+    rpm: float = Field(default=20.0, ge=0)
     # Video models tried in order: text-to-video, and image-to-video (a request with `image`).
     video_models: CsvTuple = (TEXT_TO_VIDEO,)
     image_video_models: CsvTuple = (IMAGE_TO_VIDEO,)
@@ -213,6 +217,7 @@ SPEC = ProviderSpec(
         "base_url": "SILICONFLOW_BASE_URL",
         "models": "SILICONFLOW_MODELS",
         "timeout_s": "SILICONFLOW_TIMEOUT_S",
+        "rpm": "SILICONFLOW_RPM",
         "video_models": "SILICONFLOW_VIDEO_MODELS",
         "image_video_models": "SILICONFLOW_I2V_MODELS",
     },

@@ -183,6 +183,7 @@ SPEC = ProviderSpec(
         "mapping_max_age_s": "HF_MAPPING_MAX_AGE_SECONDS",
         "mapping_cache_s": "HF_MAPPING_CACHE_SECONDS",
         "timeout_s": "HF_TIMEOUT_S",
+        "rpm": "HF_RPM",
         "key_check_interval_s": "HF_WHOAMI_INTERVAL_SECONDS",
     },
     key=KeySpec(
