@@ -377,22 +377,56 @@ def providers(args: argparse.Namespace, api: ApiClient, out: Output) -> int:
     if args.json:
         print(json.dumps(chain, indent=2))
         return OK
-    table = Table("provider", "tried", "key", "health", "breaker", "why", box=None)
+    table = Table("provider", "tried", "key", "health", "breaker", "p50/p95", "why", box=None)
     for link in chain.get("items", []):
         health = link.get("health") or {}
-        breaker = link.get("breaker") or {}
         table.add_row(
             clean(link["provider"]),
             "yes" if link.get("would_try") else "no",
             clean(link.get("key_source") or "-"),
             clean(health.get("status") or "-"),
-            clean(breaker.get("state") or "closed"),
+            _breaker_state(link),
+            _latency(link),
             clean(link.get("reason") or ""),
         )
+        # A routing provider (Hugging Face): each route it would try for each model, in order, on rows of its own.
+        for route in link.get("routes") or []:
+            where = route.get("route") or "-"
+            model = route.get("model") or ""
+            served = route.get("provider_model")
+            what = f"{model} as {served}" if served and served != model else model
+            reason = route.get("reason") or ""
+            table.add_row(
+                f"  via {clean(where)}", "", "", "", _breaker_state(route), _latency(route), clean(f"{what}: {reason}")
+            )
     out.table(table)
     if chain.get("hint"):
         out.line(f"hint: {clean(chain['hint'])}")
+    if chain.get("video"):
+        videos = Table("video provider", "tried", "key", "health", "breaker", "why", box=None)
+        for link in chain["video"]:
+            videos.add_row(
+                clean(link["provider"]),
+                "yes" if link.get("would_try") else "no",
+                clean(link.get("key_source") or "-"),
+                clean((link.get("health") or {}).get("status") or "-"),
+                _breaker_state(link),
+                clean(link.get("reason") or ""),
+            )
+        out.table(videos)
     return OK
+
+
+def _breaker_state(link: dict[str, Any]) -> str:
+    return clean((link.get("breaker") or {}).get("state") or "closed")
+
+
+def _latency(link: dict[str, Any]) -> str:
+    """p50/p95 of the successful calls seen lately, once enough are known (else a dash)."""
+    latency = link.get("latency")
+    if not latency:
+        return "-"
+    return f"{latency['p50_ms'] / 1000:.1f}/{latency['p95_ms'] / 1000:.1f} s"
 
 
 def login(args: argparse.Namespace, out: Output) -> int:
