@@ -93,6 +93,7 @@ def test_given_the_environment_when_read_then_handlers_get_exactly_the_names_the
         "DAILY_IMAGE_QUOTA": {"Ref": "DailyImageQuota"},
         "IMAGES_PER_MINUTE": {"Ref": "ImagesPerMinutePerUser"},
         "VIDEO_QUOTA_UNITS": {"Ref": "VideoQuotaUnits"},
+        "VIDEO_PROVIDERS": {"Ref": "VideoProviders"},
         "KEYS_KMS_KEY_ID": {"Ref": "KeysKey"},
         "PROVIDER_KEYS_SECRET": {"Ref": "ProviderKeysSecret"},
         "WEBHOOK_QUEUE_URL": {"Ref": "WebhooksQueue"},

@@ -77,31 +77,6 @@ class WebhookSettings(FunctionSettings):
     job_ttl_days: int = Field(30, ge=1, le=3650)
 
 
-class ApiSettings(JobSettings, WebhookSettings, KeySettings):
-    max_wait_seconds: int = Field(25, ge=0, le=28)
-    content_url_seconds: int = Field(300, ge=30, le=3600)
-    # Images per user per UTC day; 0 (or unset) turns quotas off. The template's default is 200.
-    daily_image_quota: int = Field(0, ge=0)
-    # Images per user per minute (a batch counts each image); 0 (or unset) turns the limit off.
-    images_per_minute: int = Field(0, ge=0)
-    # What one video costs of the daily image quota (the per-minute limit counts a video as one request).
-    video_quota_units: int = Field(10, ge=1, le=1000)
-
-
-class FetchSettings(BaseModel):
-    """How every fetch of an outside URL is checked: the media proxy's and the worker's (provider result URLs)."""
-
-    # Host suffixes; empty means the safe fetcher's defaults, a list replaces them.
-    media_allowed_hosts: str | None = None
-    # Local test doubles only: also admits plain http and loopback/private addresses (never metadata).
-    media_allow_private_networks: bool = False
-    media_max_bytes: int = Field(20 * 1024 * 1024, gt=0, le=1024**3)
-    media_connect_timeout_seconds: float = Field(5.0, gt=0, le=30)
-    media_read_timeout_seconds: float = Field(15.0, gt=0, le=60)
-    # Below API Gateway's 29 s integration limit, so the caller gets our 504 rather than the gateway's.
-    media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)
-
-
 class VideoSettings(BaseModel):
     """The worker's video jobs: which providers make them, and how their results are fetched (larger and slower than
     images: the byte limit and the time one download may take)."""
@@ -126,6 +101,31 @@ class VideoSettings(BaseModel):
         from imagegen.providers import DEFAULT_VIDEO_CHAIN
 
         return self.video_providers if self.video_providers is not None else DEFAULT_VIDEO_CHAIN
+
+
+class ApiSettings(JobSettings, WebhookSettings, KeySettings, VideoSettings):
+    max_wait_seconds: int = Field(25, ge=0, le=28)
+    content_url_seconds: int = Field(300, ge=30, le=3600)
+    # Images per user per UTC day; 0 (or unset) turns quotas off. The template's default is 200.
+    daily_image_quota: int = Field(0, ge=0)
+    # Images per user per minute (a batch counts each image); 0 (or unset) turns the limit off.
+    images_per_minute: int = Field(0, ge=0)
+    # What one video costs of the daily image quota (the per-minute limit counts a video as one request).
+    video_quota_units: int = Field(10, ge=1, le=1000)
+
+
+class FetchSettings(BaseModel):
+    """How every fetch of an outside URL is checked: the media proxy's and the worker's (provider result URLs)."""
+
+    # Host suffixes; empty means the safe fetcher's defaults, a list replaces them.
+    media_allowed_hosts: str | None = None
+    # Local test doubles only: also admits plain http and loopback/private addresses (never metadata).
+    media_allow_private_networks: bool = False
+    media_max_bytes: int = Field(20 * 1024 * 1024, gt=0, le=1024**3)
+    media_connect_timeout_seconds: float = Field(5.0, gt=0, le=30)
+    media_read_timeout_seconds: float = Field(15.0, gt=0, le=60)
+    # Below API Gateway's 29 s integration limit, so the caller gets our 504 rather than the gateway's.
+    media_total_timeout_seconds: float = Field(25.0, gt=0, le=28)
 
 
 class WorkerSettings(JobSettings, FetchSettings, WebhookSettings, KeySettings, VideoSettings):

@@ -258,7 +258,13 @@ def chain_status() -> ChainStatus:
     store = DynamoRouteMapStore(settings.table_name, dynamodb(settings))
     routes = RouteView(settings.providers, store, readers, REGISTRY, latency=latency)
     return ChainStatus(
-        lambda: key_resolver(settings), readers, order, routes=routes, latency=latency, settings=settings.providers
+        lambda: key_resolver(settings),
+        readers,
+        order,
+        video_order=settings.video_chain(),
+        routes=routes,
+        latency=latency,
+        settings=settings.providers,
     )
 
 

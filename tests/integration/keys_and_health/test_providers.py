@@ -220,3 +220,26 @@ def test_given_alice_own_key_breaker_open_when_each_lists_providers_then_only_al
     # Then alice's own breaker governs her chain only; bob's deployment key is not cooling down
     assert (alice["key_source"], alice["breaker"]["state"], alice["would_try"]) == ("user", "open", False)
     assert (bob["key_source"], bob["breaker"]["state"], bob["would_try"]) == ("deployment", "closed", True)
+
+
+def test_given_a_video_chain_when_providers_listed_then_video_links_show_their_keys_and_breakers(
+    call_api, keys_env: KeysEnv
+):
+    # Given the video chain fal then SiliconFlow, alice's own SiliconFlow key with its breaker open, no fal key
+    keys_env.set(VIDEO_PROVIDERS="fal,siliconflow")
+    call_api("PUT", "/v1/keys/siliconflow", body={"api_key": USER_SF})
+    version = keys_env.aws.client("dynamodb").get_item(
+        TableName=keys_env.aws.table, Key={"pk": {"S": "USER#alice"}, "sk": {"S": "KEY#siliconflow"}}
+    )["Item"]["version"]["S"]
+    store = DynamoBreakerStore(keys_env.aws.table, keys_env.aws.client("dynamodb"))
+    store.open("siliconflow", f"user:alice:{version}", time.time(), expected="closed")
+
+    # When alice lists the chain
+    body = call_api("GET", "/v1/providers").body
+
+    # Then the video chain is listed in its own order, each link with the key and breaker its calls would use
+    video = [(i["provider"], i["key_source"], i["breaker"]["state"], i["would_try"]) for i in body["video"]]
+    assert video == [("fal", None, "closed", False), ("siliconflow", "user", "open", False)]
+    assert body["video"][0]["reason"] == "no key: PUT /v1/keys/fal, or the deployment sets FAL_KEY"
+    assert all(item["latency"] is None for item in body["video"])
+    assert [i["provider"] for i in body["items"]] == ["siliconflow", "huggingface", "horde", "pollinations"]

@@ -78,7 +78,7 @@ class VideoChains:
             error = ErrorInfo(
                 code="no_video_providers",
                 message=f"{', '.join(unable)} cannot make a video {how}",
-                hint="name providers that can (GET /v1/providers lists them), or leave providers out",
+                hint="name providers that can (GET /v1/providers shows the video chain), or leave providers out",
             )
             return ChainFailed(error=error, attempts=[])
         if not chain.deps.settings.chain.default_chain and not request.providers:

@@ -3,7 +3,7 @@ observed latencies, and whether it is tried."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -99,6 +99,8 @@ class ProviderLink(_View):
 
 class ChainView(_View):
     items: list[ProviderLink]
+    # The video chain (VIDEO_PROVIDERS) as this caller would get it: the same keys, health and breakers as images.
+    video: list[ProviderLink] = []
     # Set when nothing would be tried: which keys to set.
     hint: str | None = None
 
@@ -121,6 +123,7 @@ class ChainStatus:
         breakers: Breakers,
         order: list[str],
         *,
+        video_order: Sequence[str] = (),
         routes: RouteView | None = None,
         latency: LatencyBook | None = None,
         settings: ProvidersSettings | None = None,
@@ -129,6 +132,7 @@ class ChainStatus:
         self._resolver = resolver
         self._breakers = breakers
         self._order = order
+        self._video_order = video_order
         self._routes = routes
         self._latency = latency
         self._settings = settings
@@ -140,7 +144,13 @@ class ChainStatus:
         for provider in self._order:
             resolved = None if providers.REGISTRY[provider].offline else resolver.describe(user_id, provider)
             items.append(self._with_models(self._link(provider, resolved, now), resolved))
-        return ChainView(items=items, hint=None if any(item.would_try for item in items) else self._hint(items))
+        # Video links: the image calls' latencies say nothing about a video's minutes, so none are shown.
+        video = [
+            self._link(provider, resolver.describe(user_id, provider), now).model_copy(update={"latency": None})
+            for provider in self._video_order
+        ]
+        hint = None if any(item.would_try for item in items) else self._hint(items)
+        return ChainView(items=items, video=video, hint=hint)
 
     def _with_models(self, link: ProviderLink, resolved: ResolvedKey | None) -> ProviderLink:
         if self._routes is None or resolved is None or resolved.source is None:
