@@ -471,7 +471,7 @@ class TestHordeAsync:
 class TestMetrics:
     def test_given_a_powertools_metrics_instance_when_a_fallback_happens_then_counts_are_added(self) -> None:
         metrics = Metrics(namespace="imagegen-test", service="worker")
-        # Powertools keeps one metric set per process: what an earlier test recorded and never flushed is not ours.
+        # Powertools' Metrics instances share one metric set: start from what this test adds alone.
         metrics.clear_metrics()
         h = make(metrics=metrics)
         h.hosts.on(SF, status(500, {"message": "boom"}))
