@@ -163,6 +163,11 @@ def run_job(box: Container, user: str = "bench", request: ImageRequest = SQUARE)
     return job
 
 
+def reached_siliconflow(job: Job) -> bool:
+    """The job called SiliconFlow (with the caller's key: the user's own, in the neighbour scenario)."""
+    return any(a.provider == "siliconflow" and a.outcome != "skipped" for a in job.outcome.attempts)
+
+
 def nearest_rank(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
@@ -597,13 +602,15 @@ def report(
         f"| {chaotic.wall_s:.0f} s |"
     )
     bob_served = sum(job.served_by == "siliconflow" for job in neighbour.bob)
-    neighbour_ok = bob_served == len(neighbour.bob) and neighbour.bob_calls == len(neighbour.bob)
+    bob_reached = sum(reached_siliconflow(job) for job in neighbour.bob)
+    neighbour_ok = bob_reached == len(neighbour.bob) and neighbour.bob_calls >= len(neighbour.bob)
     alice_row = (
-        f"| alice | {neighbour.alice_calls} | {sum(j.served_by == 'siliconflow' for j in neighbour.alice)} | "
+        f"| alice | {sum(reached_siliconflow(j) for j in neighbour.alice)} | {neighbour.alice_calls} | "
+        f"{sum(j.served_by == 'siliconflow' for j in neighbour.alice)} | "
         f"{sum(j.served_by not in (None, 'siliconflow') for j in neighbour.alice)} |"
     )
     bob_row = (
-        f"| bob | {neighbour.bob_calls} | **{bob_served}/{len(neighbour.bob)}** {mark(neighbour_ok)} | "
+        f"| bob | **{bob_reached}/{len(neighbour.bob)}** {mark(neighbour_ok)} | {neighbour.bob_calls} | {bob_served} | "
         f"{sum(j.served_by not in (None, 'siliconflow') for j in neighbour.bob)} |"
     )
     tables = [cost_table(cost) for cost in costs]
@@ -614,7 +621,7 @@ def report(
         "hedge_extra_healthy": round(extra, 3),
         "chaos_success": round(chaotic.success_rate, 3),
         "chaos_breakers_open": len(chaos_open),
-        "bob_served_by_siliconflow": f"{bob_served}/{len(neighbour.bob)}",
+        "bob_jobs_reaching_siliconflow": f"{bob_reached}/{len(neighbour.bob)}",
         "worst_writes_per_job_on_a_shared_item": round(worst, 4),
         "cost_jobs": [c.jobs for c in costs],
     }
@@ -675,13 +682,15 @@ alice's own SiliconFlow key answers 429 to every call; bob has his own key. {len
 the same window, two at a time each, through one execution environment (the worst case: the same caches and
 suspects serve both).
 
-| user | SiliconFlow calls with the user's key | served by SiliconFlow | served by another provider |
-|---|---:|---:|---:|
+| user | jobs that called SiliconFlow | calls with the user's key | served by SiliconFlow | served by another |
+|---|---:|---:|---:|---:|
 {alice_row}
 {bob_row}
 
 alice's 429s count toward her key's breaker only (`BREAKER#siliconflow#user:alice:<key version>`): it opens after
-10 in a row and her later jobs skip SiliconFlow; bob's breaker, bucket and calls are his own.
+10 in a row and her later jobs skip SiliconFlow; bob's breaker, bucket and calls are his own. A bob job that called
+SiliconFlow but was served by another provider lost to a hedge (SiliconFlow's double answers in milliseconds here,
+so its observed p90 is tiny and a slow moment on this machine starts one, within the 5 % budget).
 
 ### (4) DynamoDB calls per job on shared items — target ≤ {WRITES_TARGET} writes per job on any one item
 

@@ -4,6 +4,7 @@ the hedge budget and this container's suspects."""
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from imagegen.chain.latency import BASE_S, RATIO, Histogram, LatencyBook, LatencyPolicy, MemoryLatencyStore, bucket_of
@@ -170,6 +171,31 @@ def test_given_containers_with_room_to_spare_when_they_lease_then_the_bucket_is_
     # more of the busy one (its leases are two minutes of its demand, but at most a quarter of the bucket: 250)
     assert calls == 18_000 + 240
     assert store.writes <= 240 / 20 + 18_000 / 200
+
+
+class BeatenToIt(MemoryRateStore):
+    """Another container takes the free token between this one's read and its write, every time."""
+
+    def advance(self, name: str, scope: str, *, now: float, cost: float, tolerance: float, idle: bool) -> bool:
+        record = self.records.get((name, scope)) or BucketRecord()
+        self.records[(name, scope)] = BucketRecord(max(now, record.tat or now) + tolerance, record.blocked_until)
+        return super().advance(name, scope, now=now, cost=cost, tolerance=tolerance, idle=idle)
+
+
+def test_given_a_scarce_bucket_when_a_container_keeps_losing_the_race_then_it_backs_off_from_writing() -> None:
+    # Given one token every 10 s, and a container always beaten to it by another one
+    clock, store = Clock(), BeatenToIt()
+    limits = RateLimits(store, cache_s=0, wall_clock=clock, monotonic=clock)
+    limits._rng = random.Random(15)
+    # When it asks once every token's time, 100 times
+    answers = []
+    for _ in range(100):
+        answers.append(limits.acquire("siliconflow", "deployment:x", 6, clock.now))
+        clock.now += 10.0
+    # Then it never got a token ("not yet", never a failure), and after its first lost races it tried seldom: a
+    # refused conditional write is billed as a write
+    assert all(answer is not None and answer > 0 for answer in answers)
+    assert store.writes <= 15
 
 
 def test_given_a_retry_after_when_blocked_then_every_container_on_the_key_waits_until_then() -> None:

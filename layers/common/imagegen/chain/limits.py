@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import re
 import threading
 import time
@@ -42,9 +43,9 @@ class RateStore(Protocol):
     def read(self, name: str, scope: str) -> BucketRecord | None: ...
 
     def advance(self, name: str, scope: str, *, now: float, cost: float, tolerance: float, idle: bool) -> bool:
-        """Take `cost` seconds of the bucket: idle, `tat = now + cost` if tat is absent or past; busy, `tat += cost` (from
-        now if tat is absent) if tat is not past and stays within `tolerance` of now. Never while blocked. False when
-        the condition failed."""
+        """Take `cost` seconds of the bucket: idle, `tat = now + cost` if tat is absent or past; busy,
+        `tat += cost` (from now if tat is absent) if tat is not past and stays within `tolerance` of now. Never while
+        blocked. False when the condition failed."""
         ...
 
     def block(self, name: str, scope: str, until: float, now: float) -> None:
@@ -92,6 +93,8 @@ class _Lease:
     blocked_until: float = 0.0
     # Monotonic times of this container's recent asks: how many tokens its next lease should hold.
     asks: deque[float] = field(default_factory=lambda: deque(maxlen=1024))
+    # Races for a scarce bucket lost in a row: this container backs off from the next ones (see RateLimits._lease).
+    losses: int = 0
 
 
 class MemoryRateStore:
@@ -158,6 +161,7 @@ class RateLimits:
         self._wall = wall_clock
         self._monotonic = monotonic
         self._leases: dict[LimitKey, _Lease] = {}
+        self._rng = random.Random()  # noqa: S311 - back-off, not security
         self._records: dict[LimitKey, tuple[float, BucketRecord | None]] = {}
         self._lock = threading.Lock()
 
@@ -197,6 +201,9 @@ class RateLimits:
                 available = bucket.available(seen, now)
                 if available < 1.0:
                     return bucket.next_token(seen, now)
+            scarce = available < want
+            if scarce and self._backs_off(key):
+                return now + bucket.interval
             granted = max(1, min(want, int(available // 4) or 1, int(available)))
             # A new bucket is taken like a busy one (a commutative ADD), so fresh containers never race for it.
             idle = seen is not None and seen.tat is not None and seen.tat < now
@@ -208,11 +215,23 @@ class RateLimits:
                     blocked = seen.blocked_until if seen else 0.0
                     self._records[key] = (self._monotonic() + self.cache_s, BucketRecord(start + cost, blocked))
                     lease = self._leases[key]
-                    lease.tokens, lease.expires = granted - 1, self._monotonic() + self.LEASE_S
+                    lease.tokens, lease.expires, lease.losses = granted - 1, self._monotonic() + self.LEASE_S, 0
                 return None
+            if scarce:
+                with self._lock:
+                    lease = self._leases[key]
+                    lease.losses = min(lease.losses + 1, 8)
             seen = self._record(key, fresh=True)
         # The bucket changed under each try (taken empty, or another container's lease crossed idle and busy).
         return now + bucket.interval
+
+    def _backs_off(self, key: LimitKey) -> bool:
+        """Whether to let this scarce token go without trying: a refused conditional write is billed as a write, and
+        at a scarce bucket every container that read the same free token races for it. After n lost races in a row a
+        container tries with probability 2^-n (Ethernet's back-off), so the contenders for each token stay few."""
+        with self._lock:
+            losses = self._leases[key].losses
+        return losses > 0 and self._rng.random() >= 0.5**losses
 
     def _record(self, key: LimitKey, *, fresh: bool) -> BucketRecord | None:
         with self._lock:
