@@ -640,9 +640,10 @@ samples, the slowest job).
 A job here costs about T + L with timeouts only, and H + L with hedging ({hedge_rule}): the ratio is
 1 + T/L or 1 + H/L, so the target holds only when the delay before the secondary starts is at most L/2. A per-attempt
 timeout cannot be that short (it has to exceed the primary's own healthy latency), so timeouts alone cannot meet it;
-hedging can, with a hedge delay at most half the next link's latency. The shipped defaults do not: the hedge delay is
-`IMAGEGEN_HEDGE_DELAY_S` = 20 s and the attempt timeouts 60–90 s, which meet ≤ 1.5× only for secondaries slower
-than 40 s. Set the hedge delay per deployment from the providers' observed latencies.
+hedging can, with a hedge delay at most half the next link's latency. This scenario fixes H by hand; the shipped
+chain learns it: a link's hedge delay is its observed p90 (`IMAGEGEN_HEDGE_DELAY_S` = 20 s only until 10 latencies are
+known) and the hedge goes to another provider, within `IMAGEGEN_HEDGE_BUDGET`; see "The chain under faults" below,
+where a hanging primary after healthy traffic costs 1.08× the healthy p90.
 
 ### (c) Horde job with a {HORDE_QUEUE_WAIT_S} s queue wait — target ≤ {HORDE_TARGET_S:g} s of Lambda billed
 
