@@ -25,7 +25,7 @@ from imagegen.providers.base import (
     image_link,
     map_params,
 )
-from imagegen.providers.spec import AsyncSpec, VideoMode, VideoSpec
+from imagegen.providers.spec import VideoMode, VideoSpec, video_queue
 from imagegen.providers.video import nearest_aspect, nearest_resolution, nominal_size, shape_note
 
 if TYPE_CHECKING:
@@ -152,17 +152,5 @@ VIDEO: VideoSpec[FalSettings] = VideoSpec(
     plan=plan,
     build_request=build_request,
     parse_response=parse_response,
-    async_=AsyncSpec(
-        build_check=build_check,
-        parse_check=parse_check,
-        build_collect=build_collect,
-        parse_collect=parse_collect,
-        build_cancel=build_cancel,
-        # A generation takes minutes; checks at 2, 3, 5, 7, 10, 15, 23, 30, 30 ... s, as for SiliconFlow's videos.
-        min_check_delay_s=2,
-        check_backoff=1.5,
-        max_check_delay_s=30,
-        # Within the sweeper's hour (JOB_MAX_AGE_SECONDS) with room to fall through to another provider.
-        max_queue_s=1800.0,
-    ),
+    async_=video_queue(build_check, parse_check, build_cancel, build_collect, parse_collect),
 )

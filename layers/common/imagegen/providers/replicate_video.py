@@ -21,7 +21,7 @@ from imagegen.providers.base import (
     RemoteRequest,
     map_params,
 )
-from imagegen.providers.spec import AsyncSpec, VideoMode, VideoSpec
+from imagegen.providers.spec import VideoMode, VideoSpec, video_queue
 from imagegen.providers.video import nearest_aspect, nearest_resolution, nominal_size, shape_note
 
 if TYPE_CHECKING:
@@ -113,15 +113,6 @@ VIDEO: VideoSpec[ReplicateSettings] = VideoSpec(
     plan=plan,
     build_request=build_request,
     parse_response=parse_response,
-    async_=AsyncSpec(
-        build_check=build_check,
-        parse_check=parse_check,
-        build_cancel=build_cancel,
-        # After the create's own short wait: checks at 2, 3, 5, 7, 10, 15, 23, 30, 30 ... s.
-        min_check_delay_s=2,
-        check_backoff=1.5,
-        max_check_delay_s=30,
-        # Outputs are removed an hour after the prediction; 30 minutes leaves room to fetch and to fall through.
-        max_queue_s=1800.0,
-    ),
+    # After the create's own short wait; the check's answer carries the output (no collect call).
+    async_=video_queue(build_check, parse_check, build_cancel),
 )

@@ -27,7 +27,7 @@ from imagegen.providers.base import (
     request,
     short,
 )
-from imagegen.providers.spec import AsyncSpec, VideoMode, VideoSpec
+from imagegen.providers.spec import VideoMode, VideoSpec, video_queue
 
 if TYPE_CHECKING:
     import httpx
@@ -139,16 +139,5 @@ VIDEO: VideoSpec[SiliconFlowSettings] = VideoSpec(
     plan=plan,
     build_request=build_request,
     parse_response=parse_response,
-    async_=AsyncSpec(
-        build_check=build_check,
-        parse_check=parse_check,
-        build_cancel=build_cancel,
-        # A generation takes minutes; checks come at 2, 3, 5, 7, 10, 15, 23, 30, 30 ... s. 30 s at most keeps a
-        # finished video's link (10 minutes) far from expiry when it is fetched.
-        min_check_delay_s=2,
-        check_backoff=1.5,
-        max_check_delay_s=30,
-        # Within the sweeper's hour (JOB_MAX_AGE_SECONDS) with room to fall through to another provider.
-        max_queue_s=1800.0,
-    ),
+    async_=video_queue(build_check, parse_check, build_cancel),
 )

@@ -117,6 +117,30 @@ class AsyncSpec(Generic[S]):
         return int(max(self.min_check_delay_s, wait, min(math.ceil(backoff), self.max_check_delay_s)))
 
 
+def video_queue(
+    build_check: RemoteRequestFn[S],
+    parse_check: ParsePollFn,
+    build_cancel: CancelFn[S],
+    build_collect: RemoteRequestFn[S] | None = None,
+    parse_collect: ParsePollFn | None = None,
+) -> AsyncSpec[S]:
+    """A video provider's queue: a generation takes minutes, so checks come at 2, 3, 5, 7, 10, 15, 23, 30, 30 ... s
+    (30 s at most keeps a finished video's short-lived link far from expiry when it is fetched: SiliconFlow's lives
+    10 minutes, Replicate's outputs an hour), and a request may stay queued 30 minutes, within the sweeper's hour
+    (JOB_MAX_AGE_SECONDS) with room to fall through to another provider."""
+    return AsyncSpec(
+        build_check=build_check,
+        parse_check=parse_check,
+        build_cancel=build_cancel,
+        build_collect=build_collect,
+        parse_collect=parse_collect,
+        min_check_delay_s=2,
+        check_backoff=1.5,
+        max_check_delay_s=30,
+        max_queue_s=1800.0,
+    )
+
+
 @dataclass(frozen=True)
 class RoutedLinks:
     """What a routing provider's catalog offers for one model: its routes in the order to try, and when there are
