@@ -201,17 +201,22 @@ def test_given_stored_mappings_and_a_listing_when_providers_listed_then_routes_a
     assert hf["live_models"] is None
 
 
-def test_given_alice_own_key_breaker_open_when_each_lists_providers_then_only_alice_sees_it(
-    call_api, keys_env: KeysEnv
-):
-    # Given alice's own SiliconFlow key, whose breaker is open, and bob on the deployment's key
-    keys_env.set(SILICONFLOW_API_KEY="sk-DeploymentProvidersKey01")
+def _alice_own_key_cooling(call_api, keys_env: KeysEnv) -> None:
+    """alice stores her own SiliconFlow key, and its breaker (scoped to her key's version) is open."""
     call_api("PUT", "/v1/keys/siliconflow", body={"api_key": USER_SF})
     version = keys_env.aws.client("dynamodb").get_item(
         TableName=keys_env.aws.table, Key={"pk": {"S": "USER#alice"}, "sk": {"S": "KEY#siliconflow"}}
     )["Item"]["version"]["S"]
     store = DynamoBreakerStore(keys_env.aws.table, keys_env.aws.client("dynamodb"))
     store.open("siliconflow", f"user:alice:{version}", time.time(), expected="closed")
+
+
+def test_given_alice_own_key_breaker_open_when_each_lists_providers_then_only_alice_sees_it(
+    call_api, keys_env: KeysEnv
+):
+    # Given alice's own SiliconFlow key, whose breaker is open, and bob on the deployment's key
+    keys_env.set(SILICONFLOW_API_KEY="sk-DeploymentProvidersKey01")
+    _alice_own_key_cooling(call_api, keys_env)
 
     # When both list the chain
     alice = call_api("GET", "/v1/providers").body["items"][0]
@@ -227,12 +232,7 @@ def test_given_a_video_chain_when_providers_listed_then_video_links_show_their_k
 ):
     # Given the video chain fal then SiliconFlow, alice's own SiliconFlow key with its breaker open, no fal key
     keys_env.set(VIDEO_PROVIDERS="fal,siliconflow")
-    call_api("PUT", "/v1/keys/siliconflow", body={"api_key": USER_SF})
-    version = keys_env.aws.client("dynamodb").get_item(
-        TableName=keys_env.aws.table, Key={"pk": {"S": "USER#alice"}, "sk": {"S": "KEY#siliconflow"}}
-    )["Item"]["version"]["S"]
-    store = DynamoBreakerStore(keys_env.aws.table, keys_env.aws.client("dynamodb"))
-    store.open("siliconflow", f"user:alice:{version}", time.time(), expected="closed")
+    _alice_own_key_cooling(call_api, keys_env)
 
     # When alice lists the chain
     body = call_api("GET", "/v1/providers").body
