@@ -199,7 +199,10 @@ _IMAGE_SCHEMA: dict[str, Any] = {
 class VideoRequest(StrictModel):
     """POST /v1/videos: text-to-video, or image-to-video with `image`."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, json_schema_extra=_VIDEO_SIZE_RULES)
+    # Built on the first video request, not at the API's cold start (as the other video models below).
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, json_schema_extra=_VIDEO_SIZE_RULES, defer_build=True
+    )
 
     prompt: Annotated[str, Field(min_length=1, max_length=2000, json_schema_extra={"pattern": NOT_BLANK_PATTERN})]
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
@@ -337,6 +340,8 @@ class Waiting(BaseModel):
 class VideoInfo(BaseModel):
     """The stored video, as the container check read it while it streamed into storage."""
 
+    model_config = ConfigDict(defer_build=True)
+
     url: str
     content_type: Literal["video/mp4", "video/webm"]
     # As the container says (an MP4's tkhd, a WebM's video track); None when it does not say.
@@ -386,6 +391,8 @@ class Job(JobFields):
 
 class VideoJob(JobFields):
     """A video job as a client sees it: an image job's fields with `video` in place of `image`."""
+
+    model_config = ConfigDict(defer_build=True)
 
     request: VideoRequest
     video: VideoInfo | None = None
@@ -445,5 +452,7 @@ class JobPage(BaseModel):
 
 
 class VideoJobPage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     items: list[VideoJob]
     next_cursor: str | None = None

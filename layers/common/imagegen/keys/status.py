@@ -11,14 +11,14 @@ from pydantic import BaseModel, ConfigDict
 
 from imagegen import providers
 from imagegen.breaker import BreakerStateName, BreakerStatus, BreakerUnavailable
-from imagegen.chain.latency import LatencySummary
 from imagegen.clock import utcnow
 from imagegen.errors import ImagegenError
 from imagegen.keys.types import KeySource, ResolvedKey
 
+# Types only: importing imagegen.chain would load the whole chain (and httpx) into the API at cold start.
 if TYPE_CHECKING:
     from imagegen.catalogs import RouteMapStore
-    from imagegen.chain.latency import LatencyBook
+    from imagegen.chain.latency import LatencyBook, LatencySummary
     from imagegen.keys.resolver import KeyResolver
     from imagegen.providers.settings import ProvidersSettings
 
