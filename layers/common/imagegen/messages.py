@@ -88,8 +88,14 @@ JobMessage = Annotated[GenerateMessage | CheckMessage | CancelMessage | KeyCheck
 QueueMessage = GenerateMessage | CheckMessage | CancelMessage | KeyCheckMessage | WebhookMessage
 
 
+class QueueUnavailable(Exception):
+    """The queue did not take a message (SQS refused it or could not be reached); the caller's record is durable, so
+    the sweeper sends it again."""
+
+
 class Queue(Protocol):
-    """The one queue port (imagegen.adapters.queue.SqsQueue): the jobs queue and the webhooks queue alike."""
+    """The one queue port (imagegen.adapters.queue.SqsQueue): the jobs queue and the webhooks queue alike. Both
+    methods raise QueueUnavailable when the queue does not take the message(s)."""
 
     def send(self, message: QueueMessage, *, delay_seconds: int = 0) -> None: ...
 

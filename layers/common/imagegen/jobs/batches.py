@@ -18,7 +18,7 @@ from imagegen.ids import new_id
 from imagegen.jobs.batch_models import Batch, BatchCreate, BatchItem, BatchRecord, BatchStatus, StatusCounts
 from imagegen.jobs.quota import QuotaFull, Quotas
 from imagegen.jobs.service import IMAGE_JOBS, JobService, check_idempotency_key, request_hash
-from imagegen.messages import GenerateMessage, Queue
+from imagegen.messages import GenerateMessage, Queue, QueueUnavailable
 from imagegen.models import ErrorInfo, ImageRequest, Job, JobRecord, utcnow
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ class BatchService:
         # The jobs are durable already; if SQS refuses, the sweeper re-enqueues jobs left queued too long.
         try:
             self._queue.send_many([_generate(job) for job in records])
-        except Exception:
+        except QueueUnavailable:
             logger.exception("could not enqueue %d batch jobs; the sweeper will pick them up", len(records))
 
     def get(self, user_id: str, batch_id: str) -> Batch:

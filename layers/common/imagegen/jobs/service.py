@@ -17,7 +17,7 @@ from imagegen.errors import BadRequest, Conflict, ImagegenError, NotFound
 from imagegen.ids import new_id
 from imagegen.jobs.outbox import Outbox, OutboxItem
 from imagegen.jobs.quota import QuotaFull, Quotas
-from imagegen.messages import CancelMessage, GenerateMessage, Queue
+from imagegen.messages import CancelMessage, GenerateMessage, Queue, QueueUnavailable
 from imagegen.models import ImageRequest, Job, JobKindName, JobRecord, VideoJob, VideoRequest, utcnow
 
 logger = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class JobService(Generic[R, P]):
         # The job is already durable; if SQS refuses, the sweeper re-enqueues jobs left queued too long.
         try:
             self._queue.send(GenerateMessage(user_id=job.user_id, job_id=job.id))
-        except Exception:
+        except QueueUnavailable:
             logger.exception("could not enqueue job %s; the sweeper will pick it up", job.id)
 
     def get(self, user_id: str, job_id: str) -> P:
@@ -252,7 +252,7 @@ class JobService(Generic[R, P]):
             # provider has no cancel, only stops checking on it (a canceled job is never claimed again).
             try:
                 self._queue.send(CancelMessage(user_id=user_id, job_id=job_id))
-            except Exception:
+            except QueueUnavailable:
                 logger.exception("could not queue remote cancel for job %s", job_id)
         return self.kind.public(job)
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from imagegen.adapters.active_jobs import ActiveJobs
 from imagegen.jobs.outbox import Outbox, OutboxItem, OutboxReport
-from imagegen.messages import CheckMessage, GenerateMessage, Queue
+from imagegen.messages import CheckMessage, GenerateMessage, Queue, QueueUnavailable
 from imagegen.models import ErrorInfo, JobRecord, utcnow
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class Sweeper:
             message = GenerateMessage(user_id=job.user_id, job_id=job.id)
         try:
             self._queue.send(message)
-        except Exception:
+        except QueueUnavailable:
             # Counted as a re-queue all the same: a queue that keeps refusing still ends the job within the bound.
             logger.exception("could not re-queue job %s; the next sweep tries again", job.id)
             report.send_errors += 1
