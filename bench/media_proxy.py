@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.doubles.storage: the same double the tests use
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _moto import start_moto_process
 from _results import write_section
 
 SIZE = 50 * 1000 * 1000
@@ -121,32 +121,6 @@ def _key(url: str) -> str:
 # --- parent: the doubles, the runs, the report ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    # Its own process: moto keeps uploaded parts in memory, which must not count as the proxy's memory.
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process, endpoint
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("moto server did not start")
-
-
 def _run_child(scenario: str, url: str, warm_url: str, endpoint: str, bucket: str) -> dict[str, Any]:
     args = [sys.executable, __file__, "--child", scenario, url, warm_url, endpoint, bucket]
     out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT)
@@ -158,7 +132,7 @@ def main() -> None:
 
     from tests.doubles.storage import StorageDouble
 
-    moto, endpoint = _start_moto()
+    moto, endpoint = start_moto_process()
     try:
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
         _s3(boto3, endpoint).create_bucket(Bucket=bucket)

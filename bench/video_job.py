@@ -23,8 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.doubles and tests.conftest: the same doubles and resources the tests use
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _moto import start_moto_process
 from _results import write_section
-from video_memory import SIZE, _free_port, _status_kb, _videos
+from video_memory import SIZE, _status_kb, _videos
 
 RUNS = 3
 RSS_TARGET_MB = 64.0
@@ -115,26 +116,6 @@ def _double(storage: Any, files: dict[str, bytes], source: str) -> Any:
     return BenchDouble(storage, api_key=SF_KEY)
 
 
-def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import socket
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("moto server did not start")
-
-
 def _run_child(env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--child"], capture_output=True, text=True, check=False, cwd=ROOT, env=env
@@ -152,7 +133,7 @@ def main() -> int:
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     files = _videos()
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-    moto, endpoint = _start_moto()
+    moto, endpoint = start_moto_process()
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
     try:
         with StorageDouble() as storage:

@@ -7,7 +7,6 @@ import argparse
 import hashlib
 import json
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.doubles: the same doubles the tests use
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _moto import start_moto_process
 from _results import write_section
 
 SIZE = 100 * 1000 * 1000
@@ -126,31 +126,6 @@ def _videos() -> dict[str, bytes]:
     return files
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    # Its own process: moto keeps uploaded parts in memory, which must not count as the worker's memory.
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("moto server did not start")
-
-
 def _run_child(scenario: str, url: str, warm_url: str, endpoint: str, bucket: str) -> dict[str, Any]:
     args = [sys.executable, __file__, "--child", scenario, url, warm_url, endpoint, bucket]
     out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT)
@@ -164,7 +139,7 @@ def main() -> int:
 
     files = _videos()
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-    moto, endpoint = _start_moto()
+    moto, endpoint = start_moto_process()
     try:
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
         _s3(boto3, endpoint).create_bucket(Bucket=bucket)

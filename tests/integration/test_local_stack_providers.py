@@ -78,15 +78,15 @@ class Api:
 StartApi = Callable[..., Api]
 
 
-@pytest.fixture
-def start_api(local_stack_factory: Callable[..., LocalStack], doubles_environ: dict[str, str]) -> Iterator[StartApi]:
-    """Starts the repository's stack with every provider pointed at its double; `env` overrides per test."""
+def api_starter(local_stack_factory: Callable[..., LocalStack], base_env: dict[str, str]) -> Iterator[StartApi]:
+    """Starts the repository's stack with `base_env` (the providers pointed at their doubles); `env` overrides per test.
+    A generator for a fixture to yield from: its clients are closed after the test."""
     clients: list[httpx.Client] = []
 
     def start(**env: str) -> Api:
         stack = local_stack_factory(
             env_overrides={
-                **doubles_environ,
+                **base_env,
                 # Signed result links on the storage double are plain http on 127.0.0.1.
                 "MEDIA_ALLOW_PRIVATE_NETWORKS": "true",
                 "WORKER_DEADLINE_SECONDS": "10",
@@ -106,6 +106,12 @@ def start_api(local_stack_factory: Callable[..., LocalStack], doubles_environ: d
     yield start
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def start_api(local_stack_factory: Callable[..., LocalStack], doubles_environ: dict[str, str]) -> Iterator[StartApi]:
+    """Starts the repository's stack with every provider pointed at its double; `env` overrides per test."""
+    yield from api_starter(local_stack_factory, doubles_environ)
 
 
 def outline(job: dict[str, Any]) -> list[tuple[str, str | None, str, str | None]]:

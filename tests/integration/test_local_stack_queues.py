@@ -22,7 +22,7 @@ from tests.doubles.keys import FAL_KEY, REPLICATE_TOKEN
 from tests.doubles.replicate import ReplicateDouble
 from tests.doubles.siliconflow import SiliconFlowDouble
 from tests.doubles.storage import StorageDouble
-from tests.integration.test_local_stack_providers import VISIBILITY_TIMEOUT, Api, outline, wait_for
+from tests.integration.test_local_stack_providers import Api, api_starter, outline, wait_for
 
 pytest_plugins = ["tests.doubles.fixtures", "tests.doubles.local_stack"]
 pytestmark = pytest.mark.integration
@@ -37,30 +37,7 @@ def start_api(
     queue_doubles_environ: dict[str, str],
 ) -> Iterator[StartApi]:
     """The repository's stack with every provider, fal and Replicate included, pointed at its double."""
-    clients: list[httpx.Client] = []
-
-    def start(**env: str) -> Api:
-        stack = local_stack_factory(
-            env_overrides={
-                **doubles_environ,
-                **queue_doubles_environ,
-                "MEDIA_ALLOW_PRIVATE_NETWORKS": "true",
-                "WORKER_DEADLINE_SECONDS": "10",
-                "IMAGEGEN_LOCAL_VISIBILITY_TIMEOUT": VISIBILITY_TIMEOUT,
-                "IMAGEGEN_LOCAL_WORKER_CONCURRENCY": "2",
-                **env,
-            },
-            run_schedules=False,
-        )
-        client = httpx.Client(
-            base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=httpx.Timeout(30.0)
-        )
-        clients.append(client)
-        return Api(stack, client)
-
-    yield start
-    for client in clients:
-        client.close()
+    yield from api_starter(local_stack_factory, {**doubles_environ, **queue_doubles_environ})
 
 
 def pending_messages(api: Api, job_id: str) -> list[str]:
