@@ -116,6 +116,10 @@ def _key_hint(provider: str) -> str:
     return f"PUT /v1/keys/{provider}, or the deployment sets {providers.DEPLOYMENT_KEY_NAMES[provider]}"
 
 
+# What a provider's image link shows that says nothing about its videos.
+_IMAGE_ONLY: dict[str, object] = {"latency": None, "live_models": None, "gone_models": [], "routes": None}
+
+
 class ChainStatus:
     def __init__(
         self,
@@ -140,15 +144,15 @@ class ChainStatus:
 
     def describe(self, user_id: str) -> ChainView:
         resolver, now = self._resolver(), self._clock()
-        items = []
-        for provider in self._order:
-            resolved = None if providers.REGISTRY[provider].offline else resolver.describe(user_id, provider)
-            items.append(self._with_models(self._link(provider, resolved, now), resolved))
-        # Video links: the image calls' latencies say nothing about a video's minutes, so none are shown.
-        video = [
-            self._link(provider, resolver.describe(user_id, provider), now).model_copy(update={"latency": None})
-            for provider in self._video_order
-        ]
+        links: dict[str, ProviderLink] = {}
+        resolved: dict[str, ResolvedKey | None] = {}
+        for provider in dict.fromkeys([*self._order, *self._video_order]):
+            # One key resolution per provider (it reads the caller's key and the keys' health), for both chains.
+            resolved[provider] = None if providers.REGISTRY[provider].offline else resolver.describe(user_id, provider)
+            links[provider] = self._link(provider, resolved[provider], now)
+        items = [self._with_models(links[provider], resolved[provider]) for provider in self._order]
+        # Video links show what images' do not tell apart: no image latencies, model listings or routes.
+        video = [links[provider].model_copy(update=_IMAGE_ONLY) for provider in self._video_order]
         hint = None if any(item.would_try for item in items) else self._hint(items)
         return ChainView(items=items, video=video, hint=hint)
 
